@@ -1,0 +1,329 @@
+"""The configuration model: every section of ``edge.yaml`` and of an app file.
+
+All objects are frozen pydantic models that forbid unknown keys, so a typo is an
+error. Durations are seconds (``Duration``); in YAML they are written ``500ms``,
+``2s``, ``1m`` (a bare number means milliseconds, as in the platform's fly.toml).
+Region codes are checked against the catalogue handed in as validation context
+(``{"regions": {...}}``); see ``edge.config.load``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+
+from edge.config.types import Duration, HostPort, IPAddress, Network, Port, split_host_port
+
+_APP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def _check_region(value: str, info: ValidationInfo) -> str:
+    regions = (info.context or {}).get("regions")
+    if regions is not None and value not in regions:
+        raise ValueError(f"unknown region {value!r}; valid regions: {', '.join(sorted(regions))}")
+    return value
+
+
+def _check_name(value: str) -> str:
+    if not _APP_NAME.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid name: use 1-63 lowercase letters, digits and '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+RegionCode = Annotated[str, AfterValidator(_check_region)]
+Name = Annotated[str, AfterValidator(_check_name)]
+
+
+class Frozen(BaseModel):
+    """Base of every config object: immutable, unknown keys rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- apps: services, ports, checks, machines -------------------------------------------
+
+Handler = Literal["http", "tls", "proxy_proto"]
+_HANDLER_SETS = (
+    frozenset(),
+    frozenset({"http"}),
+    frozenset({"tls", "http"}),
+    frozenset({"tls"}),
+    frozenset({"proxy_proto"}),
+    frozenset({"tls", "proxy_proto"}),
+)
+
+
+class ProxyProtoOptions(Frozen):
+    version: Literal["v1", "v2"] = "v1"
+
+
+class PortSpec(Frozen):
+    """One public port of a service and how its connections are handled."""
+
+    port: Port
+    handlers: tuple[Handler, ...] = ()
+    force_https: bool = False
+    proxy_proto_options: ProxyProtoOptions = ProxyProtoOptions()
+    accept_proxy_proto: bool = False  # the listener reads a PROXY header from the client
+
+    @model_validator(mode="after")
+    def _handlers_make_sense(self) -> PortSpec:
+        handlers = frozenset(self.handlers)
+        if len(handlers) != len(self.handlers) or handlers not in _HANDLER_SETS:
+            raise ValueError(
+                f"handlers {list(self.handlers)} is not a supported combination; use [], [http], "
+                "[tls, http], [tls], [proxy_proto] or [tls, proxy_proto]"
+            )
+        if self.force_https and "http" not in handlers:
+            raise ValueError("force_https needs the http handler on this port")
+        return self
+
+    @property
+    def is_http(self) -> bool:
+        return "http" in self.handlers
+
+    @property
+    def is_tls(self) -> bool:
+        return "tls" in self.handlers
+
+    @property
+    def sends_proxy_proto(self) -> bool:
+        return "proxy_proto" in self.handlers
+
+
+class ConcurrencySpec(Frozen):
+    """The platform's load bands: below soft preferred, at hard never chosen."""
+
+    type: Literal["connections", "requests"] = "connections"
+    soft_limit: int = Field(default=20, ge=1)
+    hard_limit: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _hard_not_below_soft(self) -> ConcurrencySpec:
+        if self.hard_limit is not None and self.hard_limit < self.soft_limit:
+            raise ValueError(
+                f"hard_limit ({self.hard_limit}) must not be below soft_limit ({self.soft_limit})"
+            )
+        return self
+
+
+class CheckTiming(Frozen):
+    interval: Duration = 15.0
+    timeout: Duration = 2.0
+    grace_period: Duration = 1.0
+    rise: int = Field(default=2, ge=1)
+    fall: int = Field(default=3, ge=1)
+    jitter: float = Field(default=0.1, ge=0.0, le=1.0)  # fraction of interval
+
+    @model_validator(mode="after")
+    def _positive_interval(self) -> CheckTiming:
+        if self.interval <= 0 or self.timeout <= 0:
+            raise ValueError("interval and timeout must be greater than zero")
+        return self
+
+
+class TcpCheckSpec(CheckTiming):
+    """Passes when a TCP connection to the machine's internal port opens in time."""
+
+
+class HttpCheckSpec(CheckTiming):
+    """Passes on a 2xx answer; redirects are not followed."""
+
+    method: str = "GET"
+    path: str = "/"
+    protocol: Literal["http", "https"] = "http"
+    tls_skip_verify: bool = False
+    tls_server_name: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _path_is_absolute(self) -> HttpCheckSpec:
+        if not self.path.startswith("/"):
+            raise ValueError(f"path must start with '/', not {self.path!r}")
+        self.__dict__["method"] = self.method.upper()
+        return self
+
+
+CheckSpec = TcpCheckSpec | HttpCheckSpec
+
+
+class OutlierSpec(Frozen):
+    """Passive health: eject a machine after consecutive failures (Envoy's rule)."""
+
+    consecutive_failures: int = Field(default=5, ge=1)
+    base_ejection_time: Duration = 30.0
+    max_ejection_time: Duration = 300.0
+    max_ejection_percent: int = Field(default=10, ge=0, le=100)
+
+
+Strategy = Literal["nearest", "weighted_latency", "least_connections", "p2c_peak_ewma", "maglev"]
+
+
+class ServiceSpec(Frozen):
+    """Like the platform's ``[[services]]``: one internal port behind public ports."""
+
+    internal_port: Port = 8080
+    protocol: Literal["tcp"] = "tcp"
+    ports: tuple[PortSpec, ...] = Field(min_length=1)
+    concurrency: ConcurrencySpec = ConcurrencySpec()
+    tcp_checks: tuple[TcpCheckSpec, ...] = ()
+    http_checks: tuple[HttpCheckSpec, ...] = ()
+    strategy: Strategy = "nearest"
+    latency_weight: float = Field(default=1.0, gt=0)
+    latency_exponent: float = Field(default=2.0, gt=0)  # k in weight / RTT^k
+    connect_timeout: Duration = 5.0
+    timeout: Duration = 60.0  # waiting for the machine's answer: then 504
+    retries: int = Field(default=2, ge=0, le=10)
+    retry_budget: float = Field(default=0.2, ge=0.0, le=1.0)
+    queue_timeout: Duration = 5.0
+    no_candidate_wait: Duration = 1.0
+    outlier: OutlierSpec = OutlierSpec()
+    panic_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    slow_start: Duration = 0.0
+
+
+class MachineSpec(Frozen):
+    """An instance of an app: a demo machine served by the edge, or an address."""
+
+    id: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    region: RegionCode
+    address: str | None = None
+    ports: dict[Port, Port] = Field(default_factory=dict)
+    weight: int = Field(default=1, ge=1, le=1000)
+    demo: bool = False
+    state: Literal["started", "stopped"] = "started"
+
+    @model_validator(mode="after")
+    def _address_or_demo(self) -> MachineSpec:
+        if self.demo == (self.address is not None):
+            raise ValueError("give either address (HOST:PORT or HOST) or demo: true")
+        if self.address is not None and ":" in self.address.strip("[]") and "]" not in self.address:
+            split_host_port(self.address)  # a v4 host or name with a port: check it
+        return self
+
+
+class AppSpec(Frozen):
+    """An app file (the platform's fly.toml, in YAML); also each entry of ``apps``."""
+
+    app: Name
+    org: Name = "personal"
+    primary_region: RegionCode
+    services: tuple[ServiceSpec, ...] = ()
+    machines: tuple[MachineSpec, ...] = ()
+
+    @model_validator(mode="after")
+    def _ports_unique(self) -> AppSpec:
+        seen: set[int] = set()
+        for service in self.services:
+            for port in service.ports:
+                if port.port in seen:
+                    raise ValueError(f"public port {port.port} is used by two services")
+                seen.add(port.port)
+        ids = [m.id for m in self.machines if m.id is not None]
+        if len(ids) != len(set(ids)):
+            raise ValueError("machine ids must be unique within an app")
+        return self
+
+
+# --- the edge itself -------------------------------------------------------------------
+
+
+class ClientNet(Frozen):
+    cidr: Network
+    region: RegionCode
+
+
+class EdgeSpec(Frozen):
+    """Points of presence and where clients are."""
+
+    pops: tuple[RegionCode, ...] = Field(min_length=1)
+    local_region: RegionCode
+    clients: tuple[ClientNet, ...] = ()
+    trust_client_region_header: bool = True
+    simulate_latency: bool = False
+
+
+class RttOverride(Frozen):
+    a: RegionCode
+    b: RegionCode
+    rtt: Duration
+
+
+class LatencySpec(Frozen):
+    """The RTT model: great-circle distance, light in fiber, route inflation, a floor."""
+
+    fiber_km_per_ms: float = Field(default=200.0, gt=0)
+    route_inflation: float = Field(default=1.5, ge=1.0)
+    per_hop_floor: Duration = 0.002
+    overrides: tuple[RttOverride, ...] = ()
+
+
+class PoolsSpec(Frozen):
+    v4: tuple[Network, ...] = ("127.77.0.0/16",)
+    v6: tuple[Network, ...] = ("fd77:e0::/64",)
+    private_v6: tuple[Network, ...] = ("fdaa:77::/64",)
+
+
+class IpamSpec(Frozen):
+    max_ips_per_org: int = Field(default=100, ge=1)
+    reuse_after: Duration = 3600.0
+    pools: PoolsSpec = PoolsSpec()
+    shared_v4: IPAddress = "127.77.255.254"
+
+
+class HttpSpec(Frozen):
+    headers_read_timeout: Duration = 10.0
+    max_header_bytes: int = Field(default=32768, ge=1024)
+    idle_timeout: Duration = 60.0
+    upstream_idle_timeout: Duration = 4.0
+
+
+class TlsSpec(Frozen):
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> TlsSpec:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("give both cert_file and key_file, or neither (self-signed)")
+        return self
+
+
+class ApiSpec(Frozen):
+    listen: HostPort = "127.0.0.1:4280"
+
+
+class MetricsSpec(Frozen):
+    enabled: bool = True
+
+
+class OrgSpec(Frozen):
+    slug: Name
+
+
+class EdgeConfig(Frozen):
+    """The whole of ``edge.yaml``."""
+
+    edge: EdgeSpec
+    latency: LatencySpec = LatencySpec()
+    ipam: IpamSpec = IpamSpec()
+    http: HttpSpec = HttpSpec()
+    tls: TlsSpec = TlsSpec()
+    api: ApiSpec = ApiSpec()
+    metrics: MetricsSpec = MetricsSpec()
+    drain_timeout: Duration = 10.0
+    orgs: tuple[OrgSpec, ...] = ()
+    apps: tuple[AppSpec, ...] = ()
+
+    @model_validator(mode="after")
+    def _names_unique(self) -> EdgeConfig:
+        names = [a.app for a in self.apps]
+        if len(names) != len(set(names)):
+            raise ValueError("app names must be unique")
+        return self
