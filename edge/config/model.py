@@ -247,6 +247,7 @@ class EdgeSpec(Frozen):
     clients: tuple[ClientNet, ...] = ()
     trust_client_region_header: bool = True
     simulate_latency: bool = False
+    app_domain: str = "edge.test"  # an app answers on shared_v4 as <app>.<app_domain>
 
 
 class RttOverride(Frozen):

@@ -1,0 +1,107 @@
+"""The contract between the data plane and the rest of edge.
+
+A listener's protocols call ``ListenerRouter.choose`` once per TCP connection (raw and
+tls ports) or once per request (http ports, and again for each retry), and then report
+exactly one ``release`` for every ``Upstream`` they were given, whatever happened.
+Expected failures are values (``NoUpstream``), never exceptions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+ProxyProtoVersion = Literal["v1", "v2"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    """Who is connected, fixed for the life of one accepted connection."""
+
+    peer_ip: str
+    peer_port: int
+    local_ip: str
+    local_port: int
+    tls: bool = False
+    sni: str | None = None
+    # Set when the listener accepted a PROXY protocol header from the client.
+    proxied: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RouteHints:
+    """What an HTTP request says about where it wants to go (raw bytes as parsed)."""
+
+    host: bytes | None = None
+    prefer_region: bytes | None = None
+    force_region: bytes | None = None
+    prefer_instance: bytes | None = None
+    force_instance: bytes | None = None
+    client_region: bytes | None = None  # the simulation header Edge-Client-Region
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """The machine chosen for one connection or request."""
+
+    host: str
+    port: int
+    machine_id: str
+    region: str
+    app: str
+    reason: str  # the routing rule that chose it: nearest, prefer_region, retry, ...
+    ticket: object  # opaque to the data plane: handed back in every report
+    send_proxy_proto: ProxyProtoVersion | None = None
+    client_delay: float = 0.0  # simulated client <-> PoP round trip, seconds
+    upstream_delay: float = 0.0  # simulated PoP <-> machine round trip, seconds
+    timeout: float = 60.0  # how long to wait for the machine's answer (then 504)
+    connect_timeout: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class NoUpstream:
+    """No machine can take this connection or request."""
+
+    status: int  # 503 (none available), 404 (unknown host on shared_v4), 421 ...
+    reason: str  # short text for the response body and logs
+    app: str | None = None
+    retry_after: int = 1
+    wait: float = 0.0  # raw TCP: how long to hold the connection before closing
+
+
+Choice = Upstream | NoUpstream
+
+
+class ListenerRouter(Protocol):
+    """One per listener (address, port); the data plane's only view of the world."""
+
+    pop: str  # the PoP this listener's clients land on (for Fly-Region, request ids)
+    handlers: tuple[str, ...]  # the port's handlers: (), ("http",), ("tls", "http") ...
+    force_https: bool
+    retries: int  # how many other machines an HTTP request may try after a failed connect
+
+    def choose(
+        self, client: ClientInfo, hints: RouteHints | None, exclude: frozenset[str]
+    ) -> Choice:
+        """An upstream for a new connection (hints None) or request; never raises."""
+        ...
+
+    def connected(self, upstream: Upstream, seconds: float) -> None:
+        """The TCP connection to the machine opened after ``seconds``."""
+        ...
+
+    def connect_failed(self, upstream: Upstream, reason: str) -> None:
+        """Connecting failed: ``refused``, ``timeout``, ``reset`` or ``unreachable``."""
+        ...
+
+    def responded(self, upstream: Upstream, status: int, seconds: float) -> None:
+        """An HTTP response head arrived (status) after ``seconds`` from the request."""
+        ...
+
+    def transferred(self, upstream: Upstream, to_machine: int, to_client: int) -> None:
+        """Bytes relayed; called when a connection or request finishes."""
+        ...
+
+    def release(self, upstream: Upstream) -> None:
+        """The connection or request is over: its load slot is free again."""
+        ...
