@@ -49,7 +49,7 @@ class Frozen(BaseModel):
 # --- apps: services, ports, checks, machines -------------------------------------------
 
 Handler = Literal["http", "tls", "proxy_proto"]
-_HANDLER_SETS = (
+_HANDLER_SETS: tuple[frozenset[str], ...] = (
     frozenset(),
     frozenset({"http"}),
     frozenset({"tls", "http"}),
