@@ -1,0 +1,7 @@
+"""``python -m edge`` is ``edge``."""
+
+import sys
+
+from edge.cli.edge import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Command-line entry points: ``edge`` (daemon and local commands) and ``edgectl``."""

@@ -1,0 +1,137 @@
+"""``edge``: run the daemon (``serve``) and local commands (``check-config``, ``regions``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from edge.cli.table import render_table
+from edge.config.load import load_config, parse_config
+from edge.config.model import EdgeConfig
+from edge.config.regions import default_catalogue
+from edge.core.regions import RegionCatalogue
+from edge.errors import ConfigError, EdgeError
+from edge.runtime.logs import configure_logging
+from edge.runtime.statedir import default_state_dir
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+# With no --config the daemon runs with every current region as a PoP and no apps.
+DEFAULT_LOCAL_REGION = "lhr"
+
+
+def default_config(catalogue: RegionCatalogue) -> EdgeConfig:
+    pops = [r.code for r in catalogue.current()]
+    local = os.environ.get("EDGE_LOCAL_REGION", DEFAULT_LOCAL_REGION)
+    return parse_config({"edge": {"pops": pops, "local_region": local}}, catalogue, "defaults")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the edge daemon")
+    serve.add_argument("--config", type=Path, help="edge.yaml (default: built-in, no apps)")
+    serve.add_argument(
+        "--state-dir", type=Path, help="persistent state (default: $EDGE_STATE_DIR, ...)"
+    )
+    serve.add_argument("--api", metavar="HOST:PORT", help="control-plane address (api.listen)")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--log-format", default="human", choices=["human", "json"])
+    serve.add_argument(
+        "--drain-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="grace period for in-flight work at shutdown (default: drain_timeout, 10 s)",
+    )
+
+    check = commands.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("file", type=Path)
+
+    commands.add_parser("regions", help="print the region catalogue")
+    return parser
+
+
+def cmd_check_config(file: Path) -> int:
+    try:
+        load_config(file, default_catalogue())
+    except ConfigError as exc:
+        print(f"{file}: {len(exc.problems)} error(s)", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_FAILED
+    print("ok")
+    return EXIT_OK
+
+
+def cmd_regions() -> int:
+    rows = [
+        (
+            r.code,
+            r.city,
+            f"{r.latitude:.2f}",
+            f"{r.longitude:.2f}",
+            "yes" if r.gateway else "",
+            "deprecated" if r.deprecated else "current",
+        )
+        for r in default_catalogue()
+    ]
+    print(render_table(["code", "city", "latitude", "longitude", "gateway", "status"], rows))
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from edge.runtime.server import EdgeDaemon, ServeOptions
+
+    configure_logging(args.log_level, args.log_format)
+    catalogue = default_catalogue()
+    config = load_config(args.config, catalogue) if args.config else default_config(catalogue)
+    options = ServeOptions(
+        config_path=args.config,
+        state_dir=args.state_dir or default_state_dir(),
+        api_listen=args.api or config.api.listen,
+        drain_timeout=config.drain_timeout if args.drain_timeout is None else args.drain_timeout,
+    )
+    _validate_api_address(options.api_listen)
+    import uvloop
+
+    daemon = EdgeDaemon(config, options, catalogue)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(daemon.run())
+    return EXIT_OK
+
+
+def _validate_api_address(address: str) -> None:
+    from edge.config.types import split_host_port
+
+    try:
+        split_host_port(address)
+    except ValueError as exc:
+        raise ConfigError(f"--api {exc}") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "check-config":
+            return cmd_check_config(args.file)
+        if args.command == "regions":
+            return cmd_regions()
+        return cmd_serve(args)
+    except ConfigError as exc:
+        details = "; ".join(exc.problems) if exc.problems != (exc.message,) else ""
+        print(f"edge: error: {exc.message}{': ' + details if details else ''}", file=sys.stderr)
+        return EXIT_USAGE
+    except EdgeError as exc:
+        print(f"edge: error: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

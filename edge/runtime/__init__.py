@@ -1,0 +1,1 @@
+"""The I/O shell: the daemon's lifecycle, listeners, timers, the store, metrics."""
