@@ -1,14 +1,42 @@
-"""``edgectl``: the client of the edge daemon's REST API."""
+"""``edgectl``: the client of the edge daemon's REST API.
+
+Errors print one ``Error: ...`` line on stderr and exit 1; usage errors exit 2.
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 
+from edge.cli import ctl_apps, ctl_ips
+from edge.cli.client import ApiClient
+from edge.errors import EdgeError
+
+EXIT_FAILED = 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgectl",
+        description="Manage apps and IP addresses on an edge daemon "
+        "(API: $EDGE_API_URL, token: $EDGE_API_TOKEN or STATE_DIR/token).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    ctl_apps.register(commands)
+    ctl_ips.register(commands)
+    return parser
+
 
 def main(argv: Sequence[str] | None = None) -> int:
-    print("edgectl: no commands yet", file=sys.stderr)
-    return 2
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(ApiClient.from_env(), args))
+    except EdgeError as exc:
+        print(f"Error: {exc.message}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":
