@@ -260,8 +260,8 @@ class LatencySpec(Frozen):
     """The RTT model: great-circle distance, light in fiber, route inflation, a floor."""
 
     fiber_km_per_ms: float = Field(default=200.0, gt=0)
-    route_inflation: float = Field(default=1.5, ge=1.0)
-    per_hop_floor: Duration = 0.002
+    route_inflation: float = Field(default=1.24, ge=1.0)
+    per_hop_floor: Duration = 0.0045
     overrides: tuple[RttOverride, ...] = ()
 
 

@@ -1,0 +1,75 @@
+"""The platform's client routing headers, parsed from the raw bytes the HTTP parser gives.
+
+- ``fly-prefer-region: syd,nrt``: those regions in order, then normal routing.
+- ``fly-force-region: syd``: only those regions; no candidate otherwise.
+- ``fly-prefer-instance-id`` / ``fly-force-instance-id``: one machine id.
+
+Codes are lowercased and trimmed; unknown codes and repeats are dropped, so a typo
+degrades to normal routing instead of an error. The platform's region aliases
+(``us``, ``eu``, ``any``...) are not expanded: they are dropped like unknown codes.
+Requests without these headers (nearly all) cost one ``is None`` test each.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from edge.core.routing import RouteRequest
+
+_MAX_INSTANCE_ID = 64
+
+
+class RouteHintsLike(Protocol):
+    """The routing headers of ``edge.dataplane.contract.RouteHints``."""
+
+    @property
+    def prefer_region(self) -> bytes | None: ...
+    @property
+    def force_region(self) -> bytes | None: ...
+    @property
+    def prefer_instance(self) -> bytes | None: ...
+    @property
+    def force_instance(self) -> bytes | None: ...
+
+
+def parse_regions(value: bytes | None, valid: frozenset[str]) -> tuple[str, ...]:
+    """``b" SYD, nrt,xyz,syd"`` -> ``("syd", "nrt")`` when xyz is not a valid code."""
+    if not value:
+        return ()
+    regions: list[str] = []
+    for part in value.split(b","):
+        code = part.strip().lower().decode("latin-1")
+        if code in valid and code not in regions:
+            regions.append(code)
+    return tuple(regions)
+
+
+def parse_instance(value: bytes | None) -> str | None:
+    """A machine id, lowercased and trimmed; None when absent, empty or not an id."""
+    if not value:
+        return None
+    text = value.strip().lower()
+    if not text or len(text) > _MAX_INSTANCE_ID or not text.replace(b"-", b"").isalnum():
+        return None
+    return text.decode("ascii")
+
+
+def route_request(
+    pop: str,
+    client_key: str,
+    hints: RouteHintsLike | None,
+    valid_regions: frozenset[str],
+    exclude: frozenset[str] = frozenset(),
+) -> RouteRequest:
+    """The ``RouteRequest`` for a request with these headers (``hints`` None: a connection)."""
+    if hints is None:
+        return RouteRequest(pop=pop, client_key=client_key, exclude=exclude)
+    return RouteRequest(
+        pop=pop,
+        client_key=client_key,
+        prefer_regions=parse_regions(hints.prefer_region, valid_regions),
+        force_regions=parse_regions(hints.force_region, valid_regions),
+        prefer_instance=parse_instance(hints.prefer_instance),
+        force_instance=parse_instance(hints.force_instance),
+        exclude=exclude,
+    )
