@@ -1,32 +1,23 @@
-"""The aiohttp application of the control plane and its always-present routes."""
+"""The aiohttp application of the control plane: every route and middleware."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from edge import __version__
+from edge.api import routes_apps, routes_ips
+from edge.api.app_context import CONTEXT, ApiContext
+from edge.api.auth import TokenCheck, auth_middleware
 from edge.api.errors import error_middleware
-from edge.runtime.metrics import Metrics
+from edge.api.openapi import openapi_document
+
+routes = web.RouteTableDef()
 
 
-@dataclass(slots=True)
-class ApiContext:
-    """What the API handlers reach: the daemon's parts, injected at start."""
-
-    metrics: Metrics
-    started_at: float = field(default_factory=time.time)
-    status: Callable[[], dict[str, Any]] = dict
-
-
-CONTEXT = web.AppKey("context", ApiContext)
-
-
+@routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
     body = {
@@ -38,6 +29,7 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
+@routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     payload = generate_latest(request.app[CONTEXT].metrics.registry)
     response = web.Response(body=payload)
@@ -46,9 +38,16 @@ async def metrics(request: web.Request) -> web.Response:
     return response
 
 
-def build_api(context: ApiContext) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+@routes.get("/v1/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+def build_api(context: ApiContext, tokens: TokenCheck) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware(tokens)], client_max_size=1024 * 1024
+    )
     app[CONTEXT] = context
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
+    for table in (routes, routes_apps.routes, routes_ips.routes):
+        app.router.add_routes(table)
     return app

@@ -37,6 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: still one line, never a traceback
+        print(f"Error: unexpected failure ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -18,13 +18,19 @@ from typing import Any
 
 from aiohttp import web
 
-from edge.api.app import ApiContext, build_api
+from edge.api.app import build_api
+from edge.api.app_context import ApiContext
+from edge.api.auth import TokenCheck
 from edge.config.model import EdgeConfig
 from edge.config.types import split_host_port
+from edge.core.ipam import IpamPolicy
 from edge.core.regions import RegionCatalogue
-from edge.errors import StartupError
+from edge.errors import EdgeError, StartupError
+from edge.runtime.bootstrap import bootstrap
 from edge.runtime.metrics import Metrics
 from edge.runtime.statedir import prepare_state_dir
+from edge.runtime.store_runner import StoreRunner
+from edge.store import open_store
 
 LOG = logging.getLogger("edge")
 
@@ -60,6 +66,7 @@ class EdgeDaemon:
         self.stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
+        self._store: StoreRunner | None = None
 
     def status(self) -> dict[str, Any]:
         return {"state_dir": str(self.options.state_dir), "pops": list(self.config.edge.pops)}
@@ -67,15 +74,42 @@ class EdgeDaemon:
     async def start(self) -> None:
         prepare_state_dir(self.options.state_dir)
         self.metrics.start_time.set(time.time())
-        await self._start_api()
+        store = await self._open_store()
+        admin_hash = await store.call(bootstrap, store.store, self.options.state_dir, self.config)
+        await self._start_api(store, admin_hash)
         LOG.info(
             "edge started",
             extra={"api": self.options.api_listen, "state_dir": str(self.options.state_dir)},
         )
 
-    async def _start_api(self) -> None:
-        context = ApiContext(metrics=self.metrics, status=self.status)
-        self._runner = web.AppRunner(build_api(context), access_log=None)
+    async def _open_store(self) -> StoreRunner:
+        try:
+            policy = IpamPolicy.from_spec(self.config.ipam)
+            store = await asyncio.to_thread(
+                open_store, self.options.state_dir, policy, self.catalogue.codes()
+            )
+        except StartupError:
+            raise
+        except EdgeError as exc:
+            raise StartupError(f"cannot open the state database: {exc.message}") from None
+        self._store = StoreRunner(store)
+        return self._store
+
+    async def _find_org(self, token_hash: str) -> str | None:
+        assert self._store is not None
+        org = await self._store.call(self._store.store.org_by_token_hash, token_hash)
+        return None if org is None else org.slug
+
+    async def _start_api(self, store: StoreRunner, admin_hash: str) -> None:
+        context = ApiContext(
+            metrics=self.metrics,
+            config=self.config,
+            catalogue=self.catalogue,
+            store=store,
+            status=self.status,
+        )
+        api = build_api(context, TokenCheck(admin_hash, self._find_org))
+        self._runner = web.AppRunner(api, access_log=None)
         await self._runner.setup()
         host, port = split_host_port(self.options.api_listen)
         self._site = web.TCPSite(
@@ -97,10 +131,17 @@ class EdgeDaemon:
         started = time.monotonic()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._store is not None:
+            await self._store.close()
         LOG.info("edge stopped", extra={"drain_seconds": round(time.monotonic() - started, 3)})
 
     async def run(self) -> None:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            if self._store is not None:
+                await self._store.close()
+            raise
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop, sig.name)

@@ -1,0 +1,57 @@
+"""What API handlers reach: the daemon's parts, injected once at start (``CONTEXT``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from edge.config.load import validate
+from edge.config.model import AppSpec, EdgeConfig
+from edge.core.regions import RegionCatalogue
+from edge.errors import BadRequest, ConfigError
+from edge.runtime.metrics import Metrics
+from edge.runtime.store_runner import StoreRunner
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerReport:
+    """The listeners after a change: per address, what is bound and what failed."""
+
+    by_address: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def for_addresses(self, addresses: Iterable[str]) -> list[dict[str, Any]]:
+        return [entry for a in addresses for entry in self.by_address.get(a, [])]
+
+
+async def _no_listeners() -> ListenerReport:
+    return ListenerReport()
+
+
+@dataclass(slots=True)
+class ApiContext:
+    metrics: Metrics
+    config: EdgeConfig
+    catalogue: RegionCatalogue
+    store: StoreRunner
+    # Called after every committed change: rebuild routing, reconcile listeners.
+    changed: Callable[[], Awaitable[ListenerReport]] = _no_listeners
+    status: Callable[[], dict[str, Any]] = dict
+    started_at: float = field(default_factory=time.time)
+
+    def validate_app(self, data: dict[str, Any], renames: dict[str, str]) -> AppSpec:
+        """An AppSpec from API input; a 400 naming the request's field when it is wrong."""
+        try:
+            return validate(AppSpec, data, self.catalogue, "request body")
+        except ConfigError as exc:
+            problems = []
+            for problem in exc.problems:
+                path, sep, message = problem.partition(": ")
+                problems.append(f"{renames.get(path, path)}{sep}{message}")
+            raise BadRequest("; ".join(problems)) from None
+
+
+CONTEXT = web.AppKey("context", ApiContext)

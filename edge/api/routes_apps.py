@@ -1,0 +1,118 @@
+"""Orgs, apps and the region catalogue: ``/v1/orgs``, ``/v1/apps``, ``/v1/platform/regions``."""
+
+from __future__ import annotations
+
+import secrets
+
+from aiohttp import web
+
+from edge.api.app_context import CONTEXT
+from edge.api.auth import IDENTITY
+from edge.api.bodies import Body, read_body
+from edge.api.render import app_json, org_json, region_json
+from edge.core.tokens import format_token, hash_token
+
+routes = web.RouteTableDef()
+
+
+class CreateOrg(Body):
+    slug: str
+
+
+class CreateApp(Body):
+    app_name: str
+    org_slug: str | None = None
+    primary_region: str | None = None
+    ipv6: bool = False
+    public_ips: bool = True
+
+
+@routes.get("/v1/platform/regions")
+async def list_regions(request: web.Request) -> web.Response:
+    context = request.app[CONTEXT]
+    regions = [region_json(r) for r in context.catalogue]
+    return web.json_response({"Regions": regions, "Nearest": context.config.edge.local_region})
+
+
+@routes.post("/v1/orgs")
+async def create_org(request: web.Request) -> web.Response:
+    identity = request[IDENTITY]
+    identity.require_admin("creating an org")
+    body = await read_body(request, CreateOrg)
+    token = format_token(secrets.token_bytes(32))
+    context = request.app[CONTEXT]
+    org = await context.store.call(
+        context.store.store.create_org, body.slug, hash_token(token), by=identity.caller
+    )
+    return web.json_response({"slug": org.slug, "token": token}, status=201)
+
+
+@routes.get("/v1/orgs")
+async def list_orgs(request: web.Request) -> web.Response:
+    identity, context = request[IDENTITY], request.app[CONTEXT]
+    store = context.store.store
+
+    def collect() -> list[dict[str, object]]:
+        snapshot = store.snapshot()
+        out = []
+        for org in store.list_orgs():
+            if identity.org_scope not in (None, org.slug):
+                continue
+            apps = sum(1 for a in snapshot.apps if a.org == org.slug)
+            ips = sum(1 for ip in snapshot.ips if ip.org == org.slug)
+            out.append(org_json(org, apps, ips))
+        return out
+
+    return web.json_response({"orgs": await context.store.call(collect)})
+
+
+@routes.get("/v1/apps")
+async def list_apps(request: web.Request) -> web.Response:
+    identity, context = request[IDENTITY], request.app[CONTEXT]
+    apps = await context.store.call(context.store.store.list_apps, org=identity.org_scope)
+    return web.json_response({"apps": [app_json(a) for a in apps]})
+
+
+@routes.post("/v1/apps")
+async def create_app(request: web.Request) -> web.Response:
+    identity, context = request[IDENTITY], request.app[CONTEXT]
+    body = await read_body(request, CreateApp)
+    org = body.org_slug or identity.org_scope or "personal"
+    region = body.primary_region or context.config.edge.local_region
+    spec = context.validate_app(
+        {"app": body.app_name, "org": org, "primary_region": region},
+        renames={"app": "app_name", "org": "org_slug"},
+    )
+    created = await context.store.call(
+        context.store.store.create_app,
+        spec,
+        public_ips=body.public_ips,
+        ipv6=body.ipv6,
+        by=identity.caller,
+    )
+    listeners = await context.changed()
+    answer = app_json(created.app, created.ips)
+    answer["listeners"] = listeners.for_addresses(ip.address for ip in created.ips)
+    return web.json_response(answer, status=201)
+
+
+@routes.get("/v1/apps/{app}")
+async def get_app(request: web.Request) -> web.Response:
+    identity, context = request[IDENTITY], request.app[CONTEXT]
+    name, store = request.match_info["app"], context.store.store
+
+    def collect() -> dict[str, object]:
+        app = store.get_app(name, org=identity.org_scope)
+        return app_json(app, store.list_ips(name, org=identity.org_scope))
+
+    return web.json_response(await context.store.call(collect))
+
+
+@routes.delete("/v1/apps/{app}")
+async def destroy_app(request: web.Request) -> web.Response:
+    identity, context = request[IDENTITY], request.app[CONTEXT]
+    name, store = request.match_info["app"], context.store.store
+
+    await context.store.call(store.destroy_app, name, by=identity.caller)
+    await context.changed()
+    return web.Response(status=204)

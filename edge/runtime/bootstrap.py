@@ -1,0 +1,96 @@
+"""First start and every start: the admin token, the configured orgs and apps.
+
+The admin token is written to ``STATE_DIR/token`` (mode 0600) and only its hash is
+stored. Orgs and apps named in the configuration are created when missing, so
+restarting on the same configuration changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from edge.config.model import EdgeConfig
+from edge.core.tokens import format_token, hash_token, token_matches
+from edge.errors import EdgeError, NotFound, StartupError
+from edge.store import SYSTEM, Store
+
+LOG = logging.getLogger("edge")
+TOKEN_FILE = "token"
+DEFAULT_ORG = "personal"
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Replace ``path`` atomically with ``text``, readable by this user only."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, text.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def read_token_file(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StartupError(f"cannot read the admin token {path}: {exc.strerror}") from None
+
+
+def ensure_admin_token(store: Store, state_dir: Path) -> str:
+    """The admin token's hash; a new token is made when none matches the stored hash."""
+    path = state_dir / TOKEN_FILE
+    stored = store.admin_token_hash()
+    current = read_token_file(path)
+    if stored and current and token_matches(current, stored):
+        return stored
+    if stored:
+        LOG.warning("admin token file missing or changed: writing a new admin token")
+    token = format_token(secrets.token_bytes(32))
+    try:
+        write_private_file(path, token + "\n")
+    except OSError as exc:
+        raise StartupError(f"cannot write the admin token {path}: {exc.strerror}") from None
+    token_hash = hash_token(token)
+    store.set_admin_token_hash(token_hash, by=SYSTEM)
+    LOG.info("admin token written", extra={"path": str(path)})
+    return token_hash
+
+
+def ensure_orgs(store: Store, config: EdgeConfig) -> None:
+    existing = {org.slug for org in store.list_orgs()}
+    for slug in dict.fromkeys([DEFAULT_ORG, *(o.slug for o in config.orgs)]):
+        if slug not in existing:
+            # The org's own token is not shown: the admin token manages every org, and
+            # `edgectl orgs create` is the way to get an org token.
+            store.create_org(slug, hash_token(format_token(secrets.token_bytes(32))), by=SYSTEM)
+            LOG.info("org created", extra={"org": slug})
+
+
+def ensure_apps(store: Store, config: EdgeConfig) -> None:
+    for spec in config.apps:
+        try:
+            store.get_app(spec.app)
+            continue
+        except NotFound:
+            pass
+        try:
+            created = store.create_app(spec, by=SYSTEM)
+        except EdgeError as exc:
+            raise StartupError(f"cannot create app {spec.app!r} from the config: {exc}") from None
+        ips = ", ".join(ip.address for ip in created.ips)
+        LOG.info("app created", extra={"app": spec.app, "ips": ips})
+
+
+def bootstrap(store: Store, state_dir: Path, config: EdgeConfig) -> str:
+    """Run every first-start step; returns the admin token's hash."""
+    token_hash = ensure_admin_token(store, state_dir)
+    ensure_orgs(store, config)
+    ensure_apps(store, config)
+    return token_hash
