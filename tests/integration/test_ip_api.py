@@ -233,7 +233,7 @@ def test_invalid_address_is_rejected_before_any_request(edge: EdgeProcess) -> No
     assert result.returncode == 1
     assert result.stderr == "Error: Invalid IP address: 'not-an-ip'; nothing was released\n"
     status, body = Api.admin(edge).delete("/v1/apps/web/ip_assignments/300.1.1.1")
-    assert status == 400
+    assert status == 400 and "300.1.1.1" in body["error"]
 
 
 def test_usage_errors_exit_2(edge: EdgeProcess) -> None:

@@ -41,7 +41,7 @@ def test_durations_accept_units_and_bare_milliseconds(text: object, seconds: flo
 
 @pytest.mark.parametrize("text", ["soon", "2 weeks", "-1s", True, None, "1d"])
 def test_durations_reject_nonsense(text: object) -> None:
-    with pytest.raises(ValueError, match="duration|negative"):
+    with pytest.raises(ValueError, match=r"duration|negative"):
         parse_duration(text)
 
 
@@ -199,7 +199,9 @@ def test_app_org_must_be_declared() -> None:
 
 def test_pools_and_addresses_are_validated() -> None:
     found = problems(base(ipam={"pools": {"v4": ["127.77.0.1/16"]}, "shared_v4": "nope"}))
-    assert any(p.startswith("ipam.pools.v4[0]: '127.77.0.1/16' is not a valid network") for p in found)
+    assert any(
+        p.startswith("ipam.pools.v4[0]: '127.77.0.1/16' is not a valid network") for p in found
+    )
     assert any(p.startswith("ipam.shared_v4: 'nope' is not a valid IP address") for p in found)
 
 
