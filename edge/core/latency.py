@@ -15,6 +15,9 @@ cables detour through Asia or the US, and the model gives ~215 ms. Such pairs ar
 ``LatencySpec.overrides`` is for.
 
 Lookups are two dict accesses; ``build`` does all the trigonometry once.
+
+What was measured is kept per endpoint as a peak EWMA (``observe_rtt``, ``peak_ewma``),
+which the p2c_peak_ewma strategy reads.
 """
 
 from __future__ import annotations
@@ -28,8 +31,11 @@ from edge.core.regions import RegionCatalogue
 
 if TYPE_CHECKING:
     from edge.config.model import LatencySpec
+    from edge.core.routing import EndpointStats
 
 EARTH_RADIUS_KM = 6371.0088  # the mean radius (IUGG)
+EWMA_DECAY = 10.0  # seconds; Finagle's and linkerd2's decay time
+EWMA_DEFAULT_RTT = 0.030  # seconds; linkerd2's estimate for a machine never measured
 
 
 def great_circle_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -78,3 +84,31 @@ def _modelled_rtt(spec: LatencySpec, catalogue: RegionCatalogue, a: str, b: str)
     km = great_circle_km(ra.latitude, ra.longitude, rb.latitude, rb.longitude)
     one_way_ms = km * spec.route_inflation / spec.fiber_km_per_ms
     return 2 * one_way_ms / 1000.0 + spec.per_hop_floor
+
+
+def peak_ewma(stats: EndpointStats, now: float, prior: float) -> float:
+    """The peak-EWMA RTT estimate at ``now``, seconds.
+
+    A machine never measured is assumed to be ``prior`` away. The stored estimate relaxes
+    towards the prior with a 10 s time constant while no new sample arrives, so a machine
+    that was slow once is tried again later (Finagle and linkerd2 relax towards zero,
+    which here would make an idle machine on the far side of the world look free).
+    """
+    if stats.ewma_stamp < 0.0:
+        return prior
+    decay = math.exp(-max(0.0, now - stats.ewma_stamp) / EWMA_DECAY)
+    return prior + (stats.ewma_rtt - prior) * decay
+
+
+def observe_rtt(stats: EndpointStats, sample: float, now: float) -> None:
+    """Fold one measured RTT (seconds) into the endpoint's peak EWMA (the runtime calls it).
+
+    A sample above the estimate replaces it at once (the "peak"), so a machine that
+    turns slow is avoided immediately; lower samples pull it down gradually.
+    """
+    if stats.ewma_stamp < 0.0 or sample >= stats.ewma_rtt:
+        stats.ewma_rtt = sample
+    else:
+        keep = math.exp(-max(0.0, now - stats.ewma_stamp) / EWMA_DECAY)
+        stats.ewma_rtt = stats.ewma_rtt * keep + sample * (1.0 - keep)
+    stats.ewma_stamp = now

@@ -6,8 +6,14 @@ health are not in the snapshot's values but in one mutable ``EndpointStats`` per
 (machine, service), which the runtime keeps across rebuilds (``stats_for``) and updates
 in place, so the hot path reads current load without a rebuild.
 
-``decide`` applies the platform's rules (flyio-behaviour.md section 3) plus Envoy's
-panic threshold; the balancing strategies are in ``edge.core.strategies``.
+``decide`` applies, in order: fly-force-instance-id (that machine or nothing),
+fly-prefer-instance-id, fly-force-region (those regions in order, never elsewhere),
+fly-prefer-region (in order, then on), then the service's strategy. The default,
+nearest, is the platform's (flyio-behaviour.md section 3): below the soft limit in the
+nearest region, else that region's soft band, and another region only when no machine
+of the nearer one can take it (unhealthy, ejected, out of rotation or at hard limit).
+Envoy's panic threshold sits under all of it. Who is a candidate and the strategies
+are in ``edge.core.strategies``.
 """
 
 from __future__ import annotations
@@ -21,24 +27,24 @@ from edge.config.model import ConcurrencySpec, PortSpec, ServiceSpec
 from edge.core import strategies
 from edge.core.latency import LatencyModel
 from edge.core.maglev import MaglevTable, build_table
-from edge.core.strategies import Routed, Situation, candidate_test, in_panic, why_not
+from edge.core.strategies import (
+    Routed,
+    Situation,
+    candidate_filter,
+    in_panic,
+    is_candidate,
+    no_candidate_summary,
+    why_not,
+)
 
+# fmt: off
 Reason = Literal[
-    "nearest",
-    "prefer_region",
-    "force_region",
-    "prefer_instance",
-    "force_instance",
-    "spill_over_soft",
-    "cross_region",
-    "panic",
-    "retry",
-    "no_candidate",
-    "weighted_latency",
-    "least_connections",
-    "p2c_peak_ewma",
-    "maglev",
+    "nearest", "prefer_region", "force_region", "prefer_instance", "force_instance",
+    "spill_over_soft", "cross_region", "panic", "retry", "no_candidate",
+    # the other strategies name themselves
+    "weighted_latency", "least_connections", "p2c_peak_ewma", "maglev",
 ]
+# fmt: on
 LoadBand = Literal["below_soft", "soft", "hard"]
 Admin = Literal["", "maint", "drain"]
 
@@ -113,6 +119,21 @@ class Endpoint:
     stats: EndpointStats
 
 
+class Memo:
+    """What a service computes on first use and keeps for the snapshot's lifetime.
+
+    Only derived from the service's immutable parts, so it never goes stale; most
+    services never need any of it (a maglev table costs ~0.1 s to build).
+    """
+
+    __slots__ = ("maglev", "proposals")
+
+    def __init__(self) -> None:
+        self.maglev: MaglevTable | None = None
+        # weighted_latency, per PoP: cumulative weight / RTT^k over the started endpoints.
+        self.proposals: dict[str, tuple[list[float], float]] = {}
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class ServiceRoutes:
     """Where one service of an app can go; shared by all of its public ports."""
@@ -126,15 +147,14 @@ class ServiceRoutes:
     started_by_region: Mapping[str, tuple[Endpoint, ...]]
     started_stats: tuple[EndpointStats, ...]  # for the panic check's tight loop
     uniform_weight: bool
-    # Built on first use (maglev tables are costly and most services never need one).
-    cache: dict[str, MaglevTable] = field(default_factory=dict)
+    memo: Memo = field(default_factory=Memo)
 
     def maglev_table(self) -> MaglevTable:
-        table = self.cache.get("maglev")
+        table = self.memo.maglev
         if table is None:
             names = [ep.machine_id for ep in self.started]
             table = build_table(names, [ep.weight for ep in self.started])
-            self.cache["maglev"] = table
+            self.memo.maglev = table
         return table
 
 
@@ -275,10 +295,12 @@ def decide(
 ) -> RouteDecision:
     """Choose the endpoint for one connection or request (see the module docstring)."""
     panic = in_panic(service, now)
-    accept = candidate_test(service, request.exclude, now, panic)
-    endpoint, reason, detail = _route(Situation(service, request, model, now, rng, accept))
+    select = candidate_filter(service, request.exclude, now, panic)
+    endpoint, reason, detail = _route(Situation(service, request, model, now, rng, select))
     if endpoint is None:
-        return RouteDecision(None, "no_candidate", detail or _no_candidate(service, request, now))
+        return RouteDecision(
+            None, "no_candidate", detail or no_candidate_summary(service, request.exclude, now)
+        )
     # Retry and panic are what an operator most needs to see, so they take the reason;
     # the rule that chose the endpoint moves into the detail.
     if request.exclude:
@@ -294,14 +316,14 @@ def _route(s: Situation) -> Routed:
     request = s.request
     if request.force_instance is not None:
         forced = s.service.by_machine.get(request.force_instance)
-        if forced is not None and s.accept(forced):
+        if forced is not None and is_candidate(s.select, forced):
             return forced, "force_instance", ""
         why = why_not(forced, s.service, request.exclude, s.now) or "not available"
         return None, "no_candidate", f"forced instance {request.force_instance}: {why}"
     note = ""
     if request.prefer_instance is not None:
         preferred = s.service.by_machine.get(request.prefer_instance)
-        if preferred is not None and s.accept(preferred):
+        if preferred is not None and is_candidate(s.select, preferred):
             return preferred, "prefer_instance", ""
         why = why_not(preferred, s.service, request.exclude, s.now) or "not available"
         note = f"preferred instance {request.prefer_instance} unavailable: {why}; "
@@ -325,19 +347,6 @@ def _route_forced_regions(s: Situation) -> Routed:
             return chosen, "force_region", ""
     regions = ", ".join(s.request.force_regions)
     return None, "no_candidate", f"no candidate in forced region(s) {regions}"
-
-
-def _no_candidate(service: ServiceRoutes, request: RouteRequest, now: float) -> str:
-    """A summary like 'no candidate among 3 started machines: 2 at hard limit, 1 ...'."""
-    if not service.started:
-        return f"no started machines for {service.app}"
-    counts: dict[str, int] = {}
-    for ep in service.started:
-        why = why_not(ep, service, request.exclude, now) or "available"
-        why = "ejected" if why.startswith("ejected") else why
-        counts[why] = counts.get(why, 0) + 1
-    parts = ", ".join(f"{n} {why}" for why, n in sorted(counts.items()))
-    return f"no candidate among {len(service.started)} started machines: {parts}"
 
 
 # --- explanations ------------------------------------------------------------------------
@@ -376,7 +385,9 @@ def explain(
     answer; a live decision may break ties differently.
     """
     panic = in_panic(service, now)
-    ok = candidate_test(service, request.exclude, now, panic)
+    candidates = set(
+        map(id, candidate_filter(service, request.exclude, now, panic)(service.endpoints))
+    )
     rtts = model.matrix[request.pop]
     views = [
         EndpointView(
@@ -389,8 +400,8 @@ def explain(
             healthy=ep.stats.healthy,
             ejected=ep.stats.ejected_until > now,
             admin=ep.stats.admin,
-            candidate=ok(ep),
-            why_not="" if ok(ep) else why_not(ep, service, request.exclude, now),
+            candidate=id(ep) in candidates,
+            why_not="" if id(ep) in candidates else why_not(ep, service, request.exclude, now),
         )
         for ep in service.endpoints
     ]

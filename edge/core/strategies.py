@@ -13,8 +13,13 @@ Every picker gets a non-empty candidate list and returns one of its members.
   with bias 1; with equal weights simply the fewest active), ties to the nearer, then
   at random.
 - p2c_peak_ewma: two at random, keep the cheaper by peak-EWMA RTT x (active + 1) / weight
-  (Finagle, linkerd2). See ``peak_ewma`` for the estimate.
+  (Finagle, linkerd2). See ``edge.core.latency.peak_ewma`` for the estimate.
 - maglev: consistent hashing of the client key (``edge.core.maglev``).
+
+Over a whole service, p2c and weighted_latency first try rejection sampling from the
+started endpoints (``sample_*``), which gives the same distribution without listing
+every candidate; maglev walks its table. Only nearest-style region walks and
+least_connections scan, and the walk scans one region at a time.
 
 Slow start (HAProxy ``slowstart``, Envoy ``slow_start_config`` with aggression 1): for
 ``spec.slow_start`` seconds after ``stats.ready_since`` an endpoint's weight ramps
@@ -24,11 +29,15 @@ in nearest it is the probability of being taken among equally good endpoints.
 
 from __future__ import annotations
 
+import bisect
+import functools
+import itertools
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
+from edge.core.latency import EWMA_DEFAULT_RTT, peak_ewma
 from edge.core.maglev import pick_maglev, pick_maglev_where
 
 if TYPE_CHECKING:
@@ -36,8 +45,7 @@ if TYPE_CHECKING:
     from edge.core.routing import Endpoint, EndpointStats, Reason, RouteRequest, ServiceRoutes
 
 SLOW_START_MIN = 0.1  # Envoy's min_weight_percent default, so a new machine still gets some
-EWMA_DECAY = 10.0  # seconds; Finagle's and linkerd2's decay time
-EWMA_DEFAULT_RTT = 0.030  # seconds; linkerd2's estimate for a machine never measured
+_SAMPLE_TRIES = 8  # draws before a sampler gives up and the caller scans every endpoint
 
 
 class Situation(NamedTuple):
@@ -49,9 +57,10 @@ class Situation(NamedTuple):
     model: LatencyModel
     now: float
     rng: random.Random
-    accept: Callable[[Endpoint], bool]  # is this endpoint a candidate?
+    select: Select  # the candidates among some endpoints
 
 
+Select: TypeAlias = "Callable[[Iterable[Endpoint]], list[Endpoint]]"
 Routed: TypeAlias = "tuple[Endpoint | None, Reason, str]"  # endpoint, reason, detail
 Picker: TypeAlias = "Callable[[Situation, list[Endpoint]], Endpoint]"
 
@@ -82,24 +91,30 @@ def in_panic(service: ServiceRoutes, now: float) -> bool:
     return in_rotation > 0 and healthy < threshold * in_rotation
 
 
-def candidate_test(
+def candidate_filter(
     service: ServiceRoutes, exclude: frozenset[str], now: float, panic: bool
-) -> Callable[[Endpoint], bool]:
-    """The predicate a candidate passes; in panic mode health and ejection are ignored."""
+) -> Select:
+    """The endpoints of a group that are candidates; in panic, health and ejection don't count."""
     hard = service.spec.concurrency.hard_limit
     limit = hard if hard is not None else 1 << 62
 
-    def ok(ep: Endpoint) -> bool:
-        stats = ep.stats
-        return (
-            ep.started
-            and stats.active < limit
+    def select(endpoints: Iterable[Endpoint]) -> list[Endpoint]:
+        # One comprehension, no call per endpoint: this is the loop every decision runs.
+        return [
+            ep
+            for ep in endpoints
+            if ep.started
+            and (stats := ep.stats).active < limit
             and not stats.admin
             and (panic or (stats.healthy and stats.ejected_until <= now))
             and ep.machine_id not in exclude
-        )
+        ]
 
-    return ok
+    return select
+
+
+def is_candidate(select: Select, endpoint: Endpoint) -> bool:
+    return bool(select((endpoint,)))
 
 
 def why_not(
@@ -123,6 +138,19 @@ def why_not(
     if stats.ejected_until > now:
         return f"ejected for {stats.ejected_until - now:.1f}s"
     return ""
+
+
+def no_candidate_summary(service: ServiceRoutes, exclude: frozenset[str], now: float) -> str:
+    """A summary like 'no candidate among 3 started machines: 2 at hard limit, 1 ...'."""
+    if not service.started:
+        return f"no started machines for {service.app}"
+    counts: dict[str, int] = {}
+    for ep in service.started:
+        why = why_not(ep, service, exclude, now) or "available"
+        why = "ejected" if why.startswith("ejected") else why
+        counts[why] = counts.get(why, 0) + 1
+    parts = ", ".join(f"{n} {why}" for why, n in sorted(counts.items()))
+    return f"no candidate among {len(service.started)} started machines: {parts}"
 
 
 # --- picking one ----------------------------------------------------------------------
@@ -175,51 +203,73 @@ def pick_nearest(s: Situation, candidates: list[Endpoint]) -> Endpoint:
 def pick_weighted_latency(s: Situation, candidates: list[Endpoint]) -> Endpoint:
     soft = s.service.spec.concurrency.soft_limit
     pool = [ep for ep in candidates if ep.stats.active < soft] or candidates
+    closeness = _closeness(s)
+    window = s.service.spec.slow_start
+    if window <= 0.0 and s.service.uniform_weight:
+        weights = [closeness[ep.region] for ep in pool]
+    else:
+        weights = [effective_weight(ep, s.now, window) * closeness[ep.region] for ep in pool]
+    return s.rng.choices(pool, weights)[0]
+
+
+def _closeness(s: Situation) -> dict[str, float]:
+    """1 / RTT^k from the PoP to each of the service's regions: one power per region."""
     rtts = s.model.matrix[s.request.pop]
     exponent = s.service.spec.latency_exponent
+    return {region: rtts[region] ** -exponent for region in s.service.started_by_region}
+
+
+def sample_weighted_latency(s: Situation) -> Endpoint | None:
+    """``pick_weighted_latency`` over all candidates without scanning them, usually.
+
+    Rejection sampling: draw from the static weight / RTT^k distribution over the
+    started endpoints (cumulative sums kept per PoP), keep the draw if it is a candidate
+    below the soft limit, thinned by its slow-start factor. Accepted draws follow the
+    exact target distribution; after a few misses (most machines busy or out) return
+    None, and the caller scans.
+    """
+    if not s.service.started:
+        return None
+    proposal = s.service.memo.proposals.get(s.request.pop)
+    if proposal is None:
+        closeness = _closeness(s)
+        cumulative = list(
+            itertools.accumulate(ep.weight * closeness[ep.region] for ep in s.service.started)
+        )
+        proposal = s.service.memo.proposals[s.request.pop] = (cumulative, cumulative[-1])
+    cumulative, total = proposal
+    soft = s.service.spec.concurrency.soft_limit
     window = s.service.spec.slow_start
-    weights = [effective_weight(ep, s.now, window) / rtts[ep.region] ** exponent for ep in pool]
-    return s.rng.choices(pool, weights)[0]
+    last = len(cumulative) - 1
+    for _ in range(_SAMPLE_TRIES):
+        ep = s.service.started[min(last, bisect.bisect(cumulative, s.rng.random() * total))]
+        if (
+            ep.stats.active < soft
+            and is_candidate(s.select, ep)
+            and (window <= 0.0 or s.rng.random() < slow_start_factor(ep.stats, s.now, window))
+        ):
+            return ep
+    return None
 
 
 def pick_least_connections(s: Situation, candidates: list[Endpoint]) -> Endpoint:
     rtts = s.model.matrix[s.request.pop]
     window = s.service.spec.slow_start
-    keyed = [
-        ((ep.stats.active + 1) / effective_weight(ep, s.now, window), rtts[ep.region], ep)
-        for ep in candidates
-    ]
-    load, rtt, _ = min(keyed, key=lambda item: (item[0], item[1]))
-    ties = [ep for ep_load, ep_rtt, ep in keyed if ep_load == load and ep_rtt == rtt]
-    return ties[0] if len(ties) == 1 else s.rng.choice(ties)
-
-
-def peak_ewma(stats: EndpointStats, now: float, prior: float) -> float:
-    """The peak-EWMA RTT estimate at ``now``, seconds.
-
-    A machine never measured is assumed to be ``prior`` away. The stored estimate relaxes
-    towards the prior with a 10 s time constant while no new sample arrives, so a machine
-    that was slow once is tried again later (Finagle and linkerd2 relax towards zero,
-    which here would make an idle machine on the far side of the world look free).
-    """
-    if stats.ewma_stamp < 0.0:
-        return prior
-    decay = math.exp(-max(0.0, now - stats.ewma_stamp) / EWMA_DECAY)
-    return prior + (stats.ewma_rtt - prior) * decay
-
-
-def observe_rtt(stats: EndpointStats, sample: float, now: float) -> None:
-    """Fold one measured RTT (seconds) into the endpoint's peak EWMA (the runtime calls it).
-
-    A sample above the estimate replaces it at once (the "peak"), so a machine that
-    turns slow is avoided immediately; lower samples pull it down gradually.
-    """
-    if stats.ewma_stamp < 0.0 or sample >= stats.ewma_rtt:
-        stats.ewma_rtt = sample
-    else:
-        keep = math.exp(-max(0.0, now - stats.ewma_stamp) / EWMA_DECAY)
-        stats.ewma_rtt = stats.ewma_rtt * keep + sample * (1.0 - keep)
-    stats.ewma_stamp = now
+    plain = window <= 0.0 and s.service.uniform_weight  # then load is just the count
+    best: list[Endpoint] = []
+    best_load = best_rtt = math.inf
+    for ep in candidates:
+        load = (
+            ep.stats.active
+            if plain
+            else (ep.stats.active + 1) / effective_weight(ep, s.now, window)
+        )
+        rtt = rtts[ep.region]
+        if load < best_load or (load == best_load and rtt < best_rtt):
+            best, best_load, best_rtt = [ep], load, rtt
+        elif load == best_load and rtt == best_rtt:
+            best.append(ep)
+    return best[0] if len(best) == 1 else s.rng.choice(best)
 
 
 def p2c_cost(endpoint: Endpoint, rtt_from_pop: float, now: float, window: float) -> float:
@@ -238,7 +288,29 @@ def pick_p2c_peak_ewma(s: Situation, candidates: list[Endpoint]) -> Endpoint:
     first = s.rng.randrange(count)
     second = s.rng.randrange(count - 1)
     second += second >= first  # two distinct indices without building a sample
-    a, b = candidates[first], candidates[second]
+    return _cheaper(s, candidates[first], candidates[second])
+
+
+def sample_p2c_peak_ewma(s: Situation) -> Endpoint | None:
+    """``pick_p2c_peak_ewma`` over all candidates without scanning them, usually.
+
+    Two distinct candidates drawn by rejection from the started endpoints are two
+    uniform draws from the candidates; None after a few misses, and the caller scans.
+    """
+    started = s.service.started
+    if not started:
+        return None
+    drawn: list[Endpoint] = []
+    for _ in range(2 * _SAMPLE_TRIES):
+        ep = started[s.rng.randrange(len(started))]
+        if (not drawn or ep is not drawn[0]) and is_candidate(s.select, ep):
+            drawn.append(ep)
+            if len(drawn) == 2:
+                return _cheaper(s, drawn[0], drawn[1])
+    return None
+
+
+def _cheaper(s: Situation, a: Endpoint, b: Endpoint) -> Endpoint:
     rtts = s.model.matrix[s.request.pop]
     window = s.service.spec.slow_start
     cost_a = p2c_cost(a, rtts[a.region], s.now, window)
@@ -264,7 +336,7 @@ PICKERS: dict[str, Picker] = {
 
 def pick_in_region(s: Situation, region: str) -> Endpoint | None:
     """The strategy's choice among the candidates of one region (prefer/force region)."""
-    candidates = [ep for ep in s.service.started_by_region.get(region, ()) if s.accept(ep)]
+    candidates = s.select(s.service.started_by_region.get(region, ()))
     if not candidates:
         return None
     return PICKERS[s.service.spec.strategy](s, candidates)
@@ -275,11 +347,18 @@ def pick_anywhere(s: Situation) -> Routed:
     strategy = s.service.spec.strategy
     if strategy == "nearest":
         return walk_nearest(s)
+    sampled: Endpoint | None = None
+    # Where the strategy allows, find candidates without scanning every endpoint.
     if strategy == "maglev":
-        # No candidate list: the table walk usually accepts its very first entry.
-        chosen = pick_maglev_where(s.service, s.request.client_key, s.accept)
-        return chosen, "maglev", ""
-    candidates = [ep for ep in s.service.started if s.accept(ep)]
+        accept = functools.partial(is_candidate, s.select)
+        return pick_maglev_where(s.service, s.request.client_key, accept), "maglev", ""
+    if strategy == "p2c_peak_ewma":
+        sampled = sample_p2c_peak_ewma(s)
+    elif strategy == "weighted_latency":
+        sampled = sample_weighted_latency(s)
+    if sampled is not None:
+        return sampled, strategy, ""
+    candidates = s.select(s.service.started)
     if not candidates:
         return None, "no_candidate", ""
     return PICKERS[strategy](s, candidates), strategy, ""
@@ -300,7 +379,7 @@ def walk_nearest(s: Situation) -> Routed:
             continue
         if home is None:
             home = region
-        candidates = [ep for ep in group if s.accept(ep)]
+        candidates = s.select(group)
         if candidates:
             chosen, spilled = pick_banded(s, candidates)
             if region != home:

@@ -7,15 +7,10 @@ import random
 
 import pytest
 
+from edge.core.latency import EWMA_DEFAULT_RTT, observe_rtt, peak_ewma
 from edge.core.maglev import TABLE_SIZE, build_table
 from edge.core.routing import EndpointStats, RouteRequest, decide
-from edge.core.strategies import (
-    EWMA_DEFAULT_RTT,
-    observe_rtt,
-    p2c_cost,
-    peak_ewma,
-    slow_start_factor,
-)
+from edge.core.strategies import p2c_cost, slow_start_factor
 from tests.unit.test_routing import MODEL, NOW, chosen, make_service, route, spec, stats
 
 
@@ -107,6 +102,8 @@ def test_least_connections_ties_go_nearer_then_random() -> None:
     assert set(many(service, 100)) == {"l1", "l2"}
     stats(service, "l1").active = 1
     assert set(many(service, 50)) == {"l2"}
+    far_first = make_service({"s1": "syd", "l1": "lhr"}, spec(strategy="least_connections"))
+    assert set(many(far_first, 20)) == {"l1"}
 
 
 def test_least_connections_divides_by_weight() -> None:
@@ -270,3 +267,44 @@ def test_every_strategy_respects_candidates(strategy: str) -> None:
     assert (chosen(route(service, client_key="k")), route(service).reason) == ("l1", "panic")
     stats(service, "l1").admin = "maint"
     assert route(service).reason == "no_candidate"
+
+
+# --- the samplers that avoid scanning every endpoint ----------------------------------------
+
+
+def test_weighted_latency_when_every_machine_is_in_the_soft_band() -> None:
+    # The sampler only accepts machines below soft, so this is the scanning fallback.
+    service = make_service(
+        {"l1": "lhr", "f1": "fra"}, spec(strategy="weighted_latency", concurrency={"soft_limit": 1})
+    )
+    stats(service, "l1").active = 1
+    stats(service, "f1").active = 1
+    near, far = MODEL.rtt("lhr", "lhr"), MODEL.rtt("lhr", "fra")
+    expected = (1 / far**2) / (1 / near**2 + 1 / far**2)
+    assert share(many(service, 6000), "f1") == pytest.approx(expected, abs=0.015)
+
+
+def test_weighted_latency_sampler_thins_by_slow_start() -> None:
+    service = make_service(
+        {"a": "lhr", "b": "lhr"}, spec(strategy="weighted_latency", slow_start="10s")
+    )
+    stats(service, "b").ready_since = NOW  # factor 0.1
+    assert 0.06 < share(many(service, 4000), "b") < 0.12
+
+
+@pytest.mark.parametrize("strategy", ["weighted_latency", "p2c_peak_ewma"])
+def test_samplers_fall_back_to_a_scan_when_candidates_are_rare(strategy: str) -> None:
+    placement = {f"m{i}": "lhr" for i in range(60)}
+    service = make_service(placement, spec(strategy=strategy, panic_threshold=0.0))
+    for mid in placement:
+        stats(service, mid).healthy = mid == "m42"
+    assert set(many(service, 30)) == {"m42"}
+
+
+@pytest.mark.parametrize(
+    "strategy", ["nearest", "weighted_latency", "least_connections", "p2c_peak_ewma", "maglev"]
+)
+def test_no_started_machine_with_every_strategy(strategy: str) -> None:
+    service = make_service({"l1": "lhr"}, spec(strategy=strategy), stopped=("l1",))
+    decision = route(service, client_key="k")
+    assert (decision.endpoint, decision.reason) == (None, "no_candidate")
