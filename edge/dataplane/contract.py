@@ -56,6 +56,7 @@ class Upstream:
     upstream_delay: float = 0.0  # simulated PoP <-> machine round trip, seconds
     timeout: float = 60.0  # how long to wait for the machine's answer (then 504)
     connect_timeout: float = 5.0
+    pop: str = ""  # the PoP this client landed on (anycast); "" means router.pop
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,7 @@ class NoUpstream:
     app: str | None = None
     retry_after: int = 1
     wait: float = 0.0  # raw TCP: how long to hold the connection before closing
+    pop: str = ""  # the PoP this client landed on; "" means router.pop
 
 
 Choice = Upstream | NoUpstream
