@@ -44,6 +44,16 @@ def parse_regions(value: bytes | None, valid: frozenset[str]) -> tuple[str, ...]
     return tuple(regions)
 
 
+class _AnyCode(frozenset[str]):
+    """A 'valid codes' set that admits any non-empty code (for forced regions)."""
+
+    def __contains__(self, code: object) -> bool:
+        return isinstance(code, str) and bool(code)
+
+
+_ANY_CODE = _AnyCode()
+
+
 def parse_instance(value: bytes | None) -> str | None:
     """A machine id, lowercased and trimmed; None when absent, empty or not an id."""
     if not value:
@@ -68,7 +78,9 @@ def route_request(
         pop=pop,
         client_key=client_key,
         prefer_regions=parse_regions(hints.prefer_region, valid_regions),
-        force_regions=parse_regions(hints.force_region, valid_regions),
+        # A forced region never falls back, so an unknown code is kept: it matches no
+        # machine and the request gets "no candidate", as on the platform.
+        force_regions=parse_regions(hints.force_region, _ANY_CODE),
         prefer_instance=parse_instance(hints.prefer_instance),
         force_instance=parse_instance(hints.force_instance),
         exclude=exclude,

@@ -1,0 +1,176 @@
+"""Listener routers: the data plane's view of apps, implemented over the routing state.
+
+One router per listener. ``AppRouter`` serves an app's dedicated address (its services
+by public port); ``SharedRouter`` serves the shared IPv4, where the app is named by the
+Host header or the TLS SNI. Both read the snapshot current at each ``choose`` call.
+"""
+
+from __future__ import annotations
+
+import time
+
+from edge.config.model import PortSpec
+from edge.core.latency import observe_rtt
+from edge.core.route_headers import route_request
+from edge.core.routing import Endpoint, RoutingSnapshot, ServiceRoutes, decide
+from edge.dataplane.contract import Choice, ClientInfo, NoUpstream, RouteHints, Upstream
+from edge.runtime.routing_state import RoutingState
+
+_CLIENT_REGION_CACHE_SIZE = 4096
+
+
+class BaseRouter:
+    """What every listener router shares: client geography, the decision, the reports."""
+
+    def __init__(self, state: RoutingState, port: PortSpec) -> None:
+        self.state = state
+        self.port = port.port
+        self.handlers: tuple[str, ...] = tuple(port.handlers)
+        self.force_https = port.force_https
+        self.proxy_proto = port.proxy_proto_options.version if port.sends_proxy_proto else None
+        self._regions: dict[str, str] = {}
+
+    @property
+    def pop(self) -> str:
+        """The PoP of clients with no other information: local clients' ingress."""
+        return self.state.ingress(self.state.config.edge.local_region) or ""
+
+    @property
+    def retries(self) -> int:
+        return 2
+
+    def client_region(self, client: ClientInfo, hints: RouteHints | None) -> str:
+        edge = self.state.config.edge
+        if hints is not None and hints.client_region and edge.trust_client_region_header:
+            claimed = hints.client_region.strip().lower().decode("latin-1")
+            if claimed in self.state.valid_regions:
+                return claimed
+        region = self._regions.get(client.peer_ip)
+        if region is None:
+            if len(self._regions) >= _CLIENT_REGION_CACHE_SIZE:
+                self._regions.clear()
+            region = self._regions[client.peer_ip] = self.state.client_map.region_for(
+                client.peer_ip
+            )
+        return region
+
+    def route(
+        self,
+        service: ServiceRoutes,
+        client: ClientInfo,
+        hints: RouteHints | None,
+        exclude: frozenset[str],
+    ) -> Choice:
+        region = self.client_region(client, hints)
+        pop = self.state.ingress(region)
+        if pop is None:
+            return NoUpstream(503, "every point of presence is withdrawn", service.app)
+        request = route_request(pop, client.peer_ip, hints, self.state.valid_regions, exclude)
+        decision = decide(service, request, self.state.model, time.monotonic(), self.state.rng)
+        endpoint = decision.endpoint
+        spec = service.spec
+        if endpoint is None:
+            reason = f"no machine of app {service.app} can take it: {decision.detail}"
+            return NoUpstream(503, reason, service.app, wait=spec.no_candidate_wait, pop=pop)
+        endpoint.stats.active += 1
+        simulate = self.state.config.edge.simulate_latency
+        model = self.state.model
+        return Upstream(
+            host=endpoint.host,
+            port=endpoint.port,
+            machine_id=endpoint.machine_id,
+            region=endpoint.region,
+            app=service.app,
+            reason=decision.reason,
+            ticket=endpoint,
+            send_proxy_proto=self.proxy_proto,
+            client_delay=model.rtt(region, pop) if simulate else 0.0,
+            upstream_delay=model.rtt(pop, endpoint.region) if simulate else 0.0,
+            timeout=spec.timeout,
+            connect_timeout=spec.connect_timeout,
+            pop=pop,
+        )
+
+    # --- reports from the data plane -----------------------------------------------------
+
+    def connected(self, upstream: Upstream, seconds: float) -> None:
+        stats = _endpoint(upstream).stats
+        stats.consecutive_failures = 0
+        observe_rtt(stats, seconds, time.monotonic())
+
+    def connect_failed(self, upstream: Upstream, reason: str) -> None:
+        _endpoint(upstream).stats.consecutive_failures += 1
+
+    def responded(self, upstream: Upstream, status: int, seconds: float) -> None:
+        stats = _endpoint(upstream).stats
+        if status >= 500:
+            stats.consecutive_failures += 1
+        else:
+            stats.consecutive_failures = 0
+
+    def transferred(self, upstream: Upstream, to_machine: int, to_client: int) -> None:
+        pass
+
+    def release(self, upstream: Upstream) -> None:
+        _endpoint(upstream).stats.active -= 1
+
+
+def _endpoint(upstream: Upstream) -> Endpoint:
+    ticket = upstream.ticket
+    assert isinstance(ticket, Endpoint)
+    return ticket
+
+
+class AppRouter(BaseRouter):
+    """A dedicated address of one app: the service behind this public port."""
+
+    def __init__(self, state: RoutingState, app: str, port: PortSpec) -> None:
+        super().__init__(state, port)
+        self.app = app
+
+    def _service(self, snapshot: RoutingSnapshot) -> ServiceRoutes | None:
+        app = snapshot.apps.get(self.app)
+        return None if app is None else app.services.get(self.port)
+
+    @property
+    def retries(self) -> int:
+        service = self._service(self.state.snapshot)
+        return 0 if service is None else service.spec.retries
+
+    def choose(
+        self, client: ClientInfo, hints: RouteHints | None, exclude: frozenset[str]
+    ) -> Choice:
+        service = self._service(self.state.snapshot)
+        if service is None:
+            return NoUpstream(503, f"app {self.app} has no service on port {self.port}", self.app)
+        return self.route(service, client, hints, exclude)
+
+
+class SharedRouter(BaseRouter):
+    """The shared IPv4 on one port: the app comes from the Host header or the SNI."""
+
+    def app_for(self, client: ClientInfo, hints: RouteHints | None) -> str | None:
+        name = hints.host if hints is not None and hints.host else None
+        if name is None and client.sni:
+            name = client.sni.encode()
+        app = None if name is None else self.state.snapshot.host_to_app(name)
+        return app if app in self.state.shared_apps else None
+
+    def accepts_name(self, name: str) -> bool:
+        """For the TLS handshake: does an app holding the shared address answer to it?"""
+        return self.state.snapshot.host_to_app(name.encode()) in self.state.shared_apps
+
+    def choose(
+        self, client: ClientInfo, hints: RouteHints | None, exclude: frozenset[str]
+    ) -> Choice:
+        app_name = self.app_for(client, hints)
+        app = None if app_name is None else self.state.snapshot.apps.get(app_name)
+        service = None if app is None else app.services.get(self.port)
+        if service is None:
+            domain = self.state.config.edge.app_domain
+            return NoUpstream(
+                404,
+                f"no app answers to this host name on the shared address; "
+                f"apps are reached as <app>.{domain}",
+            )
+        return self.route(service, client, hints, exclude)

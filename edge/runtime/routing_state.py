@@ -1,0 +1,147 @@
+"""The routing snapshot of a running daemon, swapped whole on every change.
+
+``RoutingState.snapshot`` is an immutable ``RoutingSnapshot`` rebuilt from the store's
+apps and machines (plus where demo machines listen) and replaced by one assignment;
+protocols read whichever snapshot they captured, without locks. Live counters
+(``EndpointStats``) outlive snapshots: they are kept here by (app, machine, port).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping
+
+from edge.config.model import EdgeConfig, ServiceSpec
+from edge.config.types import split_host_port
+from edge.core import apps as records
+from edge.core.anycast import ClientMap, ingress_pop
+from edge.core.latency import LatencyModel
+from edge.core.routing import (
+    AppDeployment,
+    EndpointStats,
+    Machine,
+    RoutingSnapshot,
+    build_snapshot,
+)
+from edge.store import StoreSnapshot
+
+StatsKey = tuple[str, str, int]  # (app, machine_id, internal_port)
+DemoPorts = Mapping[tuple[str, str], Mapping[int, int]]  # (app, machine) -> internal -> port
+DEMO_HOST = "127.0.0.1"
+
+
+def routing_machine(machine: records.Machine, demo_ports: DemoPorts) -> Machine:
+    """A stored machine as routing sees it: where it listens, whether it may be chosen."""
+    if machine.demo:
+        ports = demo_ports.get((machine.app, machine.id), {})
+        return Machine(
+            id=machine.id,
+            app=machine.app,
+            region=machine.region,
+            host=DEMO_HOST,
+            ports=dict(ports),
+            weight=machine.weight,
+            started=machine.state == "started" and bool(ports),
+            demo=True,
+        )
+    host, explicit = _host_and_port(machine.address or "")
+    return Machine(
+        id=machine.id,
+        app=machine.app,
+        region=machine.region,
+        host=host,
+        ports=dict(machine.ports),
+        explicit_port=explicit,
+        weight=machine.weight,
+        started=machine.state == "started",
+    )
+
+
+def _host_and_port(address: str) -> tuple[str, int | None]:
+    try:
+        return split_host_port(address)
+    except ValueError:
+        return address.strip("[]"), None
+
+
+def deployments(snapshot: StoreSnapshot, demo_ports: DemoPorts) -> list[AppDeployment]:
+    machines: dict[str, list[Machine]] = {}
+    for machine in snapshot.machines:
+        machines.setdefault(machine.app, []).append(routing_machine(machine, demo_ports))
+    return [
+        AppDeployment(
+            name=app.name,
+            org=app.org,
+            primary_region=app.primary_region,
+            services=app.services,
+            machines=tuple(machines.get(app.name, ())),
+        )
+        for app in snapshot.apps
+    ]
+
+
+class RoutingState:
+    """The daemon's routing view: snapshot, live counters, PoPs and client geography."""
+
+    def __init__(self, config: EdgeConfig, model: LatencyModel, rng: random.Random) -> None:
+        self.config = config
+        self.model = model
+        self.rng = rng
+        self.client_map = ClientMap.build(config.edge.clients, config.edge.local_region)
+        self.valid_regions = frozenset(model.codes())
+        self._stats: dict[StatsKey, EndpointStats] = {}
+        self.pops_up: tuple[str, ...] = config.edge.pops
+        self._ingress: dict[str, str | None] = {}
+        self.shared_apps: frozenset[str] = frozenset()  # apps holding the shared IPv4
+        self.snapshot: RoutingSnapshot = build_snapshot(
+            (), model, config.edge.app_domain, self.stats_for, self.pops_up
+        )
+
+    def stats_for(self, app: str, machine_id: str, internal_port: int) -> EndpointStats:
+        key = (app, machine_id, internal_port)
+        stats = self._stats.get(key)
+        if stats is None:
+            stats = self._stats[key] = EndpointStats()
+        return stats
+
+    def rebuild(self, store_snapshot: StoreSnapshot, demo_ports: DemoPorts) -> RoutingSnapshot:
+        """Build the next snapshot and swap it in with one assignment."""
+        apps = deployments(store_snapshot, demo_ports)
+        snapshot = build_snapshot(
+            apps, self.model, self.config.edge.app_domain, self.stats_for, self.pops_up
+        )
+        self._forget_stats_not_in(snapshot)
+        self.shared_apps = frozenset(ip.app for ip in store_snapshot.ips if ip.type == "shared_v4")
+        self.snapshot = snapshot
+        return snapshot
+
+    def _forget_stats_not_in(self, snapshot: RoutingSnapshot) -> None:
+        live = {
+            (ep.app, ep.machine_id, service.spec.internal_port)
+            for app in snapshot.apps.values()
+            for service in app.services.values()
+            for ep in service.endpoints
+        }
+        for key in [k for k in self._stats if k not in live]:
+            del self._stats[key]
+
+    def set_pops_up(self, pops: Iterable[str]) -> None:
+        self.pops_up = tuple(pops)
+        self._ingress.clear()
+
+    def ingress(self, client_region: str) -> str | None:
+        """The PoP a client of ``client_region`` lands on (cached until PoPs change)."""
+        try:
+            return self._ingress[client_region]
+        except KeyError:
+            pop = ingress_pop(client_region, self.pops_up, self.model)
+            self._ingress[client_region] = pop
+            return pop
+
+    def endpoint_stats(self) -> Mapping[StatsKey, EndpointStats]:
+        return self._stats
+
+
+def service_kind(service: ServiceSpec) -> str:
+    """What a demo machine serves on this service's internal port: http or echo."""
+    return "http" if any(p.is_http for p in service.ports) else "echo"
