@@ -285,15 +285,19 @@ class HttpSpec(Frozen):
     upstream_idle_timeout: Duration = 4.0
 
 
-class TlsSpec(Frozen):
-    cert_file: str | None = None
-    key_file: str | None = None
+class CertificateSpec(Frozen):
+    """A certificate for the names it covers (``*.example.com`` covers one label below)."""
 
-    @model_validator(mode="after")
-    def _both_or_neither(self) -> TlsSpec:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("give both cert_file and key_file, or neither (self-signed)")
-        return self
+    names: tuple[str, ...] = Field(min_length=1)
+    cert_file: str
+    key_file: str
+
+
+class TlsSpec(Frozen):
+    """Certificates for tls ports; any other name gets a self-signed one, made at first
+    use and kept in the state directory."""
+
+    certificates: tuple[CertificateSpec, ...] = ()
 
 
 class ApiSpec(Frozen):

@@ -77,10 +77,23 @@ Choice = Upstream | NoUpstream
 class ListenerRouter(Protocol):
     """One per listener (address, port); the data plane's only view of the world."""
 
-    pop: str  # the PoP this listener's clients land on (for Fly-Region, request ids)
-    handlers: tuple[str, ...]  # the port's handlers: (), ("http",), ("tls", "http") ...
-    force_https: bool
-    retries: int  # how many other machines an HTTP request may try after a failed connect
+    @property
+    def pop(self) -> str:
+        """The PoP of clients with no other information (Fly-Region when "" elsewhere)."""
+        ...
+
+    @property
+    def handlers(self) -> tuple[str, ...]:
+        """The port's handlers: (), ("http",), ("tls", "http") ..."""
+        ...
+
+    @property
+    def force_https(self) -> bool: ...
+
+    @property
+    def retries(self) -> int:
+        """How many other machines a request or connection may try after a failed connect."""
+        ...
 
     def choose(
         self, client: ClientInfo, hints: RouteHints | None, exclude: frozenset[str]

@@ -23,6 +23,7 @@ from edge.core.routing import (
     RoutingSnapshot,
     build_snapshot,
 )
+from edge.runtime.demo import DemoKind
 from edge.store import StoreSnapshot
 
 StatsKey = tuple[str, str, int]  # (app, machine_id, internal_port)
@@ -142,6 +143,6 @@ class RoutingState:
         return self._stats
 
 
-def service_kind(service: ServiceSpec) -> str:
+def service_kind(service: ServiceSpec) -> DemoKind:
     """What a demo machine serves on this service's internal port: http or echo."""
     return "http" if any(p.is_http for p in service.ports) else "echo"

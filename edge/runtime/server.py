@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from edge.api.app import build_api
-from edge.api.app_context import ApiContext
+from edge.api.app_context import ApiContext, ListenerReport
 from edge.api.auth import TokenCheck
 from edge.config.model import EdgeConfig
 from edge.config.types import split_host_port
@@ -27,12 +27,15 @@ from edge.core.ipam import IpamPolicy
 from edge.core.regions import RegionCatalogue
 from edge.errors import EdgeError, StartupError
 from edge.runtime.bootstrap import bootstrap
+from edge.runtime.dataplane import DataPlane
 from edge.runtime.metrics import Metrics
 from edge.runtime.statedir import prepare_state_dir
 from edge.runtime.store_runner import StoreRunner
+from edge.runtime.tasks import spawn
 from edge.store import open_store
 
 LOG = logging.getLogger("edge")
+STORE_POLL_INTERVAL = 1.0  # seconds between checks for changes made by other processes
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,10 @@ class EdgeDaemon:
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._store: StoreRunner | None = None
+        self.dataplane = DataPlane(config, catalogue, options.state_dir, options.drain_timeout)
+        self._refresh_lock = asyncio.Lock()
+        self._applied_version = -1
+        self._watcher: asyncio.Task[None] | None = None
 
     def status(self) -> dict[str, Any]:
         return {"state_dir": str(self.options.state_dir), "pops": list(self.config.edge.pops)}
@@ -76,7 +83,9 @@ class EdgeDaemon:
         self.metrics.start_time.set(time.time())
         store = await self._open_store()
         admin_hash = await store.call(bootstrap, store.store, self.options.state_dir, self.config)
+        await self.refresh()
         await self._start_api(store, admin_hash)
+        self._watcher = spawn(self._watch_store(), name="store-watcher")
         LOG.info(
             "edge started",
             extra={"api": self.options.api_listen, "state_dir": str(self.options.state_dir)},
@@ -95,6 +104,27 @@ class EdgeDaemon:
         self._store = StoreRunner(store)
         return self._store
 
+    async def refresh(self) -> ListenerReport:
+        """Bring the data plane in line with the store (after every change)."""
+        assert self._store is not None
+        async with self._refresh_lock:
+            snapshot = await self._store.call(self._store.store.snapshot)
+            await self.dataplane.apply(snapshot)
+            self._applied_version = snapshot.version
+        return ListenerReport(self.dataplane.listeners.by_address())
+
+    async def _watch_store(self) -> None:
+        """Pick up changes committed by other processes sharing the state database."""
+        assert self._store is not None
+        while True:
+            await asyncio.sleep(STORE_POLL_INTERVAL)
+            try:
+                version = await self._store.call(self._store.store.version)
+                if version != self._applied_version:
+                    await self.refresh()
+            except EdgeError as exc:
+                LOG.warning("cannot read the store", extra={"error": exc.message})
+
     async def _find_org(self, token_hash: str) -> str | None:
         assert self._store is not None
         org = await self._store.call(self._store.store.org_by_token_hash, token_hash)
@@ -106,6 +136,7 @@ class EdgeDaemon:
             config=self.config,
             catalogue=self.catalogue,
             store=store,
+            changed=self.refresh,
             status=self.status,
         )
         api = build_api(context, TokenCheck(admin_hash, self._find_org))
@@ -129,8 +160,12 @@ class EdgeDaemon:
     async def stop(self) -> None:
         """Stop accepting, let in-flight work finish within the drain timeout, close."""
         started = time.monotonic()
+        if self._watcher is not None:
+            self._watcher.cancel()
+        cleanups = [self.dataplane.close()]
         if self._runner is not None:
-            await self._runner.cleanup()
+            cleanups.append(self._runner.cleanup())
+        await asyncio.gather(*cleanups)
         if self._store is not None:
             await self._store.close()
         LOG.info("edge stopped", extra={"drain_seconds": round(time.monotonic() - started, 3)})
