@@ -11,6 +11,7 @@ from aiohttp import web
 
 from edge.config.load import validate
 from edge.config.model import AppSpec, EdgeConfig
+from edge.core.apps import Machine
 from edge.core.regions import RegionCatalogue
 from edge.errors import BadRequest, ConfigError
 from edge.runtime.metrics import Metrics
@@ -40,6 +41,8 @@ class ApiContext:
     # Called after every committed change: rebuild routing, reconcile listeners.
     changed: Callable[[], Awaitable[ListenerReport]] = _no_listeners
     status: Callable[[], dict[str, Any]] = dict
+    # What the running edge knows of a machine: where it listens, its load and health.
+    live_machine: Callable[[Machine], dict[str, Any]] = lambda machine: {}
     started_at: float = field(default_factory=time.time)
 
     def validate_app(self, data: dict[str, Any], renames: dict[str, str]) -> AppSpec:

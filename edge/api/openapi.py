@@ -57,6 +57,7 @@ def operation(
 
 
 APP_PARAM = {"name": "app", "in": "path", "required": True, "schema": {"type": "string"}}
+MACHINE_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 IP_PARAM = {"name": "ip", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
@@ -129,6 +130,35 @@ SCHEMAS: dict[str, Any] = {
         ("app_name",),
     ),
     "AllocateIp": _obj({"type": IP_TYPE, "region": STR}),
+    "Machine": _obj(
+        {
+            "id": STR,
+            "app": STR,
+            "region": STR,
+            "state": {"type": "string", "enum": ["started", "stopped"]},
+            "address": {"type": ["string", "null"]},
+            "ports": {"type": "object", "additionalProperties": INT},
+            "weight": INT,
+            "demo": BOOL,
+            "created_at": STR,
+            "updated_at": STR,
+            "listening": {"type": "array", "items": STR},
+            "services": {"type": "array", "items": {"type": "object"}},
+        },
+        ("id", "app", "region", "state", "weight", "demo"),
+    ),
+    "AddMachine": _obj(
+        {
+            "region": STR,
+            "id": STR,
+            "address": STR,
+            "ports": {"type": "object", "additionalProperties": INT},
+            "weight": INT,
+            "demo": BOOL,
+            "state": {"type": "string", "enum": ["started", "stopped"]},
+        },
+        ("region",),
+    ),
 }
 
 
@@ -194,6 +224,37 @@ def _paths() -> dict[str, Any]:
                 (201, "Allocated", ref("IpAssignment")),
                 (400, 401, 404, 409, 422, 503),
                 body="AllocateIp",
+            ),
+        },
+        "/v1/apps/{app}/machines": {
+            "parameters": [APP_PARAM],
+            "get": operation(
+                "The app's machines with load and health",
+                (200, "Machines", list_of("machines", "Machine")),
+                (401, 404),
+            ),
+            "post": operation(
+                "Add a machine (an address, or a demo machine served by the edge)",
+                (201, "Added", ref("Machine")),
+                (400, 401, 404, 409),
+                body="AddMachine",
+            ),
+        },
+        "/v1/apps/{app}/machines/{id}": {
+            "parameters": [APP_PARAM, MACHINE_PARAM],
+            "get": operation("One machine", (200, "The machine", ref("Machine")), (401, 404)),
+            "delete": operation("Remove a machine", (204, "Removed", None), (401, 404)),
+        },
+        "/v1/apps/{app}/machines/{id}/start": {
+            "parameters": [APP_PARAM, MACHINE_PARAM],
+            "post": operation("Start a machine", (200, "Started", ref("Machine")), (401, 404)),
+        },
+        "/v1/apps/{app}/machines/{id}/stop": {
+            "parameters": [APP_PARAM, MACHINE_PARAM],
+            "post": operation(
+                "Stop a machine: it gets no new traffic",
+                (200, "Stopped", ref("Machine")),
+                (401, 404),
             ),
         },
         "/v1/apps/{app}/ip_assignments/{ip}": {

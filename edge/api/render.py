@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from edge.core.apps import AppRecord, Org
+from edge.core.apps import AppRecord, Machine, Org
 from edge.core.ipam import IpAssignment, format_time
 from edge.core.regions import Region
 
@@ -46,4 +46,21 @@ def region_json(region: Region) -> dict[str, Any]:
         "gateway_available": region.gateway,
         "requires_paid_plan": False,
         "deprecated": region.deprecated,
+    }
+
+
+def machine_json(machine: Machine, live: dict[str, Any]) -> dict[str, Any]:
+    """A machine as stored, plus what the running edge knows of it (``live``)."""
+    return {
+        "id": machine.id,
+        "app": machine.app,
+        "region": machine.region,
+        "state": machine.state,
+        "address": machine.address,
+        "ports": {str(internal): host for internal, host in machine.ports},
+        "weight": machine.weight,
+        "demo": machine.demo,
+        "created_at": format_time(machine.created_at),
+        "updated_at": format_time(machine.updated_at),
+        **live,
     }

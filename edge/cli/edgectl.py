@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from edge.cli import ctl_apps, ctl_ips
+from edge.cli import ctl_apps, ctl_ips, ctl_machines
 from edge.cli.client import ApiClient
 from edge.errors import EdgeError
 
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     ctl_apps.register(commands)
     ctl_ips.register(commands)
+    ctl_machines.register(commands)
     return parser
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.config.model import EdgeConfig
+from edge.core import apps as records
 from edge.core.latency import LatencyModel
 from edge.core.regions import RegionCatalogue
 from edge.dataplane.http_proxy import make_http_protocol_factory
@@ -89,6 +90,34 @@ class DataPlane:
             await self.demo.stop(key)
         self._demo_keys = wanted
         return ports
+
+    def machine_view(self, machine: records.Machine) -> dict[str, Any]:
+        """What the running edge knows of a machine: where it listens, load and health."""
+        services = []
+        for (app, machine_id, internal_port), stats in self.state.endpoint_stats().items():
+            if app == machine.app and machine_id == machine.id:
+                services.append(
+                    {
+                        "internal_port": internal_port,
+                        "load": stats.active,
+                        "healthy": stats.healthy,
+                        "consecutive_failures": stats.consecutive_failures,
+                        "ejections": stats.ejections,
+                    }
+                )
+        listening = []
+        if machine.demo:
+            prefix = f"{machine.app}/{machine.id}/"
+            for key in sorted(k for k in self._demo_keys if k.startswith(prefix)):
+                address = self.demo.address(key)
+                if address is not None and self.demo.is_running(key):
+                    listening.append(f"{address[0]}:{address[1]}")
+        elif machine.address:
+            listening.append(machine.address)
+        return {
+            "listening": listening,
+            "services": sorted(services, key=lambda s: s["internal_port"]),
+        }
 
     def _router(self, spec: ListenerSpec) -> AppRouter | SharedRouter:
         if spec.app is None:

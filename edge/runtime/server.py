@@ -138,6 +138,7 @@ class EdgeDaemon:
             store=store,
             changed=self.refresh,
             status=self.status,
+            live_machine=self.dataplane.machine_view,
         )
         api = build_api(context, TokenCheck(admin_hash, self._find_org))
         self._runner = web.AppRunner(api, access_log=None)

@@ -1,0 +1,116 @@
+"""``edgectl machines``: list, add, start, stop and remove an app's machines."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from edge.cli.argtypes import SubParsers
+from edge.cli.client import ApiClient
+from edge.cli.output import print_json, print_table
+from edge.errors import BadRequest
+
+HEADERS = ("id", "region", "state", "listening", "weight", "load", "health")
+
+
+def _health(machine: dict[str, Any]) -> str:
+    services = machine.get("services", [])
+    if machine["state"] != "started":
+        return "-"
+    if not services:
+        return "unknown"
+    return "passing" if all(s["healthy"] for s in services) else "critical"
+
+
+def machine_row(machine: dict[str, Any]) -> tuple[object, ...]:
+    listening = ",".join(machine.get("listening", [])) or "-"
+    load = sum(s["load"] for s in machine.get("services", []))
+    kind = " (demo)" if machine["demo"] else ""
+    return (
+        machine["id"],
+        machine["region"],
+        machine["state"] + kind,
+        listening,
+        machine["weight"],
+        load,
+        _health(machine),
+    )
+
+
+def cmd_list(client: ApiClient, args: argparse.Namespace) -> int:
+    machines = client.get(f"/v1/apps/{args.app}/machines")["machines"]
+    if args.json:
+        print_json(machines)
+    else:
+        print_table(HEADERS, [machine_row(m) for m in machines], "This app has no machines.")
+    return 0
+
+
+def cmd_add(client: ApiClient, args: argparse.Namespace) -> int:
+    if args.demo == bool(args.address):
+        raise BadRequest("give either --address HOST:PORT or --demo")
+    body: dict[str, Any] = {"region": args.region, "weight": args.weight, "demo": args.demo}
+    if args.address:
+        body["address"] = args.address
+    if args.id:
+        body["id"] = args.id
+    machine = client.post(f"/v1/apps/{args.app}/machines", body)
+    _show(machine, args.json)
+    return 0
+
+
+def _show(machine: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(machine)
+    else:
+        print_table(HEADERS, [machine_row(machine)], "")
+
+
+def _change(client: ApiClient, args: argparse.Namespace, verb: str) -> int:
+    for machine_id in args.ids:
+        machine = client.post(f"/v1/apps/{args.app}/machines/{machine_id}/{verb}", {})
+        print(f"Machine {machine['id']} is now {machine['state']}")
+    return 0
+
+
+def cmd_start(client: ApiClient, args: argparse.Namespace) -> int:
+    return _change(client, args, "start")
+
+
+def cmd_stop(client: ApiClient, args: argparse.Namespace) -> int:
+    return _change(client, args, "stop")
+
+
+def cmd_remove(client: ApiClient, args: argparse.Namespace) -> int:
+    for machine_id in args.ids:
+        client.delete(f"/v1/apps/{args.app}/machines/{machine_id}")
+        print(f"Machine {machine_id} removed")
+    return 0
+
+
+def register(commands: SubParsers) -> None:
+    machines = commands.add_parser("machines", help="an app's machines (instances)")
+    sub = machines.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+
+    def app_parser(name: str, help_text: str) -> argparse.ArgumentParser:
+        parser = sub.add_parser(name, help=help_text)
+        parser.add_argument("-a", "--app", required=True, help="the app")
+        parser.add_argument("-j", "--json", action="store_true", help="print JSON")
+        return parser
+
+    app_parser("list", "list machines with load and health").set_defaults(handler=cmd_list)
+    add = app_parser("add", "add a machine: --address HOST:PORT, or --demo")
+    add.add_argument("-r", "--region", required=True)
+    add.add_argument("--address", help="where it serves the internal port (HOST:PORT or HOST)")
+    add.add_argument("--demo", action="store_true", help="a demo machine served by the edge")
+    add.add_argument("--weight", type=int, default=1)
+    add.add_argument("--id", help="machine id (default: 14 random hex characters)")
+    add.set_defaults(handler=cmd_add)
+    for name, handler, text in (
+        ("start", cmd_start, "start machines"),
+        ("stop", cmd_stop, "stop machines (they get no traffic)"),
+        ("remove", cmd_remove, "remove machines"),
+    ):
+        parser = app_parser(name, text)
+        parser.add_argument("ids", nargs="+", metavar="MACHINE_ID")
+        parser.set_defaults(handler=handler)
