@@ -1,0 +1,499 @@
+"""Raw TCP relay (ports with no handlers, or only ``tls``/``proxy_proto``): client <-> machine.
+
+One ``TcpRelay`` per accepted connection is both the client side's protocol and the
+controller: it asks the listener's router for a machine once, connects (trying other
+machines after a failed connect, which is safe because nothing has reached a machine
+yet), then relays bytes both ways. The relay path is plain ``asyncio.Protocol`` callbacks:
+each side's ``data_received`` writes straight into the other side's transport, and a
+transport that fills up pauses reading on the side that feeds it.
+
+Simulated latency (``Upstream.client_delay``/``upstream_delay``, round trips): connection
+setup costs one client RTT plus one machine RTT, and every chunk afterwards is delayed by
+the one-way time of the whole path, (client RTT + machine RTT) / 2, in both directions.
+With both at zero no timer is ever created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+from collections.abc import Callable
+from typing import Final, Protocol, cast
+
+from edge.dataplane.contract import ClientInfo, ListenerRouter, NoUpstream, Upstream
+from edge.dataplane.proxy_protocol import accept_proxy_header, build_header
+from edge.dataplane.tls import client_info_from_transport
+
+BUFFER_LIMIT: Final = 64 * 1024  # bytes held before the machine connects, or in a delay line
+_TIMER_SLACK: Final = 0.001  # libuv timers have millisecond resolution
+
+# Why a side's reading is paused: bits, because several reasons can hold at once.
+_PEER_FULL: Final = 1  # the other side's transport is above its write high-water mark
+_EARLY_FULL: Final = 2  # no machine yet and BUFFER_LIMIT bytes are already buffered
+_DELAY_FULL: Final = 4  # the simulated-latency line holds BUFFER_LIMIT bytes not yet due
+_NO_EXCLUDE: Final[frozenset[str]] = frozenset()
+
+
+class Closable(Protocol):
+    def abort(self) -> None: ...
+
+
+class ConnectionTracker:
+    """Live connections of a listener, so the runtime can drain them at shutdown."""
+
+    def __init__(self) -> None:
+        self._live: set[Closable] = set()
+        self._empty: asyncio.Future[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def add(self, conn: Closable) -> None:
+        self._live.add(conn)
+
+    def discard(self, conn: Closable) -> None:
+        self._live.discard(conn)
+        if not self._live and self._empty is not None and not self._empty.done():
+            self._empty.set_result(None)
+
+    def close_all(self) -> int:
+        """Abort every live connection now; returns how many there were."""
+        live = list(self._live)
+        for conn in live:
+            conn.abort()
+        return len(live)
+
+    async def drain(self, timeout: float) -> int:
+        """Wait up to ``timeout`` s for connections to end, abort the rest; returns that count."""
+        if self._live:
+            self._empty = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._empty), timeout)
+            except TimeoutError:
+                pass
+            finally:
+                self._empty = None
+        return self.close_all()
+
+
+class _Side(asyncio.Protocol):
+    """One end of a relay: counts what it receives and hands it to ``forward``."""
+
+    __slots__ = ("_paused", "eof", "forward", "line", "lost", "peer", "received", "transport")
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.peer: _Side | None = None
+        self.forward: Callable[[bytes], object] = _discard
+        self.line: _DelayLine | None = None  # carries what this side receives, when delayed
+        self.received = 0
+        self._paused = 0
+        self.eof = False
+        self.lost = False
+
+    def data_received(self, data: bytes) -> None:
+        self.received += len(data)
+        self.forward(data)
+
+    # My transport is full: stop reading from the side that feeds it.
+    def pause_writing(self) -> None:
+        if self.peer is not None:
+            self.peer.pause(_PEER_FULL)
+
+    def resume_writing(self) -> None:
+        if self.peer is not None:
+            self.peer.resume(_PEER_FULL)
+
+    def pause(self, reason: int) -> None:
+        if not self._paused and self.transport is not None and not self.lost:
+            self.transport.pause_reading()
+        self._paused |= reason
+
+    def resume(self, reason: int) -> None:
+        if not self._paused & reason:
+            return
+        self._paused &= ~reason
+        if not self._paused and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def send_eof(self) -> None:
+        """The other side finished sending: pass the half-close on (TLS can't: close)."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if transport.can_write_eof():
+            transport.write_eof()
+        else:
+            transport.close()
+
+    def close(self) -> None:
+        """Close after what is queued for this side (delayed chunks too) has been sent."""
+        feeder = self.peer.line if self.peer is not None else None
+        if feeder is not None and feeder.busy:
+            feeder.close_when_done()
+        elif self.transport is not None:
+            self.transport.close()
+
+
+def _discard(data: bytes) -> None:
+    """Where bytes go once the other side is gone."""
+
+
+class _Mark(enum.Enum):
+    EOF = enum.auto()
+    CLOSE = enum.auto()
+
+
+class _DelayLine:
+    """Chunks from ``src`` to ``dst``, each sent ``delay`` seconds after it arrived, in order."""
+
+    __slots__ = ("_delay", "_dst", "_loop", "_queue", "_queued_bytes", "_src", "_timer")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, delay: float, src: _Side, dst: _Side):
+        self._loop = loop
+        self._delay = delay
+        self._src = src
+        self._dst = dst
+        self._queue: collections.deque[tuple[float, bytes | _Mark]] = collections.deque()
+        self._queued_bytes = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._queue)
+
+    def push(self, item: bytes | _Mark) -> None:
+        due = self._loop.time() + self._delay
+        self._queue.append((due, item))
+        if isinstance(item, bytes):
+            self._queued_bytes += len(item)
+            if self._queued_bytes > BUFFER_LIMIT:
+                self._src.pause(_DELAY_FULL)
+        if self._timer is None:
+            self._timer = self._loop.call_at(due, self._release)
+
+    def push_eof(self) -> None:
+        self.push(_Mark.EOF)
+
+    def close_when_done(self) -> None:
+        self.push(_Mark.CLOSE)
+
+    def stop(self) -> None:
+        """The destination is gone: drop everything."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._queue.clear()
+
+    def _release(self) -> None:
+        # One timer at a time, always for the oldest chunk: order cannot depend on how
+        # the loop breaks ties between timers due at the same moment.
+        self._timer = None
+        limit = self._loop.time() + _TIMER_SLACK
+        queue, dst = self._queue, self._dst
+        while queue and queue[0][0] <= limit:
+            item = queue.popleft()[1]
+            if item is _Mark.EOF:
+                dst.send_eof()
+            elif item is _Mark.CLOSE:
+                if dst.transport is not None:
+                    dst.transport.close()
+            elif dst.transport is not None and not dst.lost:
+                self._queued_bytes -= len(item)
+                dst.transport.write(item)
+        if self._queued_bytes <= BUFFER_LIMIT // 2:
+            self._src.resume(_DELAY_FULL)
+        if queue:
+            self._timer = self._loop.call_at(queue[0][0], self._release)
+
+
+class _MachineSide(_Side):
+    __slots__ = ("_relay",)
+
+    def __init__(self, relay: TcpRelay) -> None:
+        super().__init__()
+        self._relay = relay
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's aren't subclasses
+        self._relay.machine_made(self, transport)
+
+    def eof_received(self) -> bool:
+        return self._relay.side_eof(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._relay.side_lost(self)
+
+
+_Connecting = asyncio.Future[tuple[asyncio.Transport, _MachineSide]]
+
+
+def _connect_failure(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, ConnectionResetError | ConnectionAbortedError):
+        return "reset"
+    return "unreachable"
+
+
+class TcpRelay(_Side):
+    """The client side of one relayed connection, and the controller of its machine side."""
+
+    __slots__ = (
+        "_attempt_started",
+        "_attempts",
+        "_client",
+        "_connecting",
+        "_early",
+        "_early_size",
+        "_exclude",
+        "_finished",
+        "_loop",
+        "_pending",
+        "_router",
+        "_timed_out",
+        "_timer",
+        "_tracker",
+        "_upstream",
+    )
+
+    def __init__(
+        self,
+        router: ListenerRouter,
+        loop: asyncio.AbstractEventLoop,
+        tracker: ConnectionTracker | None = None,
+        client: ClientInfo | None = None,
+    ) -> None:
+        super().__init__()
+        self._router = router
+        self._loop = loop
+        self._tracker = tracker
+        self._client = client  # given when a PROXY header told us who the client is
+        self._upstream: Upstream | None = None  # chosen and not yet released
+        self._pending: _MachineSide | None = None  # the machine side being connected
+        self._connecting: _Connecting | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._early: list[bytes] = []
+        self._early_size = 0
+        self._exclude = _NO_EXCLUDE
+        self._attempts = 0
+        self._attempt_started = 0.0
+        self._timed_out = False
+        self._finished = False
+        self.forward = self._buffer_early
+
+    # -- client side protocol -------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's aren't subclasses
+        if self._client is None:
+            self._client = client_info_from_transport(transport)
+        if self._tracker is not None:
+            self._tracker.add(self)
+        self._choose()
+
+    def eof_received(self) -> bool:
+        return self.side_eof(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
+        if self._connecting is not None and self._pending is not None:
+            self._pending = None
+            self._connecting.cancel()
+        self.side_lost(self)
+
+    def abort(self) -> None:
+        """Drop both connections now (shutdown after the drain timeout)."""
+        for side in (self, self.peer):
+            if side is not None and side.transport is not None:
+                side.transport.abort()
+
+    # -- choosing and connecting ----------------------------------------------------
+
+    def _choose(self) -> None:
+        assert self._client is not None
+        choice = self._router.choose(self._client, None, self._exclude)
+        if isinstance(choice, NoUpstream):
+            self._hold(choice.wait)
+            return
+        self._upstream = choice
+        delay = choice.upstream_delay
+        if self._attempts == 0:
+            delay += choice.client_delay  # the client's handshake happens once
+        self._attempts += 1
+        now = self._loop.time()
+        # The connect time reported includes the simulated machine round trip.
+        self._attempt_started = now + delay - choice.upstream_delay
+        if delay > 0:
+            self._timer = self._loop.call_later(delay, self._connect)
+        else:
+            self._connect()
+
+    def _hold(self, wait: float) -> None:
+        """Nobody can take the connection: keep it open ``wait`` seconds, then close.
+
+        What the client sends meanwhile goes to the early buffer, whose limit pauses
+        reading (pausing here would be undone: uvloop starts reading after connection_made).
+        """
+        assert self.transport is not None
+        if wait > 0:
+            self._timer = self._loop.call_later(wait, self.transport.close)
+        else:
+            self.transport.close()
+
+    def _connect(self) -> None:
+        upstream = self._upstream
+        assert upstream is not None
+        self._timed_out = False
+        machine = self._pending = _MachineSide(self)
+        self._timer = self._loop.call_later(upstream.connect_timeout, self._connect_timeout)
+        # create_connection is a coroutine on both loops: this one future per connection
+        # setup is the relay's only task; it is referenced here until done.
+        connecting = asyncio.ensure_future(
+            self._loop.create_connection(lambda: machine, upstream.host, upstream.port),
+            loop=self._loop,
+        )
+        self._connecting = connecting
+        connecting.add_done_callback(self._connect_done)
+
+    def _connect_timeout(self) -> None:
+        self._timer = None
+        if self._connecting is not None and self._pending is not None:
+            self._timed_out = True
+            self._pending = None
+            self._connecting.cancel()
+
+    def _connect_done(self, connecting: _Connecting) -> None:
+        self._connecting = None
+        if self.peer is not None:
+            self._maybe_finish()  # connected (machine_made did the work); maybe over already
+            return
+        self._pending = None
+        self._cancel_timer()
+        upstream = self._upstream
+        assert upstream is not None
+        self._upstream = None
+        if connecting.cancelled():
+            reason = "timeout" if self._timed_out else None
+        else:
+            exc = connecting.exception()
+            # No exception: it connected after we gave up on it (machine_made closed it).
+            reason = _connect_failure(exc) if exc is not None else None
+        if reason is not None:
+            self._router.connect_failed(upstream, reason)
+        self._router.release(upstream)
+        if self.lost:
+            self._maybe_finish()
+        elif self._attempts <= self._router.retries:
+            self._exclude = self._exclude | {upstream.machine_id}
+            self._choose()
+        elif self.transport is not None:
+            self.transport.close()
+
+    def machine_made(self, machine: _MachineSide, transport: asyncio.Transport) -> None:
+        if machine is not self._pending or self.lost:
+            transport.close()  # a connect we gave up on (timeout, client gone) completed
+            return
+        self._pending = None
+        self._cancel_timer()
+        upstream = self._upstream
+        assert upstream is not None and self.transport is not None and self._client is not None
+        machine.transport = transport
+        self._router.connected(upstream, self._loop.time() - self._attempt_started)
+        self.peer, machine.peer = machine, self
+        self._wire(machine, transport, upstream)
+        first = self._early
+        self._early = []
+        if upstream.send_proxy_proto is not None:
+            first.insert(0, build_header(upstream.send_proxy_proto, self._client))
+        if first:
+            transport.writelines(first)
+        self.resume(_EARLY_FULL)
+        if self.eof:
+            machine.send_eof()
+
+    def _wire(self, machine: _MachineSide, transport: asyncio.Transport, up: Upstream) -> None:
+        assert self.transport is not None
+        one_way = (up.client_delay + up.upstream_delay) / 2
+        if one_way > 0:
+            self.line = _DelayLine(self._loop, one_way, self, machine)
+            machine.line = _DelayLine(self._loop, one_way, machine, self)
+            self.forward = self.line.push
+            machine.forward = machine.line.push
+        else:
+            self.forward = transport.write
+            machine.forward = self.transport.write
+
+    def _buffer_early(self, data: bytes) -> None:
+        self._early.append(data)
+        self._early_size += len(data)
+        if self._early_size > BUFFER_LIMIT:
+            self.pause(_EARLY_FULL)
+
+    # -- both sides -----------------------------------------------------------------
+
+    def side_eof(self, side: _Side) -> bool:
+        side.eof = True
+        peer = side.peer
+        if peer is None:
+            return True  # the client half-closed before the machine connected: sent later
+        if side.line is not None:
+            side.line.push_eof()
+        else:
+            peer.send_eof()
+        if peer.eof:  # both directions are finished
+            side.close()
+            peer.close()
+        return True  # keep the transport open: the other direction may still be sending
+
+    def side_lost(self, side: _Side) -> None:
+        side.lost = True
+        peer = side.peer
+        if peer is not None:
+            if peer.line is not None:
+                peer.line.stop()  # nothing can be delivered to this side any more
+            peer.forward = _discard
+            if not peer.lost:
+                peer.close()
+        self._maybe_finish()
+
+    def _maybe_finish(self) -> None:
+        machine = self.peer
+        if self._finished or not self.lost or self._connecting is not None:
+            return
+        if machine is not None and not machine.lost:
+            return
+        self._finished = True
+        self._cancel_timer()
+        upstream = self._upstream
+        self._upstream = None
+        if upstream is not None:
+            if machine is not None:
+                self._router.transferred(upstream, self.received, machine.received)
+            self._router.release(upstream)
+        if self._tracker is not None:
+            self._tracker.discard(self)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def make_tcp_protocol_factory(
+    router: ListenerRouter,
+    loop: asyncio.AbstractEventLoop,
+    tracker: ConnectionTracker | None = None,
+    accept_proxy_proto: bool = False,
+) -> Callable[[], asyncio.Protocol]:
+    """The ``protocol_factory`` for a raw TCP (or TLS-terminated) listener.
+
+    With ``accept_proxy_proto`` each connection must start with a PROXY header, and the
+    address in it is the client the router sees (``ClientInfo.proxied``).
+    """
+    if accept_proxy_proto:
+        return accept_proxy_header(lambda client: TcpRelay(router, loop, tracker, client))
+    return lambda: TcpRelay(router, loop, tracker)
