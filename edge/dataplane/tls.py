@@ -32,9 +32,8 @@ from edge.dataplane.contract import ClientInfo
 
 _VALIDITY: Final = datetime.timedelta(days=365)
 _RENEW_BEFORE: Final = datetime.timedelta(days=7)
-_HOSTNAME: Final = re.compile(
-    r"^(\*\.)?([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_-]{1,63}$"
-)
+_LABEL: Final = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOSTNAME: Final = re.compile(rf"^(\*\.)?({_LABEL}\.)*{_LABEL}$")
 _CONTEXT_CACHE_SIZE: Final = 1024
 
 
