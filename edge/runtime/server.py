@@ -175,6 +175,7 @@ class EdgeDaemon:
         try:
             await self.start()
         except BaseException:
+            await self.dataplane.close()
             if self._store is not None:
                 await self._store.close()
             raise

@@ -68,7 +68,13 @@ def test_taken_port_exits_2_with_one_line(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = run_edge(
-            "serve", "--config", str(DEMO), "--state-dir", str(tmp_path), "--api", f"127.0.0.1:{port}"
+            "serve",
+            "--config",
+            str(DEMO),
+            "--state-dir",
+            str(tmp_path),
+            "--api",
+            f"127.0.0.1:{port}",
         )
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if "error" in line]
