@@ -56,10 +56,14 @@ class ClientMap:
             return self.local_region
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped  # a v4 client seen on a dual-stack socket
-        if address.is_loopback:
-            return self.local_region  # the edge's own host: a local client by definition
+        # Loopback clients are local unless a CIDR inside the loopback range says
+        # otherwise: that is how a demo places clients in other regions by source address
+        # (127.1.0.0/16 -> syd), while a catch-all such as 0.0.0.0/0 leaves them local.
+        loopback_bits = (8 if address.version == 4 else 128) if address.is_loopback else 0
         value = int(address)
         for mask, networks in self.v4 if address.version == 4 else self.v6:
+            if mask.bit_count() < loopback_bits:
+                continue
             region = networks.get(value & mask)
             if region is not None:
                 return region

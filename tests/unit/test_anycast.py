@@ -92,3 +92,14 @@ def test_pops_by_rtt_sorted_with_rtts(model: LatencyModel) -> None:
     assert [pop for pop, _ in ranked] == ["fra", "ams", "iad", "syd"]
     assert ranked[0][1] == model.rtt("fra", "fra")
     assert [rtt for _, rtt in ranked] == sorted(rtt for _, rtt in ranked)
+
+
+def test_loopback_ranges_can_place_clients_in_other_regions() -> None:
+    clients = (
+        ClientNet(cidr="0.0.0.0/0", region="syd"),
+        ClientNet(cidr="127.1.0.0/16", region="nrt"),
+    )
+    cmap = ClientMap.build(clients, "lhr")
+    assert cmap.region_for("127.1.2.3") == "nrt"
+    assert cmap.region_for("127.0.0.1") == "lhr"
+    assert cmap.region_for("8.8.8.8") == "syd"
