@@ -27,6 +27,7 @@ from edge.dataplane.tls import client_info_from_transport
 
 BUFFER_LIMIT: Final = 64 * 1024  # bytes held before the machine connects, or in a delay line
 _TIMER_SLACK: Final = 0.001  # libuv timers have millisecond resolution
+_SWEEP_EVERY: Final = 0.05  # connect timeouts are checked this often (their resolution)
 
 # Why a side's reading is paused: bits, because several reasons can hold at once.
 _PEER_FULL: Final = 1  # the other side's transport is above its write high-water mark
@@ -75,6 +76,38 @@ class ConnectionTracker:
             finally:
                 self._empty = None
         return self.close_all()
+
+
+class ConnectDeadlines:
+    """Connect timeouts of all relays on a loop, checked by one periodic sweep.
+
+    A timer per connection costs a handle, a heap push and a cancel on the hot
+    connection-setup path; a dict entry costs a fraction of that.
+    """
+
+    __slots__ = ("_loop", "_pending", "_timer")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._pending: dict[TcpRelay, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def watch(self, relay: TcpRelay, seconds: float) -> None:
+        self._pending[relay] = self._loop.time() + seconds
+        if self._timer is None:
+            self._timer = self._loop.call_later(_SWEEP_EVERY, self._sweep)
+
+    def unwatch(self, relay: TcpRelay) -> None:
+        self._pending.pop(relay, None)
+
+    def _sweep(self) -> None:
+        now = self._loop.time()
+        expired = [relay for relay, deadline in self._pending.items() if deadline <= now]
+        for relay in expired:
+            del self._pending[relay]
+            relay.connect_timed_out()
+        has_more = bool(self._pending)
+        self._timer = self._loop.call_later(_SWEEP_EVERY, self._sweep) if has_more else None
 
 
 class _Side(asyncio.Protocol):
@@ -247,6 +280,7 @@ class TcpRelay(_Side):
         "_attempts",
         "_client",
         "_connecting",
+        "_deadlines",
         "_early",
         "_early_size",
         "_exclude",
@@ -266,11 +300,13 @@ class TcpRelay(_Side):
         loop: asyncio.AbstractEventLoop,
         tracker: ConnectionTracker | None = None,
         client: ClientInfo | None = None,
+        deadlines: ConnectDeadlines | None = None,
     ) -> None:
         super().__init__()
         self._router = router
         self._loop = loop
         self._tracker = tracker
+        self._deadlines = deadlines or ConnectDeadlines(loop)
         self._client = client  # given when a PROXY header told us who the client is
         self._upstream: Upstream | None = None  # chosen and not yet released
         self._pending: _MachineSide | None = None  # the machine side being connected
@@ -302,6 +338,7 @@ class TcpRelay(_Side):
         self._cancel_timer()
         if self._connecting is not None and self._pending is not None:
             self._pending = None
+            self._deadlines.unwatch(self)
             self._connecting.cancel()
         self.side_lost(self)
 
@@ -349,18 +386,17 @@ class TcpRelay(_Side):
         assert upstream is not None
         self._timed_out = False
         machine = self._pending = _MachineSide(self)
-        self._timer = self._loop.call_later(upstream.connect_timeout, self._connect_timeout)
-        # create_connection is a coroutine on both loops: this one future per connection
-        # setup is the relay's only task; it is referenced here until done.
-        connecting = asyncio.ensure_future(
-            self._loop.create_connection(lambda: machine, upstream.host, upstream.port),
-            loop=self._loop,
+        self._deadlines.watch(self, upstream.connect_timeout)
+        # create_connection is a coroutine on both loops: this one task per connection
+        # setup is the relay's only task. It is referenced here until done (an unreferenced
+        # pending task can be collected mid-connect, which crashes uvloop).
+        connecting = self._loop.create_task(
+            self._loop.create_connection(lambda: machine, upstream.host, upstream.port)
         )
         self._connecting = connecting
         connecting.add_done_callback(self._connect_done)
 
-    def _connect_timeout(self) -> None:
-        self._timer = None
+    def connect_timed_out(self) -> None:
         if self._connecting is not None and self._pending is not None:
             self._timed_out = True
             self._pending = None
@@ -372,7 +408,7 @@ class TcpRelay(_Side):
             self._maybe_finish()  # connected (machine_made did the work); maybe over already
             return
         self._pending = None
-        self._cancel_timer()
+        self._deadlines.unwatch(self)
         upstream = self._upstream
         assert upstream is not None
         self._upstream = None
@@ -398,7 +434,7 @@ class TcpRelay(_Side):
             transport.close()  # a connect we gave up on (timeout, client gone) completed
             return
         self._pending = None
-        self._cancel_timer()
+        self._deadlines.unwatch(self)
         upstream = self._upstream
         assert upstream is not None and self.transport is not None and self._client is not None
         machine.transport = transport
@@ -440,13 +476,14 @@ class TcpRelay(_Side):
         peer = side.peer
         if peer is None:
             return True  # the client half-closed before the machine connected: sent later
-        if side.line is not None:
+        if peer.eof:
+            # Both directions are finished: closing sends the FIN a shutdown would have.
+            side.close()
+            peer.close()
+        elif side.line is not None:
             side.line.push_eof()
         else:
             peer.send_eof()
-        if peer.eof:  # both directions are finished
-            side.close()
-            peer.close()
         return True  # keep the transport open: the other direction may still be sending
 
     def side_lost(self, side: _Side) -> None:
@@ -494,6 +531,9 @@ def make_tcp_protocol_factory(
     With ``accept_proxy_proto`` each connection must start with a PROXY header, and the
     address in it is the client the router sees (``ClientInfo.proxied``).
     """
+    deadlines = ConnectDeadlines(loop)
     if accept_proxy_proto:
-        return accept_proxy_header(lambda client: TcpRelay(router, loop, tracker, client))
-    return lambda: TcpRelay(router, loop, tracker)
+        return accept_proxy_header(
+            lambda client: TcpRelay(router, loop, tracker, client, deadlines)
+        )
+    return lambda: TcpRelay(router, loop, tracker, None, deadlines)

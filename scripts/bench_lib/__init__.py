@@ -1,0 +1,1 @@
+"""Helpers of scripts/bench: server configurations and the report."""

@@ -1,0 +1,95 @@
+"""The bench's table: runs side by side, ratios edge/HAProxy against the issue's goals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+GOALS = (
+    "raw TCP keep-alive >= 0.9x HAProxy tcp",
+    "raw TCP new connections >= 0.7x",
+    "http keep-alive >= 0.7x HAProxy http",
+    "http p99 <= 1.5x HAProxy's at the same offered load",
+    "<= 8 KiB per idle proxied connection",
+)
+
+
+def _find(runs: list[Any], target: str, load: str) -> Any | None:
+    return next((r for r in runs if r.target == target and r.load == load), None)
+
+
+def _ms(value: float) -> str:
+    return f"{value * 1000:.0f}us" if value < 1 else f"{value:.2f}ms"
+
+
+def _table(runs: list[Any]) -> list[str]:
+    header = (
+        f"{'path':34} {'load':10} {'conns':>5} {'req/s':>10} {'p50':>9} {'p99':>9}"
+        f" {'proxy CPU/req':>13} {'errors':>6}"
+    )
+    lines = [header, "-" * len(header)]
+    for run in runs:
+        cpu = "" if run.proxy_cpu_us_per_req is None else f"{run.proxy_cpu_us_per_req:.1f}us"
+        if run.target == "direct":
+            cpu = "(backend)" if cpu else ""
+        lines.append(
+            f"{run.name:34} {run.load:10} {run.connections:>5} {run.rps:>10,.0f}"
+            f" {_ms(run.p50_ms):>9} {_ms(run.p99_ms):>9} {cpu:>13}"
+            f" {run.errors + run.non_2xx:>6}"
+        )
+    return lines
+
+
+def _ratios(runs: list[Any]) -> list[tuple[str, float | None, str, bool | None]]:
+    """(what, edge/HAProxy, goal text, met) for each goal HAProxy numbers exist for."""
+    out: list[tuple[str, float | None, str, bool | None]] = []
+    checks = (
+        ("raw TCP keep-alive req/s", "tcp", "keep-alive", "rps", ">= 0.9x", 0.9),
+        ("raw TCP new-connection req/s", "tcp", "close", "rps", ">= 0.7x", 0.7),
+        ("http keep-alive req/s", "http", "keep-alive", "rps", ">= 0.7x", 0.7),
+        ("http new-connection req/s", "http", "close", "rps", "(no goal)", None),
+        ("http p99, same offered load", "http", "paced", "p99_ms", "<= 1.5x", 1.5),
+    )
+    for what, mode, load, attr, goal, limit in checks:
+        edge, haproxy = _find(runs, f"edge-{mode}", load), _find(runs, f"haproxy-{mode}", load)
+        if edge is None or haproxy is None or not getattr(haproxy, attr):
+            out.append((what, None, goal, None))
+            continue
+        ratio = getattr(edge, attr) / getattr(haproxy, attr)
+        met = None if limit is None else (ratio <= limit if attr == "p99_ms" else ratio >= limit)
+        out.append((what, ratio, goal, met))
+    return out
+
+
+def render(environment: dict[str, Any], runs: list[Any], memory: dict[str, Any]) -> dict[str, Any]:
+    lines = ["", "== edge vs HAProxy, same backend, wrk -t1 (all on 127.0.0.1)"]
+    lines += [f"   {key}: {value}" for key, value in environment.items()]
+    lines += ["", *_table(runs), ""]
+    paced = _find(runs, "edge-http", "paced")
+    if paced is not None and paced.notes:
+        lines.append(f"paced: {paced.notes[0]} (wrk's Lua delay(); closed loop, not wrk2)")
+    lines += ["", f"{'ratio edge/HAProxy':36} {'measured':>9}  {'goal':10} result"]
+    ratios = _ratios(runs)
+    for what, ratio, goal, met in ratios:
+        shown = "n/a" if ratio is None else f"{ratio:.2f}x"
+        verdict = "" if met is None else ("ok" if met else "MISSED")
+        lines.append(f"{what:36} {shown:>9}  {goal:10} {verdict}")
+    per_conn = memory["kib_per_connection"]
+    lines.append(
+        f"{'memory per idle proxied connection':36} {per_conn:>6.2f}KiB  {'<= 8 KiB':10}"
+        f" {'ok' if per_conn <= 8 else 'MISSED'}"
+    )
+    fds = "yes" if memory["fds_back_to_baseline"] else "NO"
+    lines.append(
+        f"   {memory['proxied']}/{memory['connections']} proxied; edge RSS"
+        f" {memory['baseline_rss_kib']} -> {memory['rss_kib_with_connections']} KiB;"
+        f" fds {memory['baseline_fds']} -> {memory['fds_with_connections']} ->"
+        f" {memory['fds_after_close']} (back to baseline: {fds},"
+        f" {memory['seconds_to_release']} s)"
+    )
+    data = {
+        "ratios": [
+            {"what": what, "ratio": ratio, "goal": goal, "met": met}
+            for what, ratio, goal, met in ratios
+        ],
+    }
+    return {"text": "\n".join(lines), "data": data}

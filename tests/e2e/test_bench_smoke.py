@@ -1,0 +1,54 @@
+"""`scripts/bench --quick` runs end to end: every process starts, the table is printed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
+
+pytestmark = pytest.mark.e2e
+
+
+def require_tools(*tools: str) -> None:
+    missing = [tool for tool in tools if shutil.which(tool, path=SBIN_PATH) is None]
+    if not missing:
+        return
+    message = f"missing system tools: {', '.join(missing)} (apt-get install haproxy wrk)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)  # CI installs them: missing there is a broken setup
+    pytest.skip(message)
+
+
+def test_bench_quick_prints_the_table(tmp_path: Path) -> None:
+    require_tools("wrk", "haproxy")
+    results = tmp_path / "bench.json"
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "bench"), "--quick", "--json", str(results)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for expected in (
+        "ratio edge/HAProxy",
+        "raw TCP keep-alive req/s",
+        "http p99, same offered load",
+        "memory per idle proxied connection",
+    ):
+        assert expected in done.stdout
+    data = json.loads(results.read_text())
+    targets = {(run["target"], run["load"]) for run in data["runs"] if run["rps"] > 0}
+    for target in ("direct", "haproxy-tcp", "edge-tcp", "haproxy-http", "edge-http"):
+        assert {(target, "keep-alive"), (target, "close")} <= targets
+    memory = data["memory"]
+    assert memory["proxied"] == memory["connections"] == 200
+    assert memory["fds_back_to_baseline"]
