@@ -1,0 +1,428 @@
+"""Connections to machines for the HTTP relay: response framing, and a keep-alive pool.
+
+An ``UpstreamConnection`` is the protocol of one TCP connection to a machine. While a
+client request uses it, it has a ``ResponseSink`` (the client's protocol) and turns the
+machine's bytes into a few calls on it: the response head (with the first body bytes of
+the same read, so the client usually gets one write), more body, the end. It decides
+where a response ends from the head (RFC 9112 §6.3) and forwards body bytes untouched.
+Between requests it sits idle in the ``UpstreamPool``, still reading, so a connection the
+machine closes leaves the pool at once instead of failing the next request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import Final, Protocol, cast
+
+import httptools
+
+from edge.dataplane.http_head import ChunkedScanner, ResponseHeadScan
+
+# How the current response's body is delimited.
+_IDLE: Final = 0  # no request in flight
+_HEAD: Final = 1  # waiting for (the rest of) a response head
+_LENGTH: Final = 2  # Content-Length bytes
+_CHUNKED: Final = 3
+_UNTIL_CLOSE: Final = 4  # no length: the body ends when the machine closes
+_TUNNEL: Final = 5  # after 101: raw bytes both ways
+_NONE: Final = 6  # no body (HEAD, 204, 304)
+
+MAX_RESPONSE_HEAD: Final = 64 * 1024
+
+ConnectDone = Callable[["UpstreamConnection | None", str], None]
+
+
+class ResponseSink(Protocol):
+    """The client side of an exchange, as the machine connection sees it."""
+
+    def response_interim(self, head: bytes) -> None: ...
+
+    def response_head(
+        self, status: int, head: bytes, scan: ResponseHeadScan, until_close: bool, body: bytes
+    ) -> None:
+        """A final (or 101) response head, and the body bytes that came with it."""
+        ...
+
+    def response_body(self, data: bytes) -> None: ...
+
+    def response_end(self, conn: UpstreamConnection, reusable: bool) -> None: ...
+
+    def upstream_lost(self, conn: UpstreamConnection, response_started: bool) -> None: ...
+
+    def upstream_writable(self, writable: bool) -> None: ...
+
+
+def connect_failure(exc: BaseException) -> str:
+    """The contract's name for why a connect failed."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, ConnectionResetError | ConnectionAbortedError):
+        return "reset"
+    return "unreachable"
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One keep-alive connection to a machine and the framing of its responses."""
+
+    def __init__(self, pool: UpstreamPool, key: tuple[str, int]) -> None:
+        self.pool = pool
+        self.key = key
+        self.transport: asyncio.Transport | None = None
+        self.served = 0  # responses completed on this connection
+        self.idle_since = 0.0
+        self.closed = False
+        self._sink: ResponseSink | None = None
+        self._scan = ResponseHeadScan()
+        self._parser = httptools.HttpResponseParser(self._scan)
+        self._mode = _IDLE
+        self._left = 0
+        self._done = False
+        self._chunks: ChunkedScanner | None = None
+        self._partial = b""  # an incomplete response head
+        self._head = b""
+        self._keep_alive = False
+        self._head_request = False
+        self._started = False
+        self._delay = 0.0
+        self._stash: bytearray | None = None  # bytes held back by a simulated delay
+        self._lost_while_stashed = False
+        self._paused_by_client = False
+
+    # -- use by the client side ----------------------------------------------------
+
+    def begin(self, sink: ResponseSink, head_request: bool, delay: float) -> None:
+        """Attach to one exchange; the response is delivered ``delay`` seconds late."""
+        self._sink = sink
+        self._mode = _HEAD
+        self._head_request = head_request
+        self._started = False
+        self._delay = delay
+
+    def detach(self) -> None:
+        """The client is gone: nothing more is delivered, and the connection is not reused."""
+        self._sink = None
+        self.close()
+
+    def close(self) -> None:
+        self.closed = True
+        self._sink = None
+        if self.transport is not None:
+            self.transport.close()
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(data)
+
+    def write_eof(self) -> None:
+        if self.transport is not None and self.transport.can_write_eof():
+            self.transport.write_eof()
+
+    def pause_reading(self) -> None:
+        """The client can't take more now (its transport is full)."""
+        self._paused_by_client = True
+        if self.transport is not None and self._stash is None:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._paused_by_client = False
+        if self.transport is not None and self._stash is None and not self.closed:
+            self.transport.resume_reading()
+
+    # -- asyncio.Protocol --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports don't inherit from asyncio's classes: no isinstance check.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._sink is None:
+            self.close()  # bytes nobody asked for: the connection can't be trusted
+            return
+        self._started = True
+        if self._delay > 0 or self._stash is not None:
+            self._hold(data)
+            return
+        self._consume(data)
+
+    def eof_received(self) -> bool:
+        return False  # the machine is done: close our side too (connection_lost follows)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._stash is not None:
+            self._lost_while_stashed = True
+            return
+        self._ended()
+
+    def pause_writing(self) -> None:
+        if self._sink is not None:
+            self._sink.upstream_writable(False)
+
+    def resume_writing(self) -> None:
+        if self._sink is not None:
+            self._sink.upstream_writable(True)
+
+    # -- simulated latency -------------------------------------------------------------
+
+    def _hold(self, data: bytes) -> None:
+        if self._stash is None:
+            self._stash = bytearray(data)
+            assert self.transport is not None
+            self.transport.pause_reading()
+            asyncio.get_running_loop().call_later(self._delay, self._release_stash)
+            self._delay = 0.0
+        else:
+            self._stash += data
+
+    def _release_stash(self) -> None:
+        stash, self._stash = self._stash, None
+        if stash is not None and self._sink is not None:
+            self._consume(bytes(stash))
+        if self._lost_while_stashed:
+            self._ended()
+        elif self.transport is not None and not self.closed and not self._paused_by_client:
+            self.transport.resume_reading()
+
+    # -- response framing -----------------------------------------------------------
+
+    def _ended(self) -> None:
+        sink = self._sink
+        if sink is None:
+            self.pool.forget(self)
+        elif self._mode == _UNTIL_CLOSE:
+            self._finish(sink, False)
+        else:
+            self._sink = None
+            sink.upstream_lost(self, self._started)
+
+    def _consume(self, data: bytes) -> None:
+        if self._partial:
+            data, self._partial = self._partial + data, b""
+        pos, size = 0, len(data)
+        while self._sink is not None:
+            sink = self._sink
+            if self._mode == _HEAD:
+                head_end = self._read_head(sink, data, pos)
+                if head_end < 0 or self._mode == _HEAD:
+                    if head_end < 0 or head_end >= size:
+                        return
+                    pos = head_end
+                    continue  # an interim (1xx) response, then more
+                end = self._body_end(data, head_end)
+                if end < 0:
+                    return
+                sink.response_head(
+                    self._parser.get_status_code(),
+                    self._head,
+                    self._scan,
+                    self._mode == _UNTIL_CLOSE,
+                    data[head_end:end],
+                )
+            else:
+                end = self._body_end(data, pos)
+                if end < 0:
+                    return
+                sink.response_body(data if pos == 0 and end == size else data[pos:end])
+            pos = end
+            if self._done:
+                self._finish(sink, end == size)
+                return
+            if pos >= size:
+                return
+
+    def _read_head(self, sink: ResponseSink, data: bytes, pos: int) -> int:
+        """Parse a head from ``data[pos:]``; returns the offset after it, or -1."""
+        end = data.find(b"\r\n\r\n", pos)
+        if end < 0:
+            if len(data) - pos > MAX_RESPONSE_HEAD:
+                return self._broken()
+            self._partial = data[pos:]
+            return -1
+        end += 4
+        if end - pos > MAX_RESPONSE_HEAD:
+            return self._broken()
+        head = data[pos:end]
+        try:
+            self._parser.feed_data(head)
+        except httptools.HttpParserUpgrade:
+            pass
+        except httptools.HttpParserError:
+            if self._parser.get_status_code() != 101 or not self._scan.headers_done:
+                return self._broken()
+        if not self._scan.headers_done:
+            return self._broken()
+        status = self._parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            sink.response_interim(head)
+            return end
+        self._head = head
+        self._frame(status)
+        return end
+
+    def _frame(self, status: int) -> None:
+        scan = self._scan
+        self._done = False
+        self._keep_alive = scan.keeps_alive(self._head.startswith(b"HTTP/1.0"))
+        if status == 101:
+            self._mode = _TUNNEL
+            self._keep_alive = False
+        elif self._head_request or status in (204, 304):
+            self._mode = _NONE
+            self._done = True
+        elif scan.chunked:
+            self._mode = _CHUNKED
+            if self._chunks is None:
+                self._chunks = ChunkedScanner()
+            self._chunks.reset()
+        elif scan.transfer_coded or scan.content_length < 0:
+            self._mode = _UNTIL_CLOSE
+            self._keep_alive = False
+        else:
+            self._mode = _LENGTH
+            self._left = scan.content_length
+            self._done = self._left == 0
+
+    def _body_end(self, data: bytes, pos: int) -> int:
+        """How far the current body goes in ``data`` from ``pos``; -1 if malformed."""
+        mode = self._mode
+        if mode == _LENGTH:
+            end = min(len(data), pos + self._left)
+            self._left -= end - pos
+            self._done = self._left == 0
+        elif mode == _CHUNKED:
+            assert self._chunks is not None
+            end = self._chunks.scan(data, pos)
+            if end == -2:
+                return self._broken()
+            self._done = end >= 0
+            end = end if end >= 0 else len(data)
+        elif mode == _NONE:
+            return pos
+        else:
+            return len(data)
+        if end > pos:
+            try:
+                self._parser.feed_data(data[pos:end])
+            except httptools.HttpParserError:
+                return self._broken()
+        return end
+
+    def _finish(self, sink: ResponseSink, clean_end: bool) -> None:
+        reusable = clean_end and self._keep_alive and not self.closed
+        if self._head_request:
+            self._parser = httptools.HttpResponseParser(self._scan)  # it still expects a body
+        elif not self._scan.message_done:
+            reusable = False  # our framing and the parser's disagree: don't trust what follows
+        self._sink = None
+        self._mode = _IDLE
+        if reusable:
+            self.served += 1
+        sink.response_end(self, reusable)
+
+    def _broken(self) -> int:
+        """The machine sent something that is not HTTP: drop it, the client learns it lost."""
+        sink = self._sink
+        self.close()
+        if sink is not None:
+            sink.upstream_lost(self, self._started)
+        return -1
+
+
+class UpstreamPool:
+    """Idle keep-alive connections per (host, port), most recently used first."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, idle_timeout: float, max_idle_per_host: int = 256
+    ) -> None:
+        self._loop = loop
+        self.idle_timeout = idle_timeout
+        self._max_idle = max_idle_per_host
+        self._idle: dict[tuple[str, int], deque[UpstreamConnection]] = {}
+        self._connecting: set[asyncio.Future[None]] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
+        self.opened = 0  # connections ever opened (tests and metrics)
+
+    def idle_count(self) -> int:
+        return sum(len(idle) for idle in self._idle.values())
+
+    def take(self, host: str, port: int) -> UpstreamConnection | None:
+        idle = self._idle.get((host, port))
+        while idle:
+            conn = idle.pop()
+            if not conn.closed:
+                return conn
+        return None
+
+    def put(self, conn: UpstreamConnection) -> None:
+        """Keep a connection whose last response ended cleanly."""
+        idle = self._idle.get(conn.key)
+        if idle is None:
+            idle = self._idle[conn.key] = deque()
+        if conn.closed or len(idle) >= self._max_idle:
+            conn.close()
+            return
+        conn.idle_since = self._loop.time()
+        idle.append(conn)
+        if self._sweeper is None:
+            self._arm_sweeper()
+
+    def forget(self, conn: UpstreamConnection) -> None:
+        """The machine closed an idle connection."""
+        idle = self._idle.get(conn.key)
+        if idle is not None and conn in idle:
+            idle.remove(conn)
+
+    def connect(self, host: str, port: int, timeout: float, done: ConnectDone) -> None:
+        """Open a new connection; ``done(conn, "")`` or ``done(None, reason)`` follows."""
+        conn = UpstreamConnection(self, (host, port))
+        # create_connection is a coroutine: this future per new connection is the pool's
+        # only task, referenced in _connecting until it is done.
+        opening = asyncio.ensure_future(self._open(conn, timeout), loop=self._loop)
+        self._connecting.add(opening)
+        opening.add_done_callback(lambda fut: self._opened(fut, conn, done))
+
+    async def _open(self, conn: UpstreamConnection, timeout: float) -> None:
+        async with asyncio.timeout(timeout):
+            await self._loop.create_connection(lambda: conn, *conn.key)
+
+    def _opened(
+        self, opening: asyncio.Future[None], conn: UpstreamConnection, done: ConnectDone
+    ) -> None:
+        self._connecting.discard(opening)
+        if opening.cancelled():
+            done(None, "cancelled")
+            return
+        exc = opening.exception()
+        if exc is not None:
+            done(None, connect_failure(exc))
+            return
+        self.opened += 1
+        done(conn, "")
+
+    def close(self) -> None:
+        """Close every idle connection and abandon the connects in progress."""
+        for opening in list(self._connecting):
+            opening.cancel()
+        for idle in self._idle.values():
+            while idle:
+                idle.pop().close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+
+    def _arm_sweeper(self) -> None:
+        tick = min(max(self.idle_timeout / 4, 0.05), 1.0)
+        self._sweeper = self._loop.call_later(tick, self._sweep)
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        oldest_allowed = self._loop.time() - self.idle_timeout
+        for idle in self._idle.values():
+            while idle and (idle[0].idle_since <= oldest_allowed or idle[0].closed):
+                idle.popleft().close()
+        if any(self._idle.values()):
+            self._arm_sweeper()
