@@ -69,3 +69,9 @@ class StartupError(EdgeError):
     """The daemon cannot start: a port in use, an unreadable state directory."""
 
     http_status = 500
+
+
+class StoreUnavailable(EdgeError):
+    """The state database cannot be used right now: busy, disk full, an I/O error."""
+
+    http_status = 503

@@ -6,7 +6,7 @@ Stores return these; the API and the runtime read them. Times are epoch seconds.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal, TypeGuard
@@ -153,3 +153,122 @@ def check_slug(slug: str, what: str = "org slug") -> str:
             "starting with a letter or digit"
         )
     return slug
+
+
+# --- syncing an app's machines to its file -----------------------------------------------
+# `edgectl deploy` makes the stored machines match the file without churning ids: a spec
+# with an id is that machine; one without is the existing machine it describes.
+
+Placement = tuple[str, str | None, bool, tuple[tuple[int, int], ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class MachineUpdate:
+    """An existing machine that the file wants changed (``changes`` says how)."""
+
+    machine: Machine
+    spec: MachineSpec
+    changes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MachineSync:
+    """How to make an app's machines match its file: ``keep`` are already as wanted."""
+
+    keep: tuple[Machine, ...] = ()
+    update: tuple[MachineUpdate, ...] = ()
+    add: tuple[MachineSpec, ...] = ()
+    remove: tuple[Machine, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.update or self.add or self.remove)
+
+
+def _deployed_fields(machine: Machine) -> dict[str, object]:
+    """The fields a file sets (``id``, times and the app are not among them)."""
+    return {
+        "region": machine.region,
+        "address": machine.address,
+        "ports": machine.ports,
+        "weight": machine.weight,
+        "demo": machine.demo,
+        "state": machine.state,
+    }
+
+
+def _show(value: object) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return "{" + ", ".join(f"{k}: {v}" for k, v in value) + "}"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def machine_changes(machine: Machine, spec: MachineSpec) -> tuple[str, ...]:
+    """What deploying ``spec`` over ``machine`` changes, as ``field old -> new`` phrases."""
+    now = _deployed_fields(machine)
+    wanted = _deployed_fields(machine_from_spec(spec, machine.id, machine.app, 0.0))
+    return tuple(
+        f"{name} {_show(old)} -> {_show(wanted[name])}"
+        for name, old in now.items()
+        if old != wanted[name]
+    )
+
+
+def placement(machine: Machine) -> Placement:
+    """Where a machine runs: what identifies a machine of a file that gives no id."""
+    return (machine.region, machine.address, machine.demo, machine.ports)
+
+
+def spec_placement(spec: MachineSpec) -> Placement:
+    return (spec.region, spec.address, spec.demo, tuple(sorted(spec.ports.items())))
+
+
+def _claim(
+    existing: Sequence[Machine],
+    wanted: Sequence[MachineSpec],
+    matches: dict[int, Machine],
+    same: Callable[[Machine, MachineSpec], bool],
+) -> None:
+    """Match each spec without an id and without a match to the first free ``same`` one."""
+    taken = {m.id for m in matches.values()}
+    for index, spec in enumerate(wanted):
+        if spec.id is not None or index in matches:
+            continue
+        found = next((m for m in existing if m.id not in taken and same(m, spec)), None)
+        if found is not None:
+            matches[index] = found
+            taken.add(found.id)
+
+
+def match_machines(
+    existing: Sequence[Machine], wanted: Sequence[MachineSpec]
+) -> dict[int, Machine]:
+    """The existing machine each spec (by index) stands for: the one with its id; for a
+    spec without an id, an identical machine first, else one with the same placement."""
+    by_id = {m.id: m for m in existing}
+    matches = {i: by_id[s.id] for i, s in enumerate(wanted) if s.id is not None and s.id in by_id}
+    _claim(existing, wanted, matches, lambda m, s: not machine_changes(m, s))
+    _claim(existing, wanted, matches, lambda m, s: placement(m) == spec_placement(s))
+    return matches
+
+
+def plan_machine_sync(existing: Sequence[Machine], wanted: Sequence[MachineSpec]) -> MachineSync:
+    """Keep, update, add and remove so that the machines are exactly ``wanted``."""
+    matches = match_machines(existing, wanted)
+    keep: list[Machine] = []
+    update: list[MachineUpdate] = []
+    add: list[MachineSpec] = []
+    for index, spec in enumerate(wanted):
+        machine = matches.get(index)
+        changes = () if machine is None else machine_changes(machine, spec)
+        if machine is None:
+            add.append(spec)
+        elif changes:
+            update.append(MachineUpdate(machine, spec, changes))
+        else:
+            keep.append(machine)
+    matched = {m.id for m in matches.values()}
+    remove = tuple(m for m in existing if m.id not in matched)
+    return MachineSync(tuple(keep), tuple(update), tuple(add), remove)

@@ -9,7 +9,16 @@ from collections.abc import Collection
 from pathlib import Path
 
 from edge.core.ipam import IpamPolicy
-from edge.store.base import ADMIN, SYSTEM, AuditEntry, Caller, CreatedApp, Store, StoreSnapshot
+from edge.store.base import (
+    ADMIN,
+    SYSTEM,
+    AuditEntry,
+    Caller,
+    CreatedApp,
+    DeployResult,
+    Store,
+    StoreSnapshot,
+)
 from edge.store.sqlite import DB_FILE, SqliteStore
 
 __all__ = [
@@ -19,6 +28,7 @@ __all__ = [
     "AuditEntry",
     "Caller",
     "CreatedApp",
+    "DeployResult",
     "SqliteStore",
     "Store",
     "StoreSnapshot",

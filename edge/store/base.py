@@ -13,7 +13,9 @@ Conventions for every method:
   exactly like an app that does not exist.
 - ``now`` is epoch seconds (``None``: the store's clock).
 - Failures are ``edge.errors`` classes: NotFound (404), Conflict (409), BadRequest
-  (400), LimitExceeded (422), PoolExhausted (503). A failed call changes nothing.
+  (400), LimitExceeded (422), PoolExhausted (503), and StoreUnavailable (503) when the
+  database itself cannot be used (still locked after the busy timeout, disk full, an
+  I/O error). A failed call changes nothing.
 - A method that returns has committed durably.
 - Whether a caller may manage orgs or tokens at all is the API's decision; the
   store does not check it.
@@ -68,6 +70,28 @@ class CreatedApp:
     app: AppRecord
     ips: tuple[IpAssignment, ...]
     machines: tuple[Machine, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeployResult:
+    """What ``deploy_app`` did. ``ips`` are the assignments made by creating the app
+    (empty on an update), ``machines`` all of its machines afterwards; ``added``,
+    ``updated`` and ``removed`` are machine ids; ``app_updated`` says whether the
+    primary region or the services changed."""
+
+    app: AppRecord
+    created: bool
+    ips: tuple[IpAssignment, ...]
+    machines: tuple[Machine, ...]
+    added: tuple[str, ...]
+    updated: tuple[str, ...]
+    removed: tuple[str, ...]
+    app_updated: bool = False
+
+    @property
+    def changed(self) -> bool:
+        """Whether the deploy changed anything (else it wrote nothing at all)."""
+        return self.created or self.app_updated or bool(self.added or self.updated or self.removed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +165,23 @@ class Store(Protocol):
         ``public_ips``), all in one transaction. NotFound (org, or not the caller's),
         Conflict (name taken), BadRequest (region; ``ipv6`` without ``public_ips``),
         LimitExceeded, PoolExhausted."""
+        ...
+
+    def deploy_app(
+        self, spec: AppSpec, *, by: Caller, now: Now = None, public_ips: bool = True
+    ) -> DeployResult:
+        """Create the app of ``spec`` exactly as ``create_app`` (a v4 when ``public_ips``),
+        or, when it exists, make it match ``spec`` in one transaction: its primary region,
+        its services, and its machines. A machine of the file with an ``id`` is the
+        machine with that id (added if there is none); one without is an existing machine
+        in the same place (region, address, demo, ports) not claimed otherwise, an
+        identical one first. Matched machines are updated where region, address, ports,
+        weight, demo or state differ; machines of the app that nothing matched are removed.
+        Deploying the same file again writes nothing: no audit entry, no version change.
+        NotFound (no such org; for an org caller, an app of another org or a file naming
+        another org), Conflict (an admin's file naming another org than the existing
+        app's), BadRequest (an unknown region), LimitExceeded and PoolExhausted (when
+        creating)."""
         ...
 
     def get_app(self, name: str, *, org: OrgScope = None) -> AppRecord: ...

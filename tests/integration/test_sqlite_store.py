@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import re
 import signal
 import sqlite3
 import subprocess
@@ -27,9 +28,11 @@ from edge.errors import (
     NotFound,
     PoolExhausted,
     StartupError,
+    StoreUnavailable,
 )
 from edge.store import ADMIN, SYSTEM, Caller, SqliteStore, open_store
 from edge.store.migrations import LATEST_VERSION
+from edge.store.sqlite_errors import store_errors
 
 REGIONS = default_catalogue().codes()
 T0 = 1_795_946_400.0  # 2026-11-29T10:00:00Z
@@ -365,6 +368,80 @@ def test_the_version_moves_with_every_change_and_only_then(store: SqliteStore) -
     assert snap.version == after_allocate
     assert [a.name for a in snap.apps] == ["web"]
     assert snap.ips == store.list_active_ips()
+
+
+# --- the database itself failing -----------------------------------------------------------
+
+
+def test_a_write_lock_held_past_busy_timeout_is_a_503_that_says_so(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "edge.db", IpamPolicy(), REGIONS, busy_timeout=0.2)
+    seed(store)
+    store.create_app(app_spec("web"), by=ADMIN)
+    version = store.version()
+    holder = sqlite3.connect(store.path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process holding the write lock
+    try:
+        with pytest.raises(StoreUnavailable) as caught:
+            store.allocate_ip("web", by=ADMIN)
+        assert [a.address for a in store.list_ips("web")] == ["127.77.0.1"]  # reads go on
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert caught.value.http_status == 503
+    assert caught.value.message == (
+        f"the state database {store.path} is busy (locked by another process for 0.2 s); retry"
+    )
+    assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
+    assert store.version() == version
+    assert store.allocate_ip("web", by=ADMIN).address == "127.77.0.2"  # fine once released
+    store.close()
+
+
+def test_a_full_disk_is_a_503_and_the_change_is_rolled_back(store: SqliteStore) -> None:
+    conn = store._conn()
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages}")  # the file may not grow: "disk full"
+    version = store.version()
+    with pytest.raises(StoreUnavailable, match=r"edge\.db: disk full; free some space and retry"):
+        for n in range(1000):
+            store.create_app(app_spec(f"app-{n}"), by=ADMIN)
+    created = len(store.list_apps())
+    assert store.version() == version + created
+    assert len(store.list_active_ips()) == created  # the failed one left no IP behind
+
+
+@pytest.mark.parametrize(
+    ("code", "text", "expected"),
+    [
+        (10, "disk I/O error", "cannot read or write the state database /s/edge.db: disk I/O"),
+        (266, "disk I/O error", "cannot read or write"),  # SQLITE_IOERR_READ
+        (8, "attempt to write a readonly database", "check its permissions"),
+        (14, "unable to open database file", "cannot open the state database /s/edge.db"),
+        (11, "database disk image is malformed", "damaged: database disk image is malformed"),
+        (6, "database table is locked", "is busy (locked by another process for 30 s)"),
+    ],
+)
+def test_sqlite_failures_that_are_not_edges_are_described(
+    code: int, text: str, expected: str
+) -> None:
+    exc = sqlite3.OperationalError(text)
+    exc.sqlite_errorcode = code
+    with (
+        pytest.raises(StoreUnavailable, match=re.escape(expected)),
+        store_errors(Path("/s/edge.db"), 30.0),
+    ):
+        raise exc
+
+
+def test_edges_own_sql_mistakes_are_not_disguised(store: SqliteStore) -> None:
+    conn = store._conn()
+    with (
+        pytest.raises(sqlite3.OperationalError, match="no such table"),
+        store_errors(store.path, 30.0),
+    ):
+        conn.execute("SELECT * FROM missing_table")
+    with pytest.raises(sqlite3.IntegrityError), store_errors(store.path, 30.0):
+        conn.execute("INSERT INTO orgs (slug, token_hash, created_at) VALUES ('personal', 'x', 0)")
 
 
 # --- concurrency ---------------------------------------------------------------------------
