@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -20,17 +20,22 @@ class Body(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
-async def read_body(request: web.Request, model: type[BodyT], context: object = None) -> BodyT:
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object (an empty body is ``{}``); 400 for anything else."""
     raw = await request.read()
     if not raw.strip():
-        data: object = {}
-    else:
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            raise BadRequest(f"request body is not valid JSON: {exc}") from None
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
+    return data
+
+
+async def read_body(request: web.Request, model: type[BodyT], context: object = None) -> BodyT:
+    data = await read_json_object(request)
     try:
         return model.model_validate(data, context=context)
     except ValidationError as exc:

@@ -130,6 +130,16 @@ SCHEMAS: dict[str, Any] = {
         ("app_name",),
     ),
     "AllocateIp": _obj({"type": IP_TYPE, "region": STR}),
+    "AppFile": _obj(
+        {
+            "app": STR,
+            "org": STR,
+            "primary_region": STR,
+            "services": {"type": "array", "items": {"type": "object"}},
+            "machines": {"type": "array", "items": ref("AddMachine")},
+        },
+        ("primary_region",),
+    ),
     "Machine": _obj(
         {
             "id": STR,
@@ -210,6 +220,12 @@ def _paths() -> dict[str, Any]:
         "/v1/apps/{app}": {
             "parameters": [APP_PARAM],
             "get": operation("An app and its IPs", (200, "The app", ref("App")), (401, 404)),
+            "put": operation(
+                "Deploy an app file: create the app or bring it in line (201 when created)",
+                (200, "Updated", ref("App")),
+                (400, 401, 404, 409, 422, 503),
+                body="AppFile",
+            ),
             "delete": operation(
                 "Destroy an app, releasing all its IPs", (204, "Destroyed", None), (401, 404)
             ),

@@ -8,9 +8,10 @@ from aiohttp import web
 
 from edge.api.app_context import CONTEXT
 from edge.api.auth import IDENTITY
-from edge.api.bodies import Body, read_body
+from edge.api.bodies import Body, read_body, read_json_object
 from edge.api.render import app_json, org_json, region_json
 from edge.core.tokens import format_token, hash_token
+from edge.errors import BadRequest
 
 routes = web.RouteTableDef()
 
@@ -103,7 +104,9 @@ async def get_app(request: web.Request) -> web.Response:
 
     def collect() -> dict[str, object]:
         app = store.get_app(name, org=identity.org_scope)
-        return app_json(app, store.list_ips(name, org=identity.org_scope))
+        body = app_json(app, store.list_ips(name, org=identity.org_scope))
+        body["services"] = [service.model_dump(mode="json") for service in app.services]
+        return body
 
     return web.json_response(await context.store.call(collect))
 
@@ -116,3 +119,27 @@ async def destroy_app(request: web.Request) -> web.Response:
     await context.store.call(store.destroy_app, name, by=identity.caller)
     await context.changed()
     return web.Response(status=204)
+
+
+@routes.put("/v1/apps/{app}")
+async def deploy_app(request: web.Request) -> web.Response:
+    """Create or update an app from an app file (services and machines), atomically."""
+    identity, context = request[IDENTITY], request.app[CONTEXT]
+    name = request.match_info["app"]
+    data = await read_json_object(request)
+    if data.setdefault("app", name) != name:
+        raise BadRequest(f"app: the file is for {data['app']!r} but the URL names {name!r}")
+    data.setdefault("org", identity.org_scope or "personal")
+    spec = context.validate_app(data, renames={})
+    result = await context.store.call(context.store.store.deploy_app, spec, by=identity.caller)
+    listeners = await context.changed()
+    answer = app_json(result.app, result.ips)
+    answer.update(
+        created=result.created,
+        added=list(result.added),
+        updated=list(result.updated),
+        removed=list(result.removed),
+        services_updated=result.app_updated,
+        listeners=listeners.for_addresses(ip.address for ip in result.ips),
+    )
+    return web.json_response(answer, status=201 if result.created else 200)

@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from edge.cli import ctl_apps, ctl_ips, ctl_machines
+from edge.cli import ctl_apps, ctl_deploy, ctl_ips, ctl_machines
 from edge.cli.client import ApiClient
 from edge.errors import EdgeError
 
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     ctl_apps.register(commands)
     ctl_ips.register(commands)
     ctl_machines.register(commands)
+    ctl_deploy.register(commands)
     return parser
 
 

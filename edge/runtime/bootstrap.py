@@ -14,7 +14,7 @@ from pathlib import Path
 
 from edge.config.model import EdgeConfig
 from edge.core.tokens import format_token, hash_token, token_matches
-from edge.errors import EdgeError, NotFound, StartupError
+from edge.errors import EdgeError, StartupError
 from edge.store import SYSTEM, Store
 
 LOG = logging.getLogger("edge")
@@ -74,18 +74,18 @@ def ensure_orgs(store: Store, config: EdgeConfig) -> None:
 
 
 def ensure_apps(store: Store, config: EdgeConfig) -> None:
+    """Deploy every app of the configuration: created when missing, brought in line with
+    the file otherwise (machines added, updated, removed), nothing written when equal."""
     for spec in config.apps:
         try:
-            store.get_app(spec.app)
-            continue
-        except NotFound:
-            pass
-        try:
-            created = store.create_app(spec, by=SYSTEM)
+            result = store.deploy_app(spec, by=SYSTEM)
         except EdgeError as exc:
-            raise StartupError(f"cannot create app {spec.app!r} from the config: {exc}") from None
-        ips = ", ".join(ip.address for ip in created.ips)
-        LOG.info("app created", extra={"app": spec.app, "ips": ips})
+            raise StartupError(f"cannot apply app {spec.app!r} from the config: {exc}") from None
+        if result.created:
+            ips = ", ".join(ip.address for ip in result.ips)
+            LOG.info("app created", extra={"app": spec.app, "ips": ips})
+        elif result.changed:
+            LOG.info("app updated from the config", extra={"app": spec.app})
 
 
 def bootstrap(store: Store, state_dir: Path, config: EdgeConfig) -> str:

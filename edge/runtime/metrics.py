@@ -1,36 +1,247 @@
 """Every Prometheus collector edge exports, on an injected registry.
 
-The core returns observations; the shell records them here. Each daemon (and each
-test) builds its own ``Metrics`` with a fresh ``CollectorRegistry``, so nothing is
-global and nothing is registered twice.
+Naming follows Prometheus practice: one ``edge_`` prefix, base units, ``_total``
+counters, bounded label sets (apps, PoPs, regions, reasons: never a client address).
+Each daemon (and each test) builds its own ``Metrics`` with a fresh registry.
+
+Two kinds of metric live here:
+- counters and histograms recorded on the hot path through ``Recorder``, which caches
+  each label set's child so a request costs a dict lookup and an increment;
+- gauges of state (health, load, IPs, listeners, PoPs, faults) computed when
+  Prometheus scrapes, from providers the daemon registers (``StateCollector``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
 from prometheus_client import (
     CollectorRegistry,
+    Counter,
     Gauge,
     GCCollector,
+    Histogram,
     Info,
     PlatformCollector,
     ProcessCollector,
 )
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from edge import __version__
 
+# Loopback answers take well under a millisecond; modelled intercontinental trips take
+# a few hundred. The buckets cover both.
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75,
+    1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+
+GaugeRows = Iterable[tuple[tuple[str, ...], float]]
+
+
+class StateGauge:
+    """A gauge computed at scrape time: its name, help, label names and a row provider."""
+
+    def __init__(self, name: str, documentation: str, labels: tuple[str, ...]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labels = labels
+        self.provider: Callable[[], GaugeRows] = lambda: ()
+
+
+class StateCollector(Collector):
+    def __init__(self, gauges: Iterable[StateGauge]) -> None:
+        self.gauges = list(gauges)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        for gauge in self.gauges:
+            family = GaugeMetricFamily(gauge.name, gauge.documentation, labels=gauge.labels)
+            for labels, value in gauge.provider():
+                family.add_metric(labels, value)
+            yield family
+
 
 class Metrics:
-    """The collectors of one daemon. Label sets are bounded: never a client address."""
+    """The collectors of one daemon."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        ProcessCollector(registry=self.registry)
-        PlatformCollector(registry=self.registry)
-        GCCollector(registry=self.registry)
-        self.build_info = Info("edge_build", "Version of the running edge", registry=self.registry)
-        self.build_info.info({"version": __version__})
+        r = self.registry
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        Info("edge_build", "Version of the running edge", registry=r).info({"version": __version__})
         self.start_time = Gauge(
-            "edge_start_time_seconds",
-            "Unix time the daemon started",
-            registry=self.registry,
+            "edge_start_time_seconds", "Unix time the daemon started", registry=r
         )
+        self._define_traffic(r)
+        self._define_control(r)
+        self._define_state(r)
+
+    def _define_traffic(self, r: CollectorRegistry) -> None:
+        self.connections = Counter(
+            "edge_connections", "Client connections accepted",
+            ["app", "pop", "port", "handler"], registry=r,
+        )  # fmt: skip
+        self.connections_active = Gauge(
+            "edge_connections_active", "Client connections open now", ["app", "pop"], registry=r
+        )
+        self.http_requests = Counter(
+            "edge_http_requests", "HTTP requests answered, by status class",
+            ["app", "pop", "code_class"], registry=r,
+        )  # fmt: skip
+        self.http_duration = Histogram(
+            "edge_http_request_duration_seconds",
+            "From a request's arrival to its response head (HTTP)",
+            ["app", "pop"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.connect_duration = Histogram(
+            "edge_upstream_connect_duration_seconds", "Time to open a connection to a machine",
+            ["app", "region"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.connect_errors = Counter(
+            "edge_upstream_connection_errors", "Failed connections to machines",
+            ["app", "region", "reason"], registry=r,
+        )  # fmt: skip
+        self.bytes = Counter("edge_bytes", "Bytes relayed", ["app", "direction"], registry=r)
+        self.route_decisions = Counter(
+            "edge_route_decisions", "Routing decisions by the rule that decided",
+            ["app", "pop", "machine_region", "reason"], registry=r,
+        )  # fmt: skip
+        self.no_candidate = Counter(
+            "edge_no_candidate", "Connections or requests no machine could take",
+            ["app", "pop"], registry=r,
+        )  # fmt: skip
+        self.retries = Counter(
+            "edge_retries", "Tries of another machine after a failed connect",
+            ["app", "outcome"], registry=r,
+        )  # fmt: skip
+        self.panic = Counter(
+            "edge_panic_routing", "Decisions made in panic mode (too few healthy machines)",
+            ["app"], registry=r,
+        )  # fmt: skip
+
+    def _define_control(self, r: CollectorRegistry) -> None:
+        self.ipam_operations = Counter(
+            "edge_ipam_operations", "IP allocations and releases", ["op", "result"], registry=r
+        )
+        self.listener_errors = Counter(
+            "edge_listener_errors", "Listeners that failed to bind", ["reason"], registry=r
+        )
+        self.health_checks = Counter(
+            "edge_health_checks", "Active health checks run",
+            ["app", "region", "result"], registry=r,
+        )  # fmt: skip
+
+    def _define_state(self, r: CollectorRegistry) -> None:
+        self.machine_health = StateGauge(
+            "edge_machine_health", "1 for the machine's current check state",
+            ("app", "machine", "region", "state"),
+        )  # fmt: skip
+        self.machine_load = StateGauge(
+            "edge_machine_load", "Open connections or in-flight requests", ("app", "machine")
+        )
+        self.ejections_active = StateGauge(
+            "edge_outlier_ejections_active", "Machines ejected by outlier detection now", ("app",)
+        )
+        self.queue_length = StateGauge(
+            "edge_queue_length", "Requests or connections waiting for capacity", ("app",)
+        )
+        self.ip_assignments = StateGauge(
+            "edge_ip_assignments", "IP addresses assigned", ("org", "type")
+        )
+        self.listeners = StateGauge("edge_listeners", "Bound listeners", ("family",))
+        self.faults_active = StateGauge("edge_faults_active", "Injected faults", ("kind",))
+        self.pop_up = StateGauge("edge_pop_up", "1 when the PoP's route is announced", ("pop",))
+        r.register(
+            StateCollector(
+                [
+                    self.machine_health,
+                    self.machine_load,
+                    self.ejections_active,
+                    self.queue_length,
+                    self.ip_assignments,
+                    self.listeners,
+                    self.faults_active,
+                    self.pop_up,
+                ]
+            )
+        )
+
+
+def code_class(status: int) -> str:
+    return f"{status // 100}xx"
+
+
+class Recorder:
+    """Hot-path recording: each label set's child is looked up once, then cached."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.m = metrics
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def request(self, app: str, pop: str, status: int, seconds: float | None) -> None:
+        self._child(self.m.http_requests, app, pop, code_class(status)).inc()
+        if seconds is not None:
+            self._child(self.m.http_duration, app, pop).observe(seconds)
+
+    def connection_opened(self, app: str, pop: str, port: int, handler: str) -> None:
+        self._child(self.m.connections, app, pop, str(port), handler).inc()
+        self._child(self.m.connections_active, app, pop).inc()
+
+    def connection_closed(self, app: str, pop: str) -> None:
+        self._child(self.m.connections_active, app, pop).dec()
+
+    def connected(self, app: str, region: str, seconds: float) -> None:
+        self._child(self.m.connect_duration, app, region).observe(seconds)
+
+    def connect_failed(self, app: str, region: str, reason: str) -> None:
+        self._child(self.m.connect_errors, app, region, reason).inc()
+
+    def transferred(self, app: str, to_machine: int, to_client: int) -> None:
+        if to_machine:
+            self._child(self.m.bytes, app, "to_machine").inc(to_machine)
+        if to_client:
+            self._child(self.m.bytes, app, "to_client").inc(to_client)
+
+    def decision(self, app: str, pop: str, region: str, reason: str) -> None:
+        self._child(self.m.route_decisions, app, pop, region, reason).inc()
+
+    def no_candidate(self, app: str, pop: str) -> None:
+        self._child(self.m.no_candidate, app, pop).inc()
+
+    def retry(self, app: str, outcome: str) -> None:
+        self._child(self.m.retries, app, outcome).inc()
+
+
+class NullRecorder(Recorder):
+    """``metrics.enabled: false``: the data plane records nothing (for benchmarks)."""
+
+    def __init__(self) -> None:
+        pass
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        return _NULL_CHILD
+
+
+class _NullChild:
+    def inc(self, amount: float = 1) -> None:
+        pass
+
+    def dec(self, amount: float = 1) -> None:
+        pass
+
+    def observe(self, value: float) -> None:
+        pass
+
+
+_NULL_CHILD = _NullChild()
