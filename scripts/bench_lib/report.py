@@ -70,7 +70,7 @@ def render(environment: dict[str, Any], runs: list[Any], memory: dict[str, Any])
     lines += ["", f"{'ratio edge/HAProxy':36} {'measured':>9}  {'goal':10} result"]
     ratios = _ratios(runs)
     for what, ratio, goal, met in ratios:
-        shown = "n/a" if ratio is None else f"{ratio:.2f}x"
+        shown = "n/a" if ratio is None else f"{ratio:.3f}x"  # 3 digits: 0.899 is not 0.9
         verdict = "" if met is None else ("ok" if met else "MISSED")
         lines.append(f"{what:36} {shown:>9}  {goal:10} {verdict}")
     per_conn = memory["kib_per_connection"]
