@@ -95,6 +95,14 @@ class ListenerRouter(Protocol):
         """How many other machines a request or connection may try after a failed connect."""
         ...
 
+    def opened(self, client: ClientInfo) -> object:
+        """A client connection was accepted; the answer is handed back to ``closed``."""
+        ...
+
+    def closed(self, token: object) -> None:
+        """That client connection is gone (called exactly once after ``opened``)."""
+        ...
+
     def choose(
         self, client: ClientInfo, hints: RouteHints | None, exclude: frozenset[str]
     ) -> Choice:

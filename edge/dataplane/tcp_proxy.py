@@ -285,6 +285,7 @@ class TcpRelay(_Side):
         "_early_size",
         "_exclude",
         "_finished",
+        "_opened",
         "_loop",
         "_pending",
         "_router",
@@ -319,6 +320,7 @@ class TcpRelay(_Side):
         self._attempt_started = 0.0
         self._timed_out = False
         self._finished = False
+        self._opened: object = None  # the router's token for this client connection
         self.forward = self._buffer_early
 
     # -- client side protocol -------------------------------------------------------
@@ -327,6 +329,7 @@ class TcpRelay(_Side):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's aren't subclasses
         if self._client is None:
             self._client = client_info_from_transport(transport)
+        self._opened = self._router.opened(self._client)
         if self._tracker is not None:
             self._tracker.add(self)
         self._choose()
@@ -511,6 +514,7 @@ class TcpRelay(_Side):
             if machine is not None:
                 self._router.transferred(upstream, self.received, machine.received)
             self._router.release(upstream)
+        self._router.closed(self._opened)
         if self._tracker is not None:
             self._tracker.discard(self)
 

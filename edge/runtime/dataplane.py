@@ -24,6 +24,7 @@ from edge.dataplane.tls import CertificateStore, CertPair, server_ssl_context
 from edge.dataplane.upstream_pool import UpstreamPool
 from edge.runtime.demo import DemoIdentity, DemoMachines
 from edge.runtime.listeners import ListenerSet, ListenerSpec, Tracker, desired_listeners
+from edge.runtime.metrics import Metrics, NullRecorder, Recorder
 from edge.runtime.router import AppRouter, SharedRouter
 from edge.runtime.routing_state import RoutingState, service_kind
 from edge.store import StoreSnapshot
@@ -47,9 +48,12 @@ class DataPlane:
         catalogue: RegionCatalogue,
         state_dir: Path,
         drain_timeout: float,
+        metrics: Metrics,
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics
+        self.recorder = Recorder(metrics) if config.metrics.enabled else NullRecorder()
         model = LatencyModel.build(config.latency, catalogue)
         self.state = RoutingState(config, model, rng or random.Random())
         self.demo = DemoMachines()
@@ -121,8 +125,8 @@ class DataPlane:
 
     def _router(self, spec: ListenerSpec) -> AppRouter | SharedRouter:
         if spec.app is None:
-            return SharedRouter(self.state, spec.port)
-        return AppRouter(self.state, spec.app, spec.port)
+            return SharedRouter(self.state, spec.port, self.recorder)
+        return AppRouter(self.state, spec.app, spec.port, self.recorder)
 
     def _make_server(self, spec: ListenerSpec) -> tuple[Any, Any, Tracker]:
         """The protocol factory, TLS context and connection tracker of one listener."""

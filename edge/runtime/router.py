@@ -14,6 +14,7 @@ from edge.core.latency import observe_rtt
 from edge.core.route_headers import route_request
 from edge.core.routing import Endpoint, RoutingSnapshot, ServiceRoutes, decide
 from edge.dataplane.contract import Choice, ClientInfo, NoUpstream, RouteHints, Upstream
+from edge.runtime.metrics import Recorder
 from edge.runtime.routing_state import RoutingState
 
 _CLIENT_REGION_CACHE_SIZE = 4096
@@ -22,9 +23,13 @@ _CLIENT_REGION_CACHE_SIZE = 4096
 class BaseRouter:
     """What every listener router shares: client geography, the decision, the reports."""
 
-    def __init__(self, state: RoutingState, port: PortSpec) -> None:
+    app_label = "shared"  # the app in connection metrics before a request names one
+
+    def __init__(self, state: RoutingState, port: PortSpec, recorder: Recorder) -> None:
         self.state = state
+        self.recorder = recorder
         self.port = port.port
+        self.handler_label = "+".join(port.handlers) or "tcp"
         self.handlers: tuple[str, ...] = tuple(port.handlers)
         self.force_https = port.force_https
         self.proxy_proto = port.proxy_proto_options.version if port.sends_proxy_proto else None
@@ -54,6 +59,15 @@ class BaseRouter:
             )
         return region
 
+    def opened(self, client: ClientInfo) -> tuple[str, str]:
+        pop = self.state.ingress(self.client_region(client, None)) or "none"
+        self.recorder.connection_opened(self.app_label, pop, self.port, self.handler_label)
+        return (self.app_label, pop)
+
+    def closed(self, token: object) -> None:
+        if isinstance(token, tuple):
+            self.recorder.connection_closed(*token)
+
     def route(
         self,
         service: ServiceRoutes,
@@ -64,14 +78,21 @@ class BaseRouter:
         region = self.client_region(client, hints)
         pop = self.state.ingress(region)
         if pop is None:
+            self.recorder.no_candidate(service.app, "none")
             return NoUpstream(503, "every point of presence is withdrawn", service.app)
         request = route_request(pop, client.peer_ip, hints, self.state.valid_regions, exclude)
         decision = decide(service, request, self.state.model, time.monotonic(), self.state.rng)
         endpoint = decision.endpoint
         spec = service.spec
+        if exclude:
+            self.recorder.retry(service.app, "retried" if endpoint else "exhausted")
         if endpoint is None:
+            self.recorder.no_candidate(service.app, pop)
+            if hints is not None:
+                self.recorder.request(service.app, pop, 503, None)
             reason = f"no machine of app {service.app} can take it: {decision.detail}"
             return NoUpstream(503, reason, service.app, wait=spec.no_candidate_wait, pop=pop)
+        self.recorder.decision(service.app, pop, endpoint.region, decision.reason)
         endpoint.stats.active += 1
         simulate = self.state.config.edge.simulate_latency
         model = self.state.model
@@ -97,9 +118,11 @@ class BaseRouter:
         stats = _endpoint(upstream).stats
         stats.consecutive_failures = 0
         observe_rtt(stats, seconds, time.monotonic())
+        self.recorder.connected(upstream.app, upstream.region, seconds)
 
     def connect_failed(self, upstream: Upstream, reason: str) -> None:
         _endpoint(upstream).stats.consecutive_failures += 1
+        self.recorder.connect_failed(upstream.app, upstream.region, reason)
 
     def responded(self, upstream: Upstream, status: int, seconds: float) -> None:
         stats = _endpoint(upstream).stats
@@ -107,9 +130,10 @@ class BaseRouter:
             stats.consecutive_failures += 1
         else:
             stats.consecutive_failures = 0
+        self.recorder.request(upstream.app, upstream.pop, status, seconds)
 
     def transferred(self, upstream: Upstream, to_machine: int, to_client: int) -> None:
-        pass
+        self.recorder.transferred(upstream.app, to_machine, to_client)
 
     def release(self, upstream: Upstream) -> None:
         _endpoint(upstream).stats.active -= 1
@@ -124,9 +148,9 @@ def _endpoint(upstream: Upstream) -> Endpoint:
 class AppRouter(BaseRouter):
     """A dedicated address of one app: the service behind this public port."""
 
-    def __init__(self, state: RoutingState, app: str, port: PortSpec) -> None:
-        super().__init__(state, port)
-        self.app = app
+    def __init__(self, state: RoutingState, app: str, port: PortSpec, recorder: Recorder) -> None:
+        super().__init__(state, port, recorder)
+        self.app = self.app_label = app
 
     def _service(self, snapshot: RoutingSnapshot) -> ServiceRoutes | None:
         app = snapshot.apps.get(self.app)
@@ -142,6 +166,8 @@ class AppRouter(BaseRouter):
     ) -> Choice:
         service = self._service(self.state.snapshot)
         if service is None:
+            if hints is not None:
+                self.recorder.request(self.app, self.pop, 503, None)
             return NoUpstream(503, f"app {self.app} has no service on port {self.port}", self.app)
         return self.route(service, client, hints, exclude)
 
@@ -167,6 +193,8 @@ class SharedRouter(BaseRouter):
         app = None if app_name is None else self.state.snapshot.apps.get(app_name)
         service = None if app is None else app.services.get(self.port)
         if service is None:
+            if hints is not None:
+                self.recorder.request("unknown", self.pop, 404, None)
             domain = self.state.config.edge.app_domain
             return NoUpstream(
                 404,

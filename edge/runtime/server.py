@@ -70,7 +70,9 @@ class EdgeDaemon:
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
         self._store: StoreRunner | None = None
-        self.dataplane = DataPlane(config, catalogue, options.state_dir, options.drain_timeout)
+        self.dataplane = DataPlane(
+            config, catalogue, options.state_dir, options.drain_timeout, self.metrics
+        )
         self._refresh_lock = asyncio.Lock()
         self._applied_version = -1
         self._watcher: asyncio.Task[None] | None = None

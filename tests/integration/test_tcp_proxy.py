@@ -55,6 +55,14 @@ class FakeRouter:
     clients: list[ClientInfo] = field(default_factory=list)
     excludes: list[frozenset[str]] = field(default_factory=list)
     events: list[tuple[Any, ...]] = field(default_factory=list)
+    connections: list[tuple[str, object]] = field(default_factory=list)
+
+    def opened(self, client: ClientInfo) -> object:
+        self.connections.append(("opened", client.peer_ip))
+        return "token"
+
+    def closed(self, token: object) -> None:
+        self.connections.append(("closed", token))
 
     def choose(
         self, client: ClientInfo, hints: RouteHints | None, exclude: frozenset[str]
