@@ -8,7 +8,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from edge import __version__
-from edge.api import routes_apps, routes_ips, routes_machines
+from edge.api import routes_apps, routes_ips, routes_machines, routes_status
 from edge.api.app_context import CONTEXT, ApiContext
 from edge.api.auth import TokenCheck, auth_middleware
 from edge.api.errors import error_middleware
@@ -48,6 +48,7 @@ def build_api(context: ApiContext, tokens: TokenCheck) -> web.Application:
         middlewares=[error_middleware, auth_middleware(tokens)], client_max_size=1024 * 1024
     )
     app[CONTEXT] = context
-    for table in (routes, routes_apps.routes, routes_ips.routes, routes_machines.routes):
+    tables = (routes, routes_apps.routes, routes_ips.routes, routes_machines.routes)
+    for table in (*tables, routes_status.routes):
         app.router.add_routes(table)
     return app

@@ -14,6 +14,7 @@ from edge.config.model import AppSpec, EdgeConfig
 from edge.core.apps import Machine
 from edge.core.regions import RegionCatalogue
 from edge.errors import BadRequest, ConfigError
+from edge.runtime.dataplane import DataPlane
 from edge.runtime.metrics import Metrics
 from edge.runtime.store_runner import StoreRunner
 
@@ -26,6 +27,10 @@ class ListenerReport:
 
     def for_addresses(self, addresses: Iterable[str]) -> list[dict[str, Any]]:
         return [entry for a in addresses for entry in self.by_address.get(a, [])]
+
+
+def _no_dataplane() -> DataPlane:
+    raise BadRequest("this API serves no data plane")
 
 
 async def _no_listeners() -> ListenerReport:
@@ -44,6 +49,7 @@ class ApiContext:
     # What the running edge knows of a machine: where it listens, its load and health.
     live_machine: Callable[[Machine], dict[str, Any]] = lambda machine: {}
     started_at: float = field(default_factory=time.time)
+    dataplane: Callable[[], DataPlane] = _no_dataplane
 
     def validate_app(self, data: dict[str, Any], renames: dict[str, str]) -> AppSpec:
         """An AppSpec from API input; a 400 naming the request's field when it is wrong."""

@@ -242,6 +242,25 @@ def _paths() -> dict[str, Any]:
                 body="AllocateIp",
             ),
         },
+        "/v1/status": {
+            "get": operation(
+                "PoPs, apps with IPs and machines, listeners, live flows, recent decisions",
+                (200, "Status", {"type": "object"}),
+            )
+        },
+        "/v1/apps/{app}/route": {
+            "parameters": [
+                APP_PARAM,
+                {"name": "from", "in": "query", "schema": STR},
+                {"name": "port", "in": "query", "schema": INT},
+                {"name": "prefer", "in": "query", "schema": STR},
+            ],
+            "get": operation(
+                "Where a client of a region lands and which machine serves it, and why",
+                (200, "Explanation", {"type": "object"}),
+                (400, 401, 404),
+            ),
+        },
         "/v1/apps/{app}/machines": {
             "parameters": [APP_PARAM],
             "get": operation(

@@ -16,6 +16,7 @@ from edge.core.routing import Endpoint, RoutingSnapshot, ServiceRoutes, decide
 from edge.dataplane.contract import Choice, ClientInfo, NoUpstream, RouteHints, Upstream
 from edge.runtime.metrics import Recorder
 from edge.runtime.routing_state import RoutingState
+from edge.runtime.traffic import Decision
 
 _CLIENT_REGION_CACHE_SIZE = 4096
 
@@ -93,6 +94,12 @@ class BaseRouter:
             reason = f"no machine of app {service.app} can take it: {decision.detail}"
             return NoUpstream(503, reason, service.app, wait=spec.no_candidate_wait, pop=pop)
         self.recorder.decision(service.app, pop, endpoint.region, decision.reason)
+        self.state.traffic.record(
+            Decision(
+                time.time(), service.app, region, pop, endpoint.machine_id, endpoint.region,
+                decision.reason,
+            )
+        )  # fmt: skip
         endpoint.stats.active += 1
         simulate = self.state.config.edge.simulate_latency
         model = self.state.model

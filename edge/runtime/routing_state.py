@@ -24,6 +24,7 @@ from edge.core.routing import (
     build_snapshot,
 )
 from edge.runtime.demo import DemoKind
+from edge.runtime.traffic import TrafficLog
 from edge.store import StoreSnapshot
 
 StatsKey = tuple[str, str, int]  # (app, machine_id, internal_port)
@@ -94,6 +95,7 @@ class RoutingState:
         self.pops_up: tuple[str, ...] = config.edge.pops
         self._ingress: dict[str, str | None] = {}
         self.shared_apps: frozenset[str] = frozenset()  # apps holding the shared IPv4
+        self.traffic = TrafficLog()
         self.snapshot: RoutingSnapshot = build_snapshot(
             (), model, config.edge.app_domain, self.stats_for, self.pops_up
         )

@@ -141,6 +141,7 @@ class EdgeDaemon:
             changed=self.refresh,
             status=self.status,
             live_machine=self.dataplane.machine_view,
+            dataplane=lambda: self.dataplane,
         )
         api = build_api(context, TokenCheck(admin_hash, self._find_org))
         self._runner = web.AppRunner(api, access_log=None)

@@ -1,0 +1,39 @@
+"""What the edge is doing: ``/v1/status`` and ``/v1/apps/{app}/route`` (explanations)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from edge.api.app_context import CONTEXT
+from edge.api.auth import IDENTITY
+from edge.errors import BadRequest
+from edge.runtime.status import route_view, status_view
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/v1/status")
+async def status(request: web.Request) -> web.Response:
+    identity, context = request[IDENTITY], request.app[CONTEXT]
+    snapshot = await context.store.call(context.store.store.snapshot)
+    body = status_view(context.dataplane(), snapshot, context.catalogue, identity.org_scope)
+    return web.json_response(body)
+
+
+@routes.get("/v1/apps/{app}/route")
+async def route(request: web.Request) -> web.Response:
+    identity, context = request[IDENTITY], request.app[CONTEXT]
+    app = request.match_info["app"]
+    await context.store.call(context.store.store.get_app, app, org=identity.org_scope)
+    query = request.query
+    port_text = query.get("port")
+    if port_text is not None and not port_text.isdigit():
+        raise BadRequest(f"port: must be a number, not {port_text!r}")
+    body = route_view(
+        context.dataplane(),
+        app,
+        query.get("from", context.config.edge.local_region),
+        int(port_text) if port_text else None,
+        query.get("prefer"),
+    )
+    return web.json_response(body)
