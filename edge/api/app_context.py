@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +14,7 @@ from edge.config.load import validate
 from edge.config.model import AppSpec, EdgeConfig
 from edge.core.apps import Machine
 from edge.core.regions import RegionCatalogue
-from edge.errors import BadRequest, ConfigError
+from edge.errors import BadRequest, ConfigError, EdgeError
 from edge.runtime.dataplane import DataPlane
 from edge.runtime.metrics import Metrics
 from edge.runtime.store_runner import StoreRunner
@@ -50,6 +51,16 @@ class ApiContext:
     live_machine: Callable[[Machine], dict[str, Any]] = lambda machine: {}
     started_at: float = field(default_factory=time.time)
     dataplane: Callable[[], DataPlane] = _no_dataplane
+
+    @contextlib.contextmanager
+    def counting(self, op: str) -> Iterator[None]:
+        """Count an IPAM operation by its outcome (ok, or the error's HTTP status)."""
+        try:
+            yield
+        except EdgeError as exc:
+            self.metrics.ipam_operations.labels(op, str(exc.http_status)).inc()
+            raise
+        self.metrics.ipam_operations.labels(op, "ok").inc()
 
     def validate_app(self, data: dict[str, Any], renames: dict[str, str]) -> AppSpec:
         """An AppSpec from API input; a 400 naming the request's field when it is wrong."""

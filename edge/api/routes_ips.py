@@ -31,13 +31,14 @@ async def list_ips(request: web.Request) -> web.Response:
 async def allocate_ip(request: web.Request) -> web.Response:
     identity, context = request[IDENTITY], request.app[CONTEXT]
     body = await read_body(request, AllocateIp)
-    assignment = await context.store.call(
-        context.store.store.allocate_ip,
-        request.match_info["app"],
-        body.type,
-        body.region,
-        by=identity.caller,
-    )
+    with context.counting("allocate"):
+        assignment = await context.store.call(
+            context.store.store.allocate_ip,
+            request.match_info["app"],
+            body.type,
+            body.region,
+            by=identity.caller,
+        )
     # Answer only once the new address's listeners are bound (or have failed).
     listeners = await context.changed()
     answer = ip_json(assignment)
@@ -49,8 +50,9 @@ async def allocate_ip(request: web.Request) -> web.Response:
 async def release_ip(request: web.Request) -> web.Response:
     identity, context = request[IDENTITY], request.app[CONTEXT]
     address = normalize_address(request.match_info["ip"])
-    await context.store.call(
-        context.store.store.release_ip, request.match_info["app"], address, by=identity.caller
-    )
+    with context.counting("release"):
+        await context.store.call(
+            context.store.store.release_ip, request.match_info["app"], address, by=identity.caller
+        )
     await context.changed()
     return web.Response(status=204)

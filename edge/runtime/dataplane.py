@@ -58,9 +58,10 @@ class DataPlane:
         self.state = RoutingState(config, model, rng or random.Random())
         self.demo = DemoMachines()
         self.certs = certificate_store(config, state_dir)
-        self.listeners = ListenerSet(self._make_server, drain_timeout)
+        self.listeners = ListenerSet(self._make_server, drain_timeout, metrics.listener_errors)
         self._pool: UpstreamPool | None = None
         self._demo_keys: set[str] = set()
+        self.last_snapshot: StoreSnapshot | None = None
 
     @property
     def pool(self) -> UpstreamPool:
@@ -73,6 +74,7 @@ class DataPlane:
         demo_ports = await self._sync_demo_machines(snapshot)
         self.state.rebuild(snapshot, demo_ports)
         await self.listeners.reconcile(desired_listeners(snapshot))
+        self.last_snapshot = snapshot
 
     async def _sync_demo_machines(
         self, snapshot: StoreSnapshot

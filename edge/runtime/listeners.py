@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from prometheus_client import Counter
+
 from edge.config.model import PortSpec
 from edge.runtime.tasks import spawn
 from edge.store import StoreSnapshot
@@ -141,8 +143,11 @@ def describe(address: str, port: int, exc: OSError) -> str:
 class ListenerSet:
     """The bound listeners of the daemon, brought in line with the desired set."""
 
-    def __init__(self, make_server: ServerFactory, drain_timeout: float) -> None:
+    def __init__(
+        self, make_server: ServerFactory, drain_timeout: float, errors: Counter | None = None
+    ) -> None:
         self._make = make_server
+        self._errors = errors
         self._drain_timeout = drain_timeout
         self._live: dict[Key, Listener] = {}
         self._refused: dict[Key, str] = {}
@@ -176,6 +181,8 @@ class ListenerSet:
             LOG.info("listening", extra={"address": spec.address, "port": spec.port.port})
         except OSError as exc:
             listener.error = describe(spec.address, spec.port.port, exc)
+            if self._errors is not None:
+                self._errors.labels(errno.errorcode.get(exc.errno or 0, "other").lower()).inc()
             LOG.warning("listener failed", extra={"error": listener.error})
         return listener
 

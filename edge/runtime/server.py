@@ -11,6 +11,7 @@ import asyncio
 import errno
 import logging
 import signal
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ from edge.core.regions import RegionCatalogue
 from edge.errors import EdgeError, StartupError
 from edge.runtime.bootstrap import bootstrap
 from edge.runtime.dataplane import DataPlane
+from edge.runtime.gauges import register_gauges
+from edge.runtime.listeners import bind_socket
 from edge.runtime.metrics import Metrics
 from edge.runtime.statedir import prepare_state_dir
 from edge.runtime.store_runner import StoreRunner
@@ -68,11 +71,13 @@ class EdgeDaemon:
         self.metrics = Metrics()
         self.stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
+        self._site: web.SockSite | None = None
+        self._api_socket: socket.socket | None = None
         self._store: StoreRunner | None = None
         self.dataplane = DataPlane(
             config, catalogue, options.state_dir, options.drain_timeout, self.metrics
         )
+        register_gauges(self.metrics, self.dataplane)
         self._refresh_lock = asyncio.Lock()
         self._applied_version = -1
         self._watcher: asyncio.Task[None] | None = None
@@ -83,10 +88,12 @@ class EdgeDaemon:
     async def start(self) -> None:
         prepare_state_dir(self.options.state_dir)
         self.metrics.start_time.set(time.time())
+        # Take the API address first: if it is in use, nothing else has been touched.
+        api_socket = self._bind_api()
         store = await self._open_store()
         admin_hash = await store.call(bootstrap, store.store, self.options.state_dir, self.config)
         await self.refresh()
-        await self._start_api(store, admin_hash)
+        await self._start_api(store, admin_hash, api_socket)
         self._watcher = spawn(self._watch_store(), name="store-watcher")
         LOG.info(
             "edge started",
@@ -132,7 +139,18 @@ class EdgeDaemon:
         org = await self._store.call(self._store.store.org_by_token_hash, token_hash)
         return None if org is None else org.slug
 
-    async def _start_api(self, store: StoreRunner, admin_hash: str) -> None:
+    def _bind_api(self) -> socket.socket:
+        host, port = split_host_port(self.options.api_listen)
+        try:
+            address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0]
+            self._api_socket = bind_socket(str(address), port)
+        except OSError as exc:
+            raise StartupError(describe_bind_error("api", self.options.api_listen, exc)) from None
+        return self._api_socket
+
+    async def _start_api(
+        self, store: StoreRunner, admin_hash: str, api_socket: socket.socket
+    ) -> None:
         context = ApiContext(
             metrics=self.metrics,
             config=self.config,
@@ -146,15 +164,10 @@ class EdgeDaemon:
         api = build_api(context, TokenCheck(admin_hash, self._find_org))
         self._runner = web.AppRunner(api, access_log=None)
         await self._runner.setup()
-        host, port = split_host_port(self.options.api_listen)
-        self._site = web.TCPSite(
-            self._runner, host, port, shutdown_timeout=self.options.drain_timeout
+        self._site = web.SockSite(
+            self._runner, api_socket, shutdown_timeout=self.options.drain_timeout
         )
-        try:
-            await self._site.start()
-        except OSError as exc:
-            await self._runner.cleanup()
-            raise StartupError(describe_bind_error("api", self.options.api_listen, exc)) from None
+        await self._site.start()
 
     def request_stop(self, signame: str) -> None:
         if not self.stopping.is_set():
@@ -178,6 +191,8 @@ class EdgeDaemon:
         try:
             await self.start()
         except BaseException:
+            if self._api_socket is not None and self._site is None:
+                self._api_socket.close()
             await self.dataplane.close()
             if self._store is not None:
                 await self._store.close()

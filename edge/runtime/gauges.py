@@ -1,0 +1,71 @@
+"""Scrape-time gauges: state read from the data plane when Prometheus asks."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+from edge.runtime.dataplane import DataPlane
+from edge.runtime.metrics import GaugeRows, Metrics
+
+HEALTH_STATES = ("passing", "critical", "stopped")
+
+
+def machine_health(dataplane: DataPlane) -> Iterator[tuple[tuple[str, ...], float]]:
+    snapshot = dataplane.last_snapshot
+    if snapshot is None:
+        return
+    for machine in snapshot.machines:
+        view = dataplane.machine_view(machine)
+        if machine.state != "started":
+            current = "stopped"
+        elif all(s["healthy"] for s in view["services"]):
+            current = "passing"
+        else:
+            current = "critical"
+        for state in HEALTH_STATES:
+            labels = (machine.app, machine.id, machine.region, state)
+            yield labels, 1.0 if state == current else 0.0
+
+
+def machine_load(dataplane: DataPlane) -> GaugeRows:
+    load: Counter[tuple[str, str]] = Counter()
+    for (app, machine_id, _port), stats in dataplane.state.endpoint_stats().items():
+        load[(app, machine_id)] += stats.active
+    return [((app, machine), float(value)) for (app, machine), value in load.items()]
+
+
+def ejections(dataplane: DataPlane) -> GaugeRows:
+    now = time.monotonic()
+    counts: Counter[str] = Counter()
+    for (app, _machine, _port), stats in dataplane.state.endpoint_stats().items():
+        counts[app] += 0
+        if stats.ejected_until > now:
+            counts[app] += 1
+    return [((app,), float(n)) for app, n in counts.items()]
+
+
+def ip_assignments(dataplane: DataPlane) -> GaugeRows:
+    snapshot = dataplane.last_snapshot
+    counts: Counter[tuple[str, str]] = Counter()
+    for ip in snapshot.ips if snapshot else ():
+        counts[(ip.org, ip.type)] += 1
+    return [(labels, float(n)) for labels, n in counts.items()]
+
+
+def pops(dataplane: DataPlane) -> GaugeRows:
+    up = set(dataplane.state.pops_up)
+    return [((pop,), 1.0 if pop in up else 0.0) for pop in dataplane.config.edge.pops]
+
+
+def register_gauges(metrics: Metrics, dataplane: DataPlane) -> None:
+    """Point each scrape-time gauge at the data plane it reads."""
+    metrics.machine_health.provider = lambda: machine_health(dataplane)
+    metrics.machine_load.provider = lambda: machine_load(dataplane)
+    metrics.ejections_active.provider = lambda: ejections(dataplane)
+    metrics.ip_assignments.provider = lambda: ip_assignments(dataplane)
+    metrics.listeners.provider = lambda: [
+        ((family,), float(n)) for family, n in dataplane.listeners.counts().items()
+    ]
+    metrics.pop_up.provider = lambda: pops(dataplane)
