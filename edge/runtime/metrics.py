@@ -216,6 +216,9 @@ class Recorder:
     def decision(self, app: str, pop: str, region: str, reason: str) -> None:
         self._child(self.m.route_decisions, app, pop, region, reason).inc()
 
+    def panic(self, app: str) -> None:
+        self._child(self.m.panic, app).inc()
+
     def no_candidate(self, app: str, pop: str) -> None:
         self._child(self.m.no_candidate, app, pop).inc()
 

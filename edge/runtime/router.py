@@ -94,6 +94,8 @@ class BaseRouter:
             reason = f"no machine of app {service.app} can take it: {decision.detail}"
             return NoUpstream(503, reason, service.app, wait=spec.no_candidate_wait, pop=pop)
         self.recorder.decision(service.app, pop, endpoint.region, decision.reason)
+        if decision.reason == "panic":
+            self.recorder.panic(service.app)
         self.state.traffic.record(
             Decision(
                 time.time(), service.app, region, pop, endpoint.machine_id, endpoint.region,
