@@ -99,7 +99,7 @@ class CertificateStore:
         )
         if configured is not None:
             return configured
-        return self._self_signed(sorted(set(wanted), key=wanted.index))
+        return self._self_signed(list(dict.fromkeys(wanted)))  # no repeats, order kept
 
     def _self_signed(self, names: list[str]) -> CertPair:
         stem = names[0].replace("*", "_wildcard").replace(":", "_")
@@ -120,12 +120,15 @@ class CertificateStore:
 
 
 def _usable(pair: CertPair, names: list[str]) -> bool:
-    """The files exist, parse, cover ``names`` and are not about to expire."""
+    """The files exist, parse, belong together, cover ``names`` and are not about to expire."""
     try:
         cert = x509.load_pem_x509_certificate(pair.cert.read_bytes())
-        pair.key.stat()
-    except (OSError, ValueError):
+        key = serialization.load_pem_private_key(pair.key.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError):
         return False
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
+        return False  # e.g. a crash between writing the key and the certificate
     now = datetime.datetime.now(datetime.UTC)
     if cert.not_valid_after_utc - now < _RENEW_BEFORE:
         return False

@@ -144,6 +144,10 @@ def test_files_are_private_persisted_and_reused(tmp_path: Path) -> None:
     first.cert.write_text("garbage")
     CertificateStore(tmp_path).pair_for(["api.example.net", "192.0.2.7"])
     assert first.cert.read_bytes() not in (before, b"garbage")  # unusable: made anew
+    remade = first.cert.read_bytes()
+    first.key.write_bytes(generate_self_signed(["other.example"])[1])  # a key of another
+    CertificateStore(tmp_path).pair_for(["api.example.net", "192.0.2.7"])
+    assert first.cert.read_bytes() != remade  # a mismatched pair is made anew too
 
 
 def test_invalid_names_are_rejected(tmp_path: Path) -> None:
