@@ -8,6 +8,7 @@ Expected failures are values (``NoUpstream``), never exceptions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -59,6 +60,21 @@ class Upstream:
     pop: str = ""  # the PoP this client landed on (anycast); "" means router.pop
 
 
+class CapacityQueue(Protocol):
+    """Where to wait when every machine is at its hard limit (see ``NoUpstream.queue``)."""
+
+    @property
+    def timeout(self) -> float:
+        """How long to wait at most before answering 503 (http) or closing (tcp)."""
+        ...
+
+    def wait(self, callback: Callable[[], None]) -> object:
+        """Call ``callback`` once when a slot may be free; returns a token for ``cancel``."""
+        ...
+
+    def cancel(self, token: object) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class NoUpstream:
     """No machine can take this connection or request."""
@@ -69,6 +85,9 @@ class NoUpstream:
     retry_after: int = 1
     wait: float = 0.0  # raw TCP: how long to hold the connection before closing
     pop: str = ""  # the PoP this client landed on; "" means router.pop
+    # Set when every machine is at its hard limit: the caller may wait in this queue
+    # (up to queue.timeout) and choose again when woken, instead of failing at once.
+    queue: CapacityQueue | None = None
 
 
 Choice = Upstream | NoUpstream
