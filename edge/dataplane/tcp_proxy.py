@@ -21,7 +21,13 @@ import enum
 from collections.abc import Callable
 from typing import Final, Protocol, cast
 
-from edge.dataplane.contract import ClientInfo, ListenerRouter, NoUpstream, Upstream
+from edge.dataplane.contract import (
+    CapacityQueue,
+    ClientInfo,
+    ListenerRouter,
+    NoUpstream,
+    Upstream,
+)
 from edge.dataplane.proxy_protocol import accept_proxy_header, build_header
 from edge.dataplane.tls import client_info_from_transport
 
@@ -288,6 +294,9 @@ class TcpRelay(_Side):
         "_loop",
         "_opened",
         "_pending",
+        "_queue",
+        "_queue_deadline",
+        "_queue_token",
         "_router",
         "_timed_out",
         "_timer",
@@ -320,6 +329,9 @@ class TcpRelay(_Side):
         self._attempt_started = 0.0
         self._timed_out = False
         self._finished = False
+        self._queue: CapacityQueue | None = None  # waiting for a slot (every machine full)
+        self._queue_token: object = None
+        self._queue_deadline = 0.0
         self._opened: object = None  # the router's token for this client connection
         self.forward = self._buffer_early
 
@@ -339,6 +351,7 @@ class TcpRelay(_Side):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
+        self._leave_queue()
         if self._connecting is not None and self._pending is not None:
             self._pending = None
             self._deadlines.unwatch(self)
@@ -357,7 +370,10 @@ class TcpRelay(_Side):
         assert self._client is not None
         choice = self._router.choose(self._client, None, self._exclude)
         if isinstance(choice, NoUpstream):
-            self._hold(choice.wait)
+            if choice.queue is not None:
+                self._wait_in(choice.queue)
+            else:
+                self._hold(choice.wait)
             return
         self._upstream = choice
         delay = choice.upstream_delay
@@ -382,6 +398,44 @@ class TcpRelay(_Side):
         if wait > 0:
             self._timer = self._loop.call_later(wait, self.transport.close)
         else:
+            self.transport.close()
+
+    def _wait_in(self, queue: CapacityQueue) -> None:
+        """Every machine is at its hard limit: wait for a released slot, then choose again.
+
+        The deadline counts from the first time in the queue, so being woken and finding
+        the slot taken again does not extend it. Past it the client is closed.
+        """
+        now = self._loop.time()
+        if self._queue_deadline == 0.0:
+            self._queue_deadline = now + queue.timeout
+        if now >= self._queue_deadline:
+            self._close_client()
+            return
+        self._queue = queue
+        self._queue_token = queue.wait(self._woken)
+        self._timer = self._loop.call_at(self._queue_deadline, self._queue_timed_out)
+
+    def _woken(self) -> None:
+        # Called by the queue as a slot is released: choose at once, so a newcomer
+        # cannot take the slot first.
+        self._queue = self._queue_token = None
+        self._cancel_timer()
+        if not self.lost:
+            self._choose()
+
+    def _queue_timed_out(self) -> None:
+        self._timer = None
+        self._leave_queue()
+        self._close_client()
+
+    def _leave_queue(self) -> None:
+        if self._queue is not None:
+            self._queue.cancel(self._queue_token)
+            self._queue = self._queue_token = None
+
+    def _close_client(self) -> None:
+        if self.transport is not None:
             self.transport.close()
 
     def _connect(self) -> None:

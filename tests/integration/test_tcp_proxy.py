@@ -20,6 +20,7 @@ import uvloop
 from edge.dataplane.contract import ClientInfo, NoUpstream, ProxyProtoVersion, RouteHints, Upstream
 from edge.dataplane.proxy_protocol import ParsedProxy, build_v1, parse_proxy_header
 from edge.dataplane.tcp_proxy import ConnectionTracker, TcpRelay, make_tcp_protocol_factory
+from edge.runtime.capacity import WaitQueue
 
 T = TypeVar("T")
 
@@ -313,6 +314,38 @@ async def test_no_upstream_holds_then_closes() -> None:
     await until(lambda: len(tracker) == 0)
     assert router.events == []  # no Upstream was given, so nothing to release
     relay.close()
+
+
+@on_uvloop
+async def test_waits_in_capacity_queue_then_connects_or_gives_up() -> None:
+    backend = await serve(Echo)
+    queue = WaitQueue(timeout=0.3)
+    router = FakeRouter([("127.0.0.1", port_of(backend), "m1")])
+    router.no_upstream = NoUpstream(503, "all machines at hard limit", queue=queue)
+    relay, tracker = await start_relay(router)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port_of(relay))
+    writer.write(b"queued")
+    await until(lambda: len(queue) == 1)
+    router.no_upstream = None
+    queue.wake_one()  # a slot was released: the waiter chooses again at once
+    assert await reader.readexactly(6) == b"queued"
+    writer.close()
+
+    router.no_upstream = NoUpstream(503, "all machines at hard limit", queue=queue)
+    started = time.monotonic()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port_of(relay))
+    assert await reader.read() == b""  # nobody released a slot within the queue timeout
+    assert 0.25 <= time.monotonic() - started < 3
+    assert len(queue) == 0
+    writer.close()
+
+    queue.timeout = 30
+    reader, writer = await asyncio.open_connection("127.0.0.1", port_of(relay))
+    await until(lambda: len(queue) == 1)
+    writer.close()  # the client leaves: its wait is cancelled (long before the timeout)
+    await until(lambda: len(queue) == 0 and len(tracker) == 0, timeout=3)
+    relay.close()
+    backend.close()
 
 
 class HeaderCatcher(asyncio.Protocol):
