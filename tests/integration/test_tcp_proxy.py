@@ -8,6 +8,7 @@ import functools
 import hashlib
 import os
 import socket
+import struct
 import time
 import warnings
 from collections.abc import Callable, Coroutine
@@ -342,7 +343,11 @@ async def test_waits_in_capacity_queue_then_connects_or_gives_up() -> None:
     queue.timeout = 30
     reader, writer = await asyncio.open_connection("127.0.0.1", port_of(relay))
     await until(lambda: len(queue) == 1)
-    writer.close()  # the client leaves: its wait is cancelled (long before the timeout)
+    # The client goes away (a reset: a FIN alone is a half-close, and it may still want
+    # an answer): its wait is cancelled long before the timeout.
+    linger_zero = struct.pack("ii", 1, 0)
+    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger_zero)
+    writer.transport.abort()
     await until(lambda: len(queue) == 0 and len(tracker) == 0, timeout=3)
     relay.close()
     backend.close()
