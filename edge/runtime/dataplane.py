@@ -23,6 +23,7 @@ from edge.dataplane.tcp_proxy import ConnectionTracker, make_tcp_protocol_factor
 from edge.dataplane.tls import CertificateStore, CertPair, server_ssl_context
 from edge.dataplane.upstream_pool import UpstreamPool
 from edge.runtime.demo import DemoIdentity, DemoMachines
+from edge.runtime.health_checks import HealthMonitor
 from edge.runtime.listeners import ListenerSet, ListenerSpec, Tracker, desired_listeners
 from edge.runtime.metrics import Metrics, NullRecorder, Recorder
 from edge.runtime.router import AppRouter, SharedRouter
@@ -56,6 +57,11 @@ class DataPlane:
         self.recorder = Recorder(metrics) if config.metrics.enabled else NullRecorder()
         model = LatencyModel.build(config.latency, catalogue)
         self.state = RoutingState(config, model, rng or random.Random())
+        checks = metrics.health_checks
+        self.health = HealthMonitor(
+            self.state.rng,
+            on_check=lambda app, region, result: checks.labels(app, region, result).inc(),
+        )
         self.demo = DemoMachines()
         self.certs = certificate_store(config, state_dir)
         self.listeners = ListenerSet(self._make_server, drain_timeout, metrics.listener_errors)
@@ -73,6 +79,7 @@ class DataPlane:
     async def apply(self, snapshot: StoreSnapshot) -> None:
         demo_ports = await self._sync_demo_machines(snapshot)
         self.state.rebuild(snapshot, demo_ports)
+        self.health.sync(self.state.snapshot)  # before any await: verdicts precede traffic
         await self.listeners.reconcile(desired_listeners(snapshot))
         self.last_snapshot = snapshot
 
@@ -158,5 +165,6 @@ class DataPlane:
         return factory, ssl_context, tcp_tracker
 
     async def close(self) -> None:
+        await self.health.close()
         await self.listeners.close()
         await self.demo.close_all()

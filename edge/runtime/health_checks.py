@@ -8,8 +8,9 @@ timer (``loop.call_later``). When a timer fires, a task runs the probe
 (``edge.runtime.health_probes``), folds the result in through ``edge.core.health``,
 writes the verdict into the machine's ``EndpointStats`` and sets the next timer
 ``interval x (1 +- jitter)`` after the check *began*, so a slow probe does not stretch
-the period: a killed machine is critical within ``fall x interval x (1 + jitter) +
-timeout``. Stopped machines are not checked; records of machines gone are dropped.
+the period: with ``timeout <= interval``, a killed or hung machine is critical within
+``fall x interval x (1 + jitter) + timeout``. Stopped machines are not checked, and the
+records of machines gone are dropped.
 
 Each change of a (machine, service)'s state is logged in one line, e.g. ``machine
 hello-lhr-1 of hello is critical: connection refused``. ``states`` and ``results`` give
@@ -41,8 +42,6 @@ AdminMode = Literal["maint", "drain", "ready"]
 CheckOutcome = Literal["success", "failure", "timeout"]
 CheckCounter = Callable[[str, str, CheckOutcome], None]  # (app, machine region, outcome)
 Clock = Callable[[], float]
-
-_KEEP_ADMIN = {HealthState.MAINT: Event.MAINT, HealthState.DRAIN: Event.DRAIN}
 
 
 # --- status output -----------------------------------------------------------------------
@@ -126,11 +125,13 @@ class _Watched:
 
     __slots__ = ("checks", "endpoint", "health", "key", "runners")
 
-    def __init__(self, key: Key, endpoint: Endpoint, checks: tuple[CheckSpec, ...]) -> None:
+    def __init__(
+        self, key: Key, endpoint: Endpoint, checks: tuple[CheckSpec, ...], state: MachineHealth
+    ) -> None:
         self.key = key
         self.endpoint = endpoint  # replaced by each sync: where the machine listens now
         self.checks = checks
-        self.health: MachineHealth
+        self.health = state
         self.runners: list[_Runner] = []
 
     def stop_checks(self) -> None:
@@ -191,10 +192,13 @@ class HealthMonitor:
         self, key: Key, endpoint: Endpoint, checks: tuple[CheckSpec, ...], now: float
     ) -> None:
         watched = self._watched.get(key)
-        if watched is None or watched.checks != checks:
-            self._watch(key, endpoint, checks, now, watched)
+        if watched is None:
+            self._watch(key, endpoint, checks, now)
             return
-        was_started = watched.endpoint.started
+        changed = watched.checks != checks
+        if changed:
+            self._replace_checks(watched, checks, now)
+        was_started = watched.health.started
         watched.endpoint = endpoint
         if endpoint.started and not was_started:
             self._apply(watched, health.machine_started(watched.health, now), now)
@@ -204,31 +208,39 @@ class HealthMonitor:
             self._apply(watched, health.machine_stopped(watched.health, now), now)
         else:  # the same state, written again in case the stats object is new
             health.apply_verdict(endpoint.stats, watched.health.state, now)
+            if changed:
+                self._start_checks(watched)
 
     def _watch(
-        self,
-        key: Key,
-        endpoint: Endpoint,
-        checks: tuple[CheckSpec, ...],
-        now: float,
-        previous: _Watched | None,
+        self, key: Key, endpoint: Endpoint, checks: tuple[CheckSpec, ...], now: float
     ) -> None:
-        """Start watching a (machine, service), or start over because its checks changed."""
-        admin = None
-        if previous is not None:
-            previous.stop_checks()
-            admin = _KEEP_ADMIN.get(previous.health.state)
-        elif self._synced:
+        """Start watching a (machine, service) first seen now."""
+        if self._synced:
             # A machine added while running ramps up (slow start) once it is routable;
             # those found at the daemon's start do not, as in HAProxy.
             endpoint.stats.healthy = False
-        watched = self._watched[key] = _Watched(key, endpoint, checks)
-        self._apply(watched, health.new_machine(len(checks), now, endpoint.started, admin), now)
+        update = health.new_machine(len(checks), now, endpoint.started)
+        watched = self._watched[key] = _Watched(key, endpoint, checks, update.health)
+        self._apply(watched, update, now)
         self._start_checks(watched)
 
+    def _replace_checks(self, watched: _Watched, checks: tuple[CheckSpec, ...], now: float) -> None:
+        """The service was deployed with other checks; the caller restarts the timers.
+
+        As many checks as before (new settings, say): what they found still holds, so a
+        redeploy does not take a healthy fleet out of rotation. Otherwise they start over.
+        """
+        watched.stop_checks()
+        count = len(watched.checks)
+        watched.checks = checks
+        if len(checks) != count:
+            self._apply(watched, health.checks_replaced(watched.health, len(checks), now), now)
+
     def _start_checks(self, watched: _Watched) -> None:
-        if not watched.endpoint.started or watched.health.state is HealthState.MAINT:
+        if not watched.checks or not watched.endpoint.started:
             return
+        if watched.health.state is HealthState.MAINT:
+            return  # maint stops the checks (HAProxy); ``ready`` starts them again
         loop = asyncio.get_running_loop()
         for index, check in enumerate(watched.checks):
             runner = _Runner(index)

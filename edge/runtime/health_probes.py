@@ -47,7 +47,7 @@ async def probe(check: CheckSpec, host: str, port: int) -> ProbeOutcome:
     except TimeoutError:  # before OSError: TimeoutError is one
         return ProbeOutcome(False, f"timeout after {seconds_text(check.timeout)}", True)
     except ssl.SSLError as exc:
-        return ProbeOutcome(False, f"tls: {exc.reason or exc}")
+        return ProbeOutcome(False, describe_tls_error(exc))
     except OSError as exc:
         return ProbeOutcome(False, describe_os_error(exc))
     except BadCheckRequest as exc:
@@ -117,6 +117,14 @@ def client_context(skip_verify: bool) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def describe_tls_error(exc: ssl.SSLError) -> str:
+    """``tls: certificate verify failed: self-signed certificate``, not OpenSSL's codes."""
+    text = "tls: " + (exc.reason or str(exc)).lower().replace("_", " ")
+    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
+        text += f": {exc.verify_message}"
+    return text
 
 
 def describe_os_error(exc: OSError) -> str:

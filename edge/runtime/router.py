@@ -7,9 +7,11 @@ Host header or the TLS SNI. Both read the snapshot current at each ``choose`` ca
 
 from __future__ import annotations
 
+import logging
 import time
 
 from edge.config.model import PortSpec
+from edge.core import outlier
 from edge.core.latency import observe_rtt
 from edge.core.route_headers import route_request
 from edge.core.routing import Endpoint, RoutingSnapshot, ServiceRoutes, decide
@@ -19,6 +21,7 @@ from edge.runtime.routing_state import RoutingState
 from edge.runtime.traffic import Decision
 
 _CLIENT_REGION_CACHE_SIZE = 4096
+LOG = logging.getLogger("edge.outlier")
 
 
 class BaseRouter:
@@ -125,21 +128,39 @@ class BaseRouter:
 
     def connected(self, upstream: Upstream, seconds: float) -> None:
         stats = _endpoint(upstream).stats
-        stats.consecutive_failures = 0
+        if "http" not in self.handlers:  # over HTTP the answer decides, not the connect
+            outlier.record_success(stats)
         observe_rtt(stats, seconds, time.monotonic())
         self.recorder.connected(upstream.app, upstream.region, seconds)
 
     def connect_failed(self, upstream: Upstream, reason: str) -> None:
-        _endpoint(upstream).stats.consecutive_failures += 1
+        self._failed(upstream, reason)
         self.recorder.connect_failed(upstream.app, upstream.region, reason)
 
     def responded(self, upstream: Upstream, status: int, seconds: float) -> None:
-        stats = _endpoint(upstream).stats
         if status >= 500:
-            stats.consecutive_failures += 1
+            self._failed(upstream, f"status {status}")
         else:
-            stats.consecutive_failures = 0
+            outlier.record_success(_endpoint(upstream).stats)
         self.recorder.request(upstream.app, upstream.pop, status, seconds)
+
+    def _failed(self, upstream: Upstream, why: str) -> None:
+        """Passive health: count a failure of the machine; eject it after enough in a row."""
+        endpoint = _endpoint(upstream)
+        app = self.state.snapshot.apps.get(endpoint.app)
+        service = None if app is None else app.services.get(self.port)
+        if service is None:
+            return  # the app or its service is gone: nothing to eject it from
+        spec = service.spec.outlier
+        now = time.monotonic()
+        ejection = outlier.record_failure(endpoint.stats, service.started_stats, spec, now)
+        if ejection is not None:
+            LOG.warning(
+                "machine %s of %s ejected for %gs after %d failures in a row (last: %s)",
+                *(endpoint.machine_id, endpoint.app, ejection.seconds),
+                *(spec.consecutive_failures, why),
+                extra={"app": endpoint.app, "machine": endpoint.machine_id},
+            )
 
     def transferred(self, upstream: Upstream, to_machine: int, to_client: int) -> None:
         self.recorder.transferred(upstream.app, to_machine, to_client)
