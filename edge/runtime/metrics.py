@@ -226,11 +226,18 @@ class Recorder:
         self._child(self.m.retries, app, outcome).inc()
 
 
+class _NoMetrics:
+    """Stands in for ``Metrics`` in a NullRecorder: every collector is None."""
+
+    def __getattr__(self, name: str) -> None:
+        return None
+
+
 class NullRecorder(Recorder):
     """``metrics.enabled: false``: the data plane records nothing (for benchmarks)."""
 
     def __init__(self) -> None:
-        pass
+        self.m = _NoMetrics()  # type: ignore[assignment]
 
     def _child(self, metric: Any, *labels: str) -> Any:
         return _NULL_CHILD
