@@ -261,6 +261,20 @@ def _paths() -> dict[str, Any]:
                 (400, 401, 404),
             ),
         },
+        "/v1/apps/{app}/catchment": {
+            "parameters": [
+                APP_PARAM,
+                {"name": "clients", "in": "query", "schema": INT},
+                {"name": "weights", "in": "query", "schema": STR},
+                {"name": "port", "in": "query", "schema": INT},
+            ],
+            "get": operation(
+                "Simulated clients from every region (weights: population, uniform or "
+                "REGION:W,...): the PoP each lands on, the machine region and the RTT",
+                (200, "Catchment", {"type": "object"}),
+                (400, 401, 404),
+            ),
+        },
         "/v1/apps/{app}/machines": {
             "parameters": [APP_PARAM],
             "get": operation(

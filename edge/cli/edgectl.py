@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from edge.cli import ctl_apps, ctl_deploy, ctl_ips, ctl_machines
+from edge.cli import ctl_apps, ctl_deploy, ctl_ips, ctl_machines, ctl_observe
 from edge.cli.client import ApiClient
 from edge.errors import EdgeError
 
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     ctl_ips.register(commands)
     ctl_machines.register(commands)
     ctl_deploy.register(commands)
+    ctl_observe.register(commands)
     return parser
 
 
