@@ -130,6 +130,9 @@ SCHEMAS: dict[str, Any] = {
         ("app_name",),
     ),
     "AllocateIp": _obj({"type": IP_TYPE, "region": STR}),
+    "AdminState": _obj(
+        {"state": {"type": "string", "enum": ["maint", "drain", "ready"]}}, ("state",)
+    ),
     "AppFile": _obj(
         {
             "app": STR,
@@ -297,6 +300,23 @@ def _paths() -> dict[str, Any]:
         "/v1/apps/{app}/machines/{id}/start": {
             "parameters": [APP_PARAM, MACHINE_PARAM],
             "post": operation("Start a machine", (200, "Started", ref("Machine")), (401, 404)),
+        },
+        "/v1/apps/{app}/machines/{id}/admin": {
+            "parameters": [APP_PARAM, MACHINE_PARAM],
+            "post": operation(
+                "Operator state: maint, drain or ready (in memory only)",
+                (200, "The machine", ref("Machine")),
+                (400, 401, 404),
+                body="AdminState",
+            ),
+        },
+        "/v1/apps/{app}/checks": {
+            "parameters": [APP_PARAM],
+            "get": operation(
+                "Recent health-check results of the app's machines, newest first",
+                (200, "Results", {"type": "object"}),
+                (401, 404),
+            ),
         },
         "/v1/apps/{app}/machines/{id}/stop": {
             "parameters": [APP_PARAM, MACHINE_PARAM],

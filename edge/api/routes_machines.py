@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import Field
@@ -13,6 +13,7 @@ from edge.api.bodies import Body, read_body
 from edge.api.render import machine_json
 from edge.config.model import MachineSpec
 from edge.core.apps import Machine
+from edge.core.ipam import format_time
 
 routes = web.RouteTableDef()
 
@@ -118,3 +119,44 @@ async def remove_machine(request: web.Request) -> web.Response:
     )
     await context.changed()
     return web.Response(status=204)
+
+
+class AdminState(Body):
+    state: Literal["maint", "drain", "ready"]
+
+
+@routes.post("/v1/apps/{app}/machines/{id}/admin")
+async def set_admin(request: web.Request) -> web.Response:
+    """Operator states: maint (out of rotation, not checked), drain (no new traffic), ready."""
+    context = request.app[CONTEXT]
+    machine = await _find(request)
+    body = await read_body(request, AdminState)
+    context.dataplane().health.set_admin(machine.app, machine.id, body.state)
+    return web.json_response(await _machine_answer(request, machine))
+
+
+@routes.get("/v1/apps/{app}/checks")
+async def list_checks(request: web.Request) -> web.Response:
+    """Recent health-check results of every machine of the app, newest first."""
+    identity, context = request[IDENTITY], request.app[CONTEXT]
+    app = request.match_info["app"]
+    machines = await context.store.call(
+        context.store.store.list_machines, app, org=identity.org_scope
+    )
+    health = context.dataplane().health
+    rows = [
+        {
+            "machine_id": machine.id,
+            "region": machine.region,
+            "internal_port": row.internal_port,
+            "check": row.check,
+            "at": format_time(row.at),
+            "ok": row.ok,
+            "output": row.output,
+            "duration_ms": round(row.duration * 1000, 1),
+        }
+        for machine in machines
+        for row in health.results(app, machine.id)
+    ]
+    rows.sort(key=lambda row: str(row["at"]), reverse=True)
+    return web.json_response({"checks": rows})

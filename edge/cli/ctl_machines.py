@@ -10,30 +10,35 @@ from edge.cli.client import ApiClient
 from edge.cli.output import print_json, print_table
 from edge.errors import BadRequest
 
-HEADERS = ("id", "region", "state", "listening", "weight", "load", "health")
+HEADERS = ("id", "region", "state", "health", "load", "listening", "weight", "ejections")
 
 
-def _health(machine: dict[str, Any]) -> str:
-    services = machine.get("services", [])
-    if machine["state"] != "started":
-        return "-"
-    if not services:
-        return "unknown"
-    return "passing" if all(s["healthy"] for s in services) else "critical"
+def _load(machine: dict[str, Any]) -> str:
+    services = machine.get("services") or [{}]
+    first = services[0]
+    soft, hard = first.get("soft_limit"), first.get("hard_limit")
+    limits = f"{soft}/{hard}" if hard is not None else f"{soft}/-"
+    return (
+        f"{machine.get('load', 0)} of {limits}" if soft is not None else str(machine.get("load", 0))
+    )
 
 
 def machine_row(machine: dict[str, Any]) -> tuple[object, ...]:
-    listening = ",".join(machine.get("listening", [])) or "-"
-    load = sum(s["load"] for s in machine.get("services", []))
-    kind = " (demo)" if machine["demo"] else ""
+    services = machine.get("services", [])
+    ejections = sum(s["ejections"] for s in services)
+    ejected_for = max((s["ejected_for"] for s in services), default=0)
+    health = machine.get("health", "-")
+    if ejected_for:
+        health += f" (ejected {ejected_for:.0f}s)"
     return (
         machine["id"],
         machine["region"],
-        machine["state"] + kind,
-        listening,
+        machine["state"] + (" (demo)" if machine["demo"] else ""),
+        health,
+        _load(machine),
+        ",".join(machine.get("listening", [])) or "-",
         machine["weight"],
-        load,
-        _health(machine),
+        ejections,
     )
 
 
@@ -81,6 +86,36 @@ def cmd_stop(client: ApiClient, args: argparse.Namespace) -> int:
     return _change(client, args, "stop")
 
 
+def cmd_admin(client: ApiClient, args: argparse.Namespace) -> int:
+    for machine_id in args.ids:
+        path = f"/v1/apps/{args.app}/machines/{machine_id}/admin"
+        machine = client.post(path, {"state": args.subcommand})
+        print(f"Machine {machine['id']} is {machine['health']}")
+    return 0
+
+
+def cmd_checks(client: ApiClient, args: argparse.Namespace) -> int:
+    rows = client.get(f"/v1/apps/{args.app}/checks")["checks"]
+    if args.json:
+        print_json(rows)
+        return 0
+    table = [
+        (
+            r["machine_id"],
+            r["region"],
+            r["check"],
+            "pass" if r["ok"] else "FAIL",
+            r["output"],
+            f"{r['duration_ms']}ms",
+            r["at"],
+        )
+        for r in rows[: args.limit]
+    ]
+    headers = ("machine", "region", "check", "result", "output", "took", "at")
+    print_table(headers, table, "No check results yet (does the app declare checks?).")
+    return 0
+
+
 def cmd_remove(client: ApiClient, args: argparse.Namespace) -> int:
     for machine_id in args.ids:
         client.delete(f"/v1/apps/{args.app}/machines/{machine_id}")
@@ -107,6 +142,9 @@ def register(commands: SubParsers) -> None:
     add.add_argument("--id", help="machine id (default: 14 random hex characters)")
     add.set_defaults(handler=cmd_add)
     for name, handler, text in (
+        ("maint", cmd_admin, "maintenance: out of rotation and not checked (until ready)"),
+        ("drain", cmd_admin, "drain: no new traffic, checks go on (until ready)"),
+        ("ready", cmd_admin, "back in rotation after maint or drain"),
         ("start", cmd_start, "start machines"),
         ("stop", cmd_stop, "stop machines (they get no traffic)"),
         ("remove", cmd_remove, "remove machines"),
@@ -114,3 +152,13 @@ def register(commands: SubParsers) -> None:
         parser = app_parser(name, text)
         parser.add_argument("ids", nargs="+", metavar="MACHINE_ID")
         parser.set_defaults(handler=handler)
+
+
+def register_checks(commands: SubParsers) -> None:
+    checks = commands.add_parser("checks", help="health-check results")
+    sub = checks.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+    listing = sub.add_parser("list", help="recent check results with their errors")
+    listing.add_argument("-a", "--app", required=True, help="the app")
+    listing.add_argument("-n", "--limit", type=int, default=30, help="rows to show (30)")
+    listing.add_argument("-j", "--json", action="store_true", help="print JSON")
+    listing.set_defaults(handler=cmd_checks)

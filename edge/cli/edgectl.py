@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     ctl_apps.register(commands)
     ctl_ips.register(commands)
     ctl_machines.register(commands)
+    ctl_machines.register_checks(commands)
     ctl_deploy.register(commands)
     ctl_observe.register(commands)
     return parser

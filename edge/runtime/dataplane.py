@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from edge.dataplane.tcp_proxy import ConnectionTracker, make_tcp_protocol_factor
 from edge.dataplane.tls import CertificateStore, CertPair, server_ssl_context
 from edge.dataplane.upstream_pool import UpstreamPool
 from edge.runtime.demo import DemoIdentity, DemoMachines
-from edge.runtime.health_checks import HealthMonitor
+from edge.runtime.health_checks import CheckStatus, HealthMonitor
 from edge.runtime.listeners import ListenerSet, ListenerSpec, Tracker, desired_listeners
 from edge.runtime.metrics import Metrics, NullRecorder, Recorder
 from edge.runtime.router import AppRouter, SharedRouter
@@ -105,32 +106,48 @@ class DataPlane:
         return ports
 
     def machine_view(self, machine: records.Machine) -> dict[str, Any]:
-        """What the running edge knows of a machine: where it listens, load and health."""
-        services = []
-        for (app, machine_id, internal_port), stats in self.state.endpoint_stats().items():
-            if app == machine.app and machine_id == machine.id:
-                services.append(
-                    {
-                        "internal_port": internal_port,
-                        "load": stats.active,
-                        "healthy": stats.healthy,
-                        "consecutive_failures": stats.consecutive_failures,
-                        "ejections": stats.ejections,
-                    }
-                )
-        listening = []
-        if machine.demo:
-            prefix = f"{machine.app}/{machine.id}/"
-            for key in sorted(k for k in self._demo_keys if k.startswith(prefix)):
-                address = self.demo.address(key)
-                if address is not None and self.demo.is_running(key):
-                    listening.append(f"{address[0]}:{address[1]}")
-        elif machine.address:
-            listening.append(machine.address)
+        """What the running edge knows of a machine: where it listens, health and load."""
+        now = time.monotonic()
+        checks = {h.internal_port: h for h in self.health.states(machine.app, machine.id)}
+        routes = self.state.snapshot.apps.get(machine.app)
+        services: list[dict[str, Any]] = []
+        for service in routes.services.values() if routes else ():
+            port = service.spec.internal_port
+            endpoint = service.by_machine.get(machine.id)
+            if endpoint is None or any(s["internal_port"] == port for s in services):
+                continue
+            stats, health = endpoint.stats, checks.get(port)
+            concurrency = service.spec.concurrency
+            services.append(
+                {
+                    "internal_port": port,
+                    "check_state": health.state.value if health else "passing",
+                    "load": stats.active,
+                    "soft_limit": concurrency.soft_limit,
+                    "hard_limit": concurrency.hard_limit,
+                    "consecutive_failures": stats.consecutive_failures,
+                    "ejections": stats.ejections,
+                    "ejected_for": round(max(0.0, stats.ejected_until - now), 1),
+                    "checks": [_check_json(c) for c in health.checks] if health else [],
+                }
+            )
         return {
-            "listening": listening,
-            "services": sorted(services, key=lambda s: s["internal_port"]),
+            "listening": self._listening(machine),
+            "health": machine_health(machine.state, [s["check_state"] for s in services]),
+            "load": sum(s["load"] for s in services),
+            "ejected": any(s["ejected_for"] > 0 for s in services),
+            "services": services,
         }
+
+    def _listening(self, machine: records.Machine) -> list[str]:
+        if not machine.demo:
+            return [machine.address] if machine.address else []
+        prefix, listening = f"{machine.app}/{machine.id}/", []
+        for key in sorted(k for k in self._demo_keys if k.startswith(prefix)):
+            address = self.demo.address(key)
+            if address is not None and self.demo.is_running(key):
+                listening.append(f"{address[0]}:{address[1]}")
+        return listening
 
     def _router(self, spec: ListenerSpec) -> AppRouter | SharedRouter:
         if spec.app is None:
@@ -168,3 +185,28 @@ class DataPlane:
         await self.health.close()
         await self.listeners.close()
         await self.demo.close_all()
+
+
+# Worst first: a machine is as healthy as its least healthy service.
+_HEALTH_ORDER = ("critical", "maint", "drain", "unknown", "passing")
+
+
+def machine_health(state: str, service_states: list[str]) -> str:
+    """One word for a machine: stopped, or the worst check state of its services."""
+    if state != "started":
+        return "stopped"
+    for health in _HEALTH_ORDER:
+        if health in service_states:
+            return health
+    return "passing"
+
+
+def _check_json(check: CheckStatus) -> dict[str, Any]:
+    last = check.last
+    return {
+        "name": check.name,
+        "type": check.type,
+        "target": check.target,
+        "state": check.state.value,
+        "output": last.output if last else None,
+    }

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from edge.runtime.dataplane import DataPlane
 from edge.runtime.metrics import GaugeRows, Metrics
 
-HEALTH_STATES = ("passing", "critical", "stopped")
+HEALTH_STATES = ("passing", "critical", "unknown", "maint", "drain", "stopped")
 
 
 def machine_health(dataplane: DataPlane) -> Iterator[tuple[tuple[str, ...], float]]:
@@ -17,13 +17,7 @@ def machine_health(dataplane: DataPlane) -> Iterator[tuple[tuple[str, ...], floa
     if snapshot is None:
         return
     for machine in snapshot.machines:
-        view = dataplane.machine_view(machine)
-        if machine.state != "started":
-            current = "stopped"
-        elif all(s["healthy"] for s in view["services"]):
-            current = "passing"
-        else:
-            current = "critical"
+        current = dataplane.machine_view(machine)["health"]
         for state in HEALTH_STATES:
             labels = (machine.app, machine.id, machine.region, state)
             yield labels, 1.0 if state == current else 0.0

@@ -38,42 +38,23 @@ def pops_view(dataplane: DataPlane, catalogue: RegionCatalogue) -> list[dict[str
 def machines_view(
     dataplane: DataPlane, snapshot: StoreSnapshot, app: str, catalogue: RegionCatalogue
 ) -> list[dict[str, Any]]:
-    routes = dataplane.state.snapshot.apps.get(app)
-    now = time.monotonic()
     out = []
     for machine in (m for m in snapshot.machines if m.app == app):
         live = dataplane.machine_view(machine)
-        services = routes.services.values() if routes else ()
-        limits = [s.spec.concurrency for s in services]
+        first = live["services"][0] if live["services"] else {}
         out.append(
             {
                 "id": machine.id,
                 "region": machine.region,
                 "state": machine.state,
                 "demo": machine.demo,
-                "health": _health(machine.state, live["services"]),
-                "load": sum(s["load"] for s in live["services"]),
-                "soft_limit": limits[0].soft_limit if limits else None,
-                "hard_limit": limits[0].hard_limit if limits else None,
-                "ejected": any(
-                    ep.stats.ejected_until > now
-                    for s in services
-                    for ep in s.endpoints
-                    if ep.machine_id == machine.id
-                ),
+                "soft_limit": first.get("soft_limit"),
+                "hard_limit": first.get("hard_limit"),
                 **live,
                 **_place(catalogue, machine.region),
             }
         )
     return out
-
-
-def _health(state: str, services: list[dict[str, Any]]) -> str:
-    if state != "started":
-        return "stopped"
-    if any(not s["healthy"] for s in services):
-        return "critical"
-    return "passing"
 
 
 def status_view(
@@ -184,7 +165,7 @@ def _explain(
                 "rtt_ms": round(v.rtt * MS, 1),
                 "load": v.active,
                 "band": v.band,
-                "health": "passing" if v.healthy else "critical",
+                "health": "passing" if v.healthy else "not passing",
                 "ejected": v.ejected,
                 "candidate": v.candidate,
                 "why_not": v.why_not,
