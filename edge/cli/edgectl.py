@@ -6,6 +6,7 @@ Errors print one ``Error: ...`` line on stderr and exit 1; usage errors exit 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -41,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (edgectl ... | head): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # a bug: still one line, never a traceback
         print(f"Error: unexpected failure ({type(exc).__name__}: {exc})", file=sys.stderr)
         return EXIT_FAILED
