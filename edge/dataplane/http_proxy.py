@@ -2,14 +2,14 @@
 
 A connection handles one request at a time. Its input is in one of a few phases: reading
 a request head, streaming that request's body to the machine, holding (bytes that came
-early, such as pipelined requests, wait with reading paused), or a raw tunnel after a
-101. Each request is routed on its own (``ListenerRouter.choose``), sent on a pooled
-keep-alive connection to the machine, and its response streamed back through
-``ResponseSink`` calls from ``UpstreamConnection``. Heads are edited in place and bodies
-forwarded untouched (see ``http_head``).
+early, such as pipelined requests, wait there with reading paused), or a raw tunnel
+after a 101. Each request is routed on its own (``ListenerRouter.choose``), sent on a
+pooled keep-alive connection to the machine, and its response comes back through the
+``ResponseSink`` calls of ``UpstreamConnection``. Heads are edited in place and bodies
+forwarded untouched (``http_head``, ``http_framing``).
 
-Nothing here runs a coroutine or a timer per request. Timeouts are deadlines (a float
-per connection) checked by the ``HttpConnectionTracker`` a few times per second; only
+Nothing here runs a coroutine or a timer per request: timeouts are deadlines (one float
+per connection) that the ``HttpConnectionTracker`` checks a few times per second; only
 simulated latency (``Upstream.upstream_delay``/``client_delay`` > 0) uses ``call_later``.
 """
 
@@ -22,13 +22,18 @@ from typing import Final, Protocol, cast
 import httptools
 
 from edge.dataplane.contract import ClientInfo, ListenerRouter, NoUpstream, RouteHints, Upstream
-from edge.dataplane.http_head import (
+from edge.dataplane.http_framing import (
     ChunkedScanner,
+    edge_response,
+    https_location,
+    no_upstream_answer,
+)
+from edge.dataplane.http_head import (
     RequestHeadScan,
     RequestRewriter,
     ResponseHeadScan,
-    edge_response,
     head_for_client,
+    request_target,
 )
 from edge.dataplane.http_tracker import HttpConnectionTracker
 from edge.dataplane.proxy_protocol import accept_proxy_header
@@ -88,12 +93,13 @@ class _Listener:
         self.max_head = settings.max_header_bytes
         self.idle_timeout = settings.idle_timeout
         self.ulids = UlidSource()
-        pop = router.pop.encode()
-        # The rest of the Fly-Request-Id line (after the ULID), the Via line, the end.
-        self.tail_keep = b"-%s\r\nVia: 1.1 edge\r\n\r\n" % pop
-        self.tail_close = b"-%s\r\nVia: 1.1 edge\r\nConnection: close\r\n\r\n" % pop
-        self.tail_10 = b"-%s\r\nVia: 1.1 edge\r\nConnection: keep-alive\r\n\r\n" % pop
-        self.tail_upgrade = b"-%s\r\nVia: 1.1 edge\r\nConnection: upgrade\r\n\r\n" % pop
+        # What follows the ULID in a response head: the rest of the Fly-Request-Id line,
+        # Via, maybe Connection, and the blank line.
+        via = b"-%s\r\nVia: 1.1 edge\r\n" % router.pop.encode()
+        self.tail_keep = via + b"\r\n"
+        self.tail_close = via + b"Connection: close\r\n\r\n"
+        self.tail_10 = via + b"Connection: keep-alive\r\n\r\n"
+        self.tail_upgrade = via + b"Connection: upgrade\r\n\r\n"
 
 
 class HttpProxyProtocol(asyncio.Protocol):
@@ -105,9 +111,9 @@ class HttpProxyProtocol(asyncio.Protocol):
         self._loop = listener.loop
         self._client = client
         self.transport: asyncio.Transport | None = None
-        self.deadline = _INF  # when the current wait (idle, head, response head) is over
-        self._scan = RequestHeadScan()
-        self._parser = httptools.HttpRequestParser(self._scan)
+        self.deadline = _INF  # when the current wait (idle, head, answer) is over
+        self._head = RequestHeadScan()
+        self._parser = httptools.HttpRequestParser(self._head)
         self._rewriter: RequestRewriter | None = None
         self._in = _READ_HEAD
         self._partial = b""  # an incomplete request head
@@ -119,11 +125,12 @@ class HttpProxyProtocol(asyncio.Protocol):
         self._client_eof = False
         self._requests = 0
         self._hints: RouteHints | None = None
-        self._hints_host: bytes | None = None
+        self._plain_hints: RouteHints | None = None  # for requests with only a Host
         self._timer: asyncio.TimerHandle | None = None
-        self._new_request()
-
-    def _new_request(self) -> None:
+        # The request in flight.
+        self._upstream: Upstream | None = None  # chosen and not released yet
+        self._conn: UpstreamConnection | None = None
+        self._fwd_head = b""  # as sent to the machine (kept for a replay)
         self._keep_alive = True
         self._http10 = False
         self._head_request = False
@@ -131,21 +138,18 @@ class HttpProxyProtocol(asyncio.Protocol):
         self._upgrade = False
         self._body_mode = _NO_BODY
         self._body_left = 0
-        self._chunks: ChunkedScanner | None = None
+        self._chunks = ChunkedScanner()
         self._req_done = False
         self._resp_started = False
         self._close_after = False
-        self._fwd_head = b""
-        self._upstream: Upstream | None = None
-        self._conn: UpstreamConnection | None = None
-        self._reused = False
-        self._fresh_only = False
         self._attempts = 0
         self._exclude = _NO_EXCLUDE
+        self._reused = False
+        self._fresh_only = False
         self._chosen_at = 0.0
         self._connect_started = 0.0
-        self._sent = 0
-        self._back = 0
+        self._sent = 0  # bytes to the machine, for ListenerRouter.transferred
+        self._back = 0  # bytes to the client
 
     # -- asyncio.Protocol (client side) -------------------------------------------------
 
@@ -155,9 +159,9 @@ class HttpProxyProtocol(asyncio.Protocol):
         if self._client is None:
             self._client = client_info_from_transport(transport)
         client = self._client
-        self._rewriter = RequestRewriter(
-            _plain_ip(client.peer_ip), client.local_port, client.tls, self._router.pop
-        )
+        ip = client.peer_ip
+        ip = ip[7:] if ip.startswith("::ffff:") and "." in ip else ip  # v4 on a v6 socket
+        self._rewriter = RequestRewriter(ip, client.local_port, client.tls, self._router.pop)
         self.deadline = self._loop.time() + self._l.headers_read_timeout
         self._l.tracker.add(self)
 
@@ -241,25 +245,29 @@ class HttpProxyProtocol(asyncio.Protocol):
         if self._partial:
             start = max(len(self._partial) - 3, 0)
             data = self._partial + data
-        end = data.find(b"\r\n\r\n", start)
-        if end < 0:
+        end = data.find(b"\r\n\r\n", start) + 4
+        if end < 4:
             self._partial_head(data)
             return
-        end += 4
         if end > self._l.max_head:
             self._reject(431, "edge: request head too large\n")
             return
         head, rest = (data, b"") if end == len(data) else (data[:end], data[end:])
-        fed, self._fed, self._partial = self._fed, 0, b""
-        upgrade = self._feed_head(head[fed:] if fed else head)
-        if upgrade is None:
-            return
-        if self._scan.headers_done:
-            self._start_request(head, rest, upgrade)
-        elif head.strip(b"\r\n"):
+        upgrade = False
+        try:
+            self._parser.feed_data(head[self._fed :] if self._fed else head)
+        except httptools.HttpParserUpgrade:
+            upgrade = True
+        except httptools.HttpParserError:
             self._reject(400, "edge: malformed request\n")
-        elif rest:
-            self._read_head(rest)  # empty lines before a request are allowed
+            return
+        self._fed, self._partial = 0, b""
+        if head[0] in (10, 13) and not head.strip(b"\r\n"):
+            if rest:
+                self._read_head(rest)  # empty lines before a request are allowed
+            return
+        self._head.headers_done = True  # fed up to the blank line without an error
+        self._start_request(head, rest, upgrade)
 
     def _partial_head(self, data: bytes) -> None:
         if len(data) > self._l.max_head:
@@ -284,51 +292,64 @@ class HttpProxyProtocol(asyncio.Protocol):
         return False
 
     def _start_request(self, head: bytes, rest: bytes, upgrade: bool) -> None:
-        scan, parser = self._scan, self._parser
-        method = parser.get_method()
+        req = self._head
+        method = self._parser.get_method()
         if head[0] in (10, 13):
             head = head.lstrip(b"\r\n")
-        self._http10 = head[head.find(b"\r\n") - 1] == 48  # "HTTP/1.0"
-        self._keep_alive = scan.keeps_alive(self._http10) and not self._client_eof
+        http10 = self._http10 = head[head.find(b"\r\n") - 1] == 48  # "HTTP/1.0"
+        if req.rare or http10 or self._client_eof:  # else: HTTP/1.1, no Connection header
+            self._keep_alive = req.keeps_alive(http10) and not self._client_eof
+        else:
+            self._keep_alive = True
         self._head_request = method == b"HEAD"
-        self._replayable = method in _IDEMPOTENT and not scan.has_body
+        self._replayable = method in _IDEMPOTENT and not req.has_body
         self._upgrade = upgrade
+        self._req_done = self._resp_started = self._close_after = False
+        self._attempts = 0
+        self._exclude = _NO_EXCLUDE
         self.deadline = _INF
         self._in = _HOLD
         self._held = rest
         if method == b"CONNECT":
             self._reject(405, "edge: CONNECT is not supported\n")
             return
-        if scan.chunked:
-            self._body_mode = _CHUNKED_BODY
-            self._chunks = ChunkedScanner()
-        elif scan.content_length > 0:
-            self._body_mode = _LENGTH_BODY
-            self._body_left = scan.content_length
+        self._frame_body(req)
         if self._router.force_https and self._client is not None and not self._client.tls:
-            self._redirect_to_https()
+            self._redirect_to_https(request_target(head))
             return
-        self._hints = self._route_hints(scan)
+        plain = self._plain_hints
+        if req.rare or plain is None or plain.host != req.host:
+            plain = self._route_hints(req)
+        self._hints = plain
         assert self._rewriter is not None
-        self._fwd_head = self._rewriter.head_for_machine(head, scan, upgrade, self._http10)
+        self._fwd_head = self._rewriter.head_for_machine(head, req, upgrade, http10)
         self._choose()
         if self._held or self._reading_paused:
             self._update_reading()
 
-    def _route_hints(self, scan: RequestHeadScan) -> RouteHints:
-        if scan.hinted:
+    def _frame_body(self, req: RequestHeadScan) -> None:
+        if req.chunked:
+            self._body_mode = _CHUNKED_BODY
+            self._chunks.reset()
+        elif req.content_length > 0:
+            self._body_mode = _LENGTH_BODY
+            self._body_left = req.content_length
+        else:
+            self._body_mode = _NO_BODY
+
+    def _route_hints(self, req: RequestHeadScan) -> RouteHints:
+        if req.hinted:
             return RouteHints(
-                scan.host,
-                scan.prefer_region,
-                scan.force_region,
-                scan.prefer_instance,
-                scan.force_instance,
-                scan.client_region,
+                req.host,
+                req.prefer_region,
+                req.force_region,
+                req.prefer_instance,
+                req.force_instance,
+                req.client_region,
             )
-        if self._hints is None or scan.host != self._hints_host:
-            self._hints_host = scan.host
-            return RouteHints(scan.host)
-        return self._hints  # same Host as the last request: same (immutable) hints
+        # Only a Host: the same (immutable) hints serve while the Host stays the same.
+        plain = self._plain_hints = RouteHints(req.host)
+        return plain
 
     def _forward_body(self, data: bytes) -> None:
         if self._body_mode == _LENGTH_BODY:
@@ -336,7 +357,6 @@ class HttpProxyProtocol(asyncio.Protocol):
             self._body_left -= end
             done = self._body_left == 0
         else:
-            assert self._chunks is not None
             end = self._chunks.scan(data, 0)
             if end == -2:
                 self._bad_body()
@@ -345,7 +365,7 @@ class HttpProxyProtocol(asyncio.Protocol):
             end = end if done else len(data)
         chunk = data if end == len(data) else data[:end]
         try:
-            self._parser.feed_data(chunk)
+            self._parser.feed_data(chunk)  # it follows the body too: framing is checked twice
         except httptools.HttpParserUpgrade:
             pass
         except httptools.HttpParserError:
@@ -355,7 +375,7 @@ class HttpProxyProtocol(asyncio.Protocol):
             self._sent += len(chunk)
             self._conn.write(chunk)
         if done:
-            if not self._scan.message_done:
+            if not self._head.message_done:
                 self._bad_body()
                 return
             self._req_done = True
@@ -382,11 +402,13 @@ class HttpProxyProtocol(asyncio.Protocol):
         assert self._client is not None
         choice = self._router.choose(self._client, self._hints, self._exclude)
         if isinstance(choice, NoUpstream):
-            self._no_upstream(choice)
+            text, extra = no_upstream_answer(choice, self._head.host)
+            self._answer(choice.status, text, extra)
             return
         self._upstream = choice
         self._attempts += 1
         self._fresh_only = False
+        self._sent = self._back = 0
         self._chosen_at = self._loop.time()
         if choice.upstream_delay > 0:
             self._timer = self._loop.call_later(choice.upstream_delay / 2, self._connect)
@@ -463,7 +485,7 @@ class HttpProxyProtocol(asyncio.Protocol):
             self.transport.write(head)
 
     def response_head(
-        self, status: int, head: bytes, scan: ResponseHeadScan, until_close: bool, body: bytes
+        self, status: int, head: bytes, resp: ResponseHeadScan, until_close: bool, body: bytes
     ) -> None:
         up = self._upstream
         assert up is not None and self.transport is not None
@@ -471,19 +493,16 @@ class HttpProxyProtocol(asyncio.Protocol):
         self.deadline = _INF
         self._resp_started = True
         listener = self._l
-        if status == 101 and self._upgrade:
+        upgrade = status == 101 and self._upgrade
+        if upgrade:
             tail = listener.tail_upgrade
+        elif until_close or not self._keep_alive or self._upgrade or listener.tracker.draining:
+            self._close_after = True
+            tail = listener.tail_close
         else:
-            if scan.upgrade_name is not None:
-                scan.cut.append(scan.upgrade_name)
-            self._close_after = (
-                until_close or not self._keep_alive or self._upgrade or listener.tracker.draining
-            )
-            if self._close_after:
-                tail = listener.tail_close
-            else:
-                tail = listener.tail_10 if self._http10 else listener.tail_keep
-        out = head_for_client(head, scan, listener.ulids.next(), tail)
+            tail = listener.tail_10 if self._http10 else listener.tail_keep
+        plain = tail is listener.tail_keep
+        out = head_for_client(head, resp, upgrade, listener.ulids.next(), tail, plain)
         self._back += len(out) + len(body)
         if not body:
             self.transport.write(out)
@@ -491,7 +510,7 @@ class HttpProxyProtocol(asyncio.Protocol):
             self.transport.write(out + body)
         else:
             self.transport.writelines((out, body))
-        if status == 101:
+        if upgrade:
             self._start_tunnel()
 
     def response_body(self, data: bytes) -> None:
@@ -552,7 +571,6 @@ class HttpProxyProtocol(asyncio.Protocol):
         if close or self._client_eof or self._in == _CLOSED:
             self.close()
             return
-        self._new_request()
         self._in = _READ_HEAD
         self.deadline = self._loop.time() + self._l.idle_timeout
         held, self._held = self._held, b""
@@ -591,11 +609,8 @@ class HttpProxyProtocol(asyncio.Protocol):
 
     def _answer(self, status: int, text: str, extra: bytes = b"") -> None:
         """Answer the current request from the edge itself."""
-        close = (
-            not self._keep_alive
-            or self._upgrade
-            or (self._body_mode != _NO_BODY and not self._req_done)
-        )
+        body_unread = self._body_mode != _NO_BODY and not self._req_done
+        close = not self._keep_alive or self._upgrade or body_unread
         self._write_answer(status, text, extra, close)
         self._next_request(close)
 
@@ -614,39 +629,12 @@ class HttpProxyProtocol(asyncio.Protocol):
         self._back += len(response)
         self.transport.write(response)
 
-    def _no_upstream(self, choice: NoUpstream) -> None:
-        host = (self._scan.host or b"").decode("latin-1")
-        if choice.status == 404:
-            text = f"edge: no app is served at {host!r} on this address ({choice.reason})\n"
-        else:
-            who = f"app {choice.app!r}" if choice.app else f"host {host!r}"
-            text = f"edge: {who}: {choice.reason}\n"
-        extra = b""
-        if choice.status >= 500 or choice.status == 429:
-            extra = b"Retry-After: %d\r\n" % choice.retry_after
-        self._answer(choice.status, text, extra)
-
-    def _redirect_to_https(self) -> None:
-        host = self._scan.host
-        if not host:
+    def _redirect_to_https(self, target: bytes) -> None:
+        if not self._head.host:
             self._reject(400, "edge: a Host header is needed to redirect to https\n")
             return
-        url = self._scan.url if self._scan.url.startswith(b"/") else b"/"
-        location = b"https://" + _without_port(host) + url
-        self._answer(
-            301, "edge: this app is served over https\n", b"Location: " + location + b"\r\n"
-        )
-
-
-def _plain_ip(ip: str) -> str:
-    """``::ffff:1.2.3.4`` (a v4 client on a dual-stack socket) as ``1.2.3.4``."""
-    return ip[7:] if ip.startswith("::ffff:") and "." in ip else ip
-
-
-def _without_port(host: bytes) -> bytes:
-    if host.startswith(b"["):
-        return host[: host.find(b"]") + 1]
-    return host.partition(b":")[0]
+        location = https_location(self._head.host, target)
+        self._answer(301, "edge: this app is served over https\n", location)
 
 
 def make_http_protocol_factory(

@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import signal
 import sys
-from collections import Counter
 from collections.abc import Callable, Sequence
 
 from edge.dataplane.contract import Choice, ClientInfo, NoUpstream, RouteHints, Upstream
@@ -67,9 +66,11 @@ class StaticRouter:
         # What the data plane reported.
         self.chosen = 0
         self.released = 0
+        self.opened_count = 0
+        self.closed_count = 0
         self.connects: list[tuple[str, float]] = []
         self.connect_failures: list[tuple[str, str]] = []
-        self.statuses: Counter[int] = Counter()
+        self.statuses: dict[int, int] = {}
         self.bytes_to_machine = 0
         self.bytes_to_client = 0
         self.last_hints: RouteHints | None = None
@@ -104,7 +105,7 @@ class StaticRouter:
         self.connect_failures.append((upstream.machine_id, reason))
 
     def responded(self, upstream: Upstream, status: int, seconds: float) -> None:
-        self.statuses[status] += 1
+        self.statuses[status] = self.statuses.get(status, 0) + 1
 
     def transferred(self, upstream: Upstream, to_machine: int, to_client: int) -> None:
         self.bytes_to_machine += to_machine
@@ -112,6 +113,13 @@ class StaticRouter:
 
     def release(self, upstream: Upstream) -> None:
         self.released += 1
+
+    def opened(self, client: ClientInfo) -> object:
+        self.opened_count += 1
+        return None
+
+    def closed(self, token: object) -> None:
+        self.closed_count += 1
 
 
 def _host_port(text: str) -> tuple[str, int]:

@@ -18,7 +18,8 @@ from typing import Final, Protocol, cast
 
 import httptools
 
-from edge.dataplane.http_head import ChunkedScanner, ResponseHeadScan
+from edge.dataplane.http_framing import ChunkedScanner
+from edge.dataplane.http_head import ResponseHeadScan
 
 # How the current response's body is delimited.
 _IDLE: Final = 0  # no request in flight
@@ -30,6 +31,7 @@ _TUNNEL: Final = 5  # after 101: raw bytes both ways
 _NONE: Final = 6  # no body (HEAD, 204, 304)
 
 MAX_RESPONSE_HEAD: Final = 64 * 1024
+_STATUS_CODES: Final = {b"%d" % code: code for code in range(100, 1000)}
 
 ConnectDone = Callable[["UpstreamConnection | None", str], None]
 
@@ -65,6 +67,10 @@ def connect_failure(exc: BaseException) -> str:
     return "unreachable"
 
 
+def _discard(data: bytes) -> None:
+    """Writing to a connection that is closed or not open yet: the bytes have nowhere to go."""
+
+
 class UpstreamConnection(asyncio.Protocol):
     """One keep-alive connection to a machine and the framing of its responses."""
 
@@ -72,6 +78,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.pool = pool
         self.key = key
         self.transport: asyncio.Transport | None = None
+        # The transport's own write once connected (no wrapper on the hot path).
+        self.write: Callable[[bytes], object] = _discard
         self.served = 0  # responses completed on this connection
         self.idle_since = 0.0
         self.closed = False
@@ -110,12 +118,9 @@ class UpstreamConnection(asyncio.Protocol):
     def close(self) -> None:
         self.closed = True
         self._sink = None
+        self.write = _discard
         if self.transport is not None:
             self.transport.close()
-
-    def write(self, data: bytes) -> None:
-        if self.transport is not None:
-            self.transport.write(data)
 
     def write_eof(self) -> None:
         if self.transport is not None and self.transport.can_write_eof():
@@ -137,6 +142,7 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports don't inherit from asyncio's classes: no isinstance check.
         self.transport = cast(asyncio.Transport, transport)
+        self.write = self.transport.write
 
     def data_received(self, data: bytes) -> None:
         if self._sink is None:
@@ -153,6 +159,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.write = _discard
         if self._stash is not None:
             self._lost_while_stashed = True
             return
@@ -203,70 +210,75 @@ class UpstreamConnection(asyncio.Protocol):
         if self._partial:
             data, self._partial = self._partial + data, b""
         pos, size = 0, len(data)
-        while self._sink is not None:
-            sink = self._sink
+        while 0 <= pos < size and self._sink is not None:
             if self._mode == _HEAD:
-                head_end = self._read_head(sink, data, pos)
-                if head_end < 0 or self._mode == _HEAD:
-                    if head_end < 0 or head_end >= size:
-                        return
-                    pos = head_end
-                    continue  # an interim (1xx) response, then more
-                end = self._body_end(data, head_end)
-                if end < 0:
-                    return
-                sink.response_head(
-                    self._parser.get_status_code(),
-                    self._head,
-                    self._scan,
-                    self._mode == _UNTIL_CLOSE,
-                    data[head_end:end],
-                )
+                pos = self._response(self._sink, data, pos)
             else:
-                end = self._body_end(data, pos)
-                if end < 0:
-                    return
-                sink.response_body(data if pos == 0 and end == size else data[pos:end])
-            pos = end
-            if self._done:
-                self._finish(sink, end == size)
-                return
-            if pos >= size:
-                return
+                pos = self._body(self._sink, data, pos)
 
-    def _read_head(self, sink: ResponseSink, data: bytes, pos: int) -> int:
-        """Parse a head from ``data[pos:]``; returns the offset after it, or -1."""
-        end = data.find(b"\r\n\r\n", pos)
-        if end < 0:
-            if len(data) - pos > MAX_RESPONSE_HEAD:
+    def _response(self, sink: ResponseSink, data: bytes, pos: int) -> int:
+        """A response head at ``data[pos:]``, with the body bytes that follow it."""
+        head_end = data.find(b"\r\n\r\n", pos) + 4
+        if head_end < 4 or head_end - pos > MAX_RESPONSE_HEAD:
+            if head_end >= 4 or len(data) - pos > MAX_RESPONSE_HEAD:
                 return self._broken()
             self._partial = data[pos:]
             return -1
-        end += 4
-        if end - pos > MAX_RESPONSE_HEAD:
-            return self._broken()
-        head = data[pos:end]
+        head = data if pos == 0 and head_end == len(data) else data[pos:head_end]
+        status = _STATUS_CODES.get(head[9:12], -1)  # not a code: the parser rejects the head
         try:
             self._parser.feed_data(head)
         except httptools.HttpParserUpgrade:
             pass
         except httptools.HttpParserError:
-            if self._parser.get_status_code() != 101 or not self._scan.headers_done:
+            if status != 101:  # a 101 without Upgrade headers stops the parser: we switch
                 return self._broken()
-        if not self._scan.headers_done:
+        if status < 0:
             return self._broken()
-        status = self._parser.get_status_code()
-        if 100 <= status < 200 and status != 101:
+        self._scan.headers_done = True  # a head is fed whole: the parser has seen all of it
+        if status < 200 and status != 101:
             sink.response_interim(head)
-            return end
-        self._head = head
-        self._frame(status)
+            return head_end
+        self._frame(status, head)
+        end = self._body_end(data, head_end)
+        if end < 0 or (
+            end > head_end and self._mode <= _CHUNKED and not self._feed(data, head_end, end)
+        ):
+            return self._broken()
+        sink.response_head(status, head, self._scan, self._mode == _UNTIL_CLOSE, data[head_end:end])
+        if self._done:
+            self._finish(sink, end == len(data))
+            return -1
         return end
 
-    def _frame(self, status: int) -> None:
+    def _body(self, sink: ResponseSink, data: bytes, pos: int) -> int:
+        end = self._body_end(data, pos)
+        if end < 0:
+            return self._broken()
+        chunk = data if pos == 0 and end == len(data) else data[pos:end]
+        if self._mode <= _CHUNKED and not self._feed(chunk, 0, len(chunk)):
+            return self._broken()  # the parser follows counted bodies too: framing checked twice
+        sink.response_body(chunk)
+        if self._done:
+            self._finish(sink, end == len(data))
+            return -1
+        return end
+
+    def _feed(self, data: bytes, start: int, end: int) -> bool:
+        try:
+            self._parser.feed_data(data if start == 0 and end == len(data) else data[start:end])
+        except httptools.HttpParserError:
+            return False
+        return True
+
+    def _frame(self, status: int, head: bytes) -> None:
         scan = self._scan
         self._done = False
-        self._keep_alive = scan.keeps_alive(self._head.startswith(b"HTTP/1.0"))
+        # HTTP/1.1 keeps the connection unless told otherwise; 1.0 only when told so.
+        if head[7] == 48:  # "HTTP/1.0"
+            self._keep_alive = scan.conn_keep_alive and not scan.conn_close
+        else:
+            self._keep_alive = not scan.conn_close
         if status == 101:
             self._mode = _TUNNEL
             self._keep_alive = False
@@ -290,26 +302,18 @@ class UpstreamConnection(asyncio.Protocol):
         """How far the current body goes in ``data`` from ``pos``; -1 if malformed."""
         mode = self._mode
         if mode == _LENGTH:
-            end = min(len(data), pos + self._left)
+            size = len(data)
+            end = pos + self._left
+            end = end if end < size else size
             self._left -= end - pos
             self._done = self._left == 0
-        elif mode == _CHUNKED:
+            return end
+        if mode == _CHUNKED:
             assert self._chunks is not None
             end = self._chunks.scan(data, pos)
-            if end == -2:
-                return self._broken()
             self._done = end >= 0
-            end = end if end >= 0 else len(data)
-        elif mode == _NONE:
-            return pos
-        else:
-            return len(data)
-        if end > pos:
-            try:
-                self._parser.feed_data(data[pos:end])
-            except httptools.HttpParserError:
-                return self._broken()
-        return end
+            return end if end != -1 else len(data)
+        return pos if mode == _NONE else len(data)
 
     def _finish(self, sink: ResponseSink, clean_end: bool) -> None:
         reusable = clean_end and self._keep_alive and not self.closed
