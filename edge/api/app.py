@@ -8,7 +8,14 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from edge import __version__
-from edge.api import routes_apps, routes_catchment, routes_ips, routes_machines, routes_status
+from edge.api import (
+    routes_apps,
+    routes_catchment,
+    routes_faults,
+    routes_ips,
+    routes_machines,
+    routes_status,
+)
 from edge.api.app_context import CONTEXT, ApiContext
 from edge.api.auth import TokenCheck, auth_middleware
 from edge.api.errors import error_middleware
@@ -49,6 +56,6 @@ def build_api(context: ApiContext, tokens: TokenCheck) -> web.Application:
     )
     app[CONTEXT] = context
     tables = (routes, routes_apps.routes, routes_ips.routes, routes_machines.routes)
-    for table in (*tables, routes_status.routes, routes_catchment.routes):
+    for table in (*tables, routes_status.routes, routes_catchment.routes, routes_faults.routes):
         app.router.add_routes(table)
     return app

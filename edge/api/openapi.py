@@ -10,6 +10,7 @@ import functools
 from typing import Any
 
 from edge import __version__
+from edge.core.faults import FAULT_KINDS
 
 JSON = "application/json"
 
@@ -130,6 +131,41 @@ SCHEMAS: dict[str, Any] = {
         ("app_name",),
     ),
     "AllocateIp": _obj({"type": IP_TYPE, "region": STR}),
+    "Fault": _obj(
+        {
+            "id": STR,
+            "kind": STR,
+            "scope": {"type": "string", "enum": ["machine", "region", "pop"]},
+            "target": STR,
+            "app": {"type": ["string", "null"]},
+            "stream": {"type": "string", "enum": ["upstream", "downstream"]},
+            "latency_ms": NUM,
+            "jitter_ms": NUM,
+            "rate_kbps": NUM,
+            "timeout_ms": NUM,
+            "delay_ms": NUM,
+            "bytes": INT,
+            "created_at": STR,
+        },
+        ("id", "kind", "scope", "target"),
+    ),
+    "AddFault": _obj(
+        {
+            "kind": {"type": "string", "enum": list(FAULT_KINDS)},
+            "machine": STR,
+            "app": STR,
+            "region": STR,
+            "pop": STR,
+            "stream": {"type": "string", "enum": ["upstream", "downstream"]},
+            "latency": {"type": ["string", "number"]},
+            "jitter": {"type": ["string", "number"]},
+            "rate": NUM,
+            "timeout": {"type": ["string", "number"]},
+            "delay": {"type": ["string", "number"]},
+            "bytes": INT,
+        },
+        ("kind",),
+    ),
     "AdminState": _obj(
         {"state": {"type": "string", "enum": ["maint", "drain", "ready"]}}, ("state",)
     ),
@@ -244,6 +280,28 @@ def _paths() -> dict[str, Any]:
                 (400, 401, 404, 409, 422, 503),
                 body="AllocateIp",
             ),
+        },
+        "/v1/faults": {
+            "get": operation("Active faults", (200, "Faults", list_of("faults", "Fault"))),
+            "post": operation(
+                "Inject a fault on a machine, a region or a PoP",
+                (201, "Added", ref("Fault")),
+                (400, 401, 403, 404),
+                body="AddFault",
+            ),
+            "delete": operation(
+                "Remove every fault", (200, "How many were removed", {"type": "object"})
+            ),
+        },
+        "/v1/faults/reset": {
+            "post": operation(
+                "Remove every fault (Toxiproxy's /reset)",
+                (200, "How many were removed", {"type": "object"}),
+            )
+        },
+        "/v1/faults/{id}": {
+            "parameters": [{"name": "id", "in": "path", "required": True, "schema": STR}],
+            "delete": operation("Remove one fault", (204, "Removed", None), (401, 404)),
         },
         "/v1/status": {
             "get": operation(

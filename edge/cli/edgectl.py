@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from edge.cli import ctl_apps, ctl_deploy, ctl_ips, ctl_machines, ctl_observe
+from edge.cli import ctl_apps, ctl_deploy, ctl_faults, ctl_ips, ctl_machines, ctl_observe
 from edge.cli.client import ApiClient
 from edge.errors import EdgeError
 
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     ctl_machines.register(commands)
     ctl_machines.register_checks(commands)
     ctl_deploy.register(commands)
+    ctl_faults.register(commands)
     ctl_observe.register(commands)
     return parser
 

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from edge.core.faults import Fault
+
 ProxyProtoVersion = Literal["v1", "v2"]
 
 
@@ -58,6 +60,9 @@ class Upstream:
     timeout: float = 60.0  # how long to wait for the machine's answer (then 504)
     connect_timeout: float = 5.0
     pop: str = ""  # the PoP this client landed on (anycast); "" means router.pop
+    # Injected faults acting on this connection to the machine (toxics and ``down``):
+    # empty unless someone added faults (edgectl faults add).
+    faults: tuple[Fault, ...] = ()
 
 
 class CapacityQueue(Protocol):

@@ -24,6 +24,7 @@ from edge.dataplane.tcp_proxy import ConnectionTracker, make_tcp_protocol_factor
 from edge.dataplane.tls import CertificateStore, CertPair, server_ssl_context
 from edge.dataplane.upstream_pool import UpstreamPool
 from edge.runtime.demo import DemoIdentity, DemoMachines
+from edge.runtime.faults import FaultRegistry
 from edge.runtime.health_checks import CheckStatus, HealthMonitor
 from edge.runtime.listeners import ListenerSet, ListenerSpec, Tracker, desired_listeners
 from edge.runtime.metrics import Metrics, NullRecorder, Recorder
@@ -64,6 +65,7 @@ class DataPlane:
             on_check=lambda app, region, result: checks.labels(app, region, result).inc(),
         )
         self.demo = DemoMachines()
+        self.faults = FaultRegistry(self.state)
         self.certs = certificate_store(config, state_dir)
         self.listeners = ListenerSet(self._make_server, drain_timeout, metrics.listener_errors)
         self._pool: UpstreamPool | None = None

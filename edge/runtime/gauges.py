@@ -63,3 +63,6 @@ def register_gauges(metrics: Metrics, dataplane: DataPlane) -> None:
         ((family,), float(n)) for family, n in dataplane.listeners.counts().items()
     ]
     metrics.pop_up.provider = lambda: pops(dataplane)
+    metrics.faults_active.provider = lambda: [
+        ((kind,), float(n)) for kind, n in dataplane.faults.counts().items()
+    ]

@@ -12,6 +12,7 @@ import time
 
 from edge.config.model import PortSpec
 from edge.core import outlier
+from edge.core.faults import faults_for
 from edge.core.latency import observe_rtt
 from edge.core.route_headers import route_request
 from edge.core.routing import Endpoint, RoutingSnapshot, ServiceRoutes, decide
@@ -106,6 +107,9 @@ class BaseRouter:
             )
         )  # fmt: skip
         endpoint.stats.active += 1
+        faults = self.state.faults
+        if faults:  # only while someone injects faults: the usual path skips this
+            faults = faults_for(faults, service.app, endpoint.machine_id, endpoint.region, pop)
         simulate = self.state.config.edge.simulate_latency
         model = self.state.model
         return Upstream(
@@ -122,6 +126,7 @@ class BaseRouter:
             timeout=spec.timeout,
             connect_timeout=spec.connect_timeout,
             pop=pop,
+            faults=faults,
         )
 
     # --- reports from the data plane -----------------------------------------------------

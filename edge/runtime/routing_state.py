@@ -15,6 +15,7 @@ from edge.config.model import EdgeConfig, ServiceSpec
 from edge.config.types import split_host_port
 from edge.core import apps as records
 from edge.core.anycast import ClientMap, ingress_pop
+from edge.core.faults import Fault
 from edge.core.latency import LatencyModel
 from edge.core.routing import (
     AppDeployment,
@@ -96,6 +97,7 @@ class RoutingState:
         self._ingress: dict[str, str | None] = {}
         self.shared_apps: frozenset[str] = frozenset()  # apps holding the shared IPv4
         self.traffic = TrafficLog()
+        self.faults: tuple[Fault, ...] = ()  # toxics and ``down`` (edge.runtime.faults)
         self.snapshot: RoutingSnapshot = build_snapshot(
             (), model, config.edge.app_domain, self.stats_for, self.pops_up
         )
