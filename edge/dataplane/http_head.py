@@ -110,9 +110,11 @@ class _HeadScan:
     def __init__(self) -> None:
         self.cut: list[bytes] = []  # names of the lines to cut, as parsed
         self.rare = True
-        self.on_message_begin()
+        self.reset()
 
-    def on_message_begin(self) -> None:
+    # Not the parser's on_message_begin: a callback from C costs more than the caller's
+    # call to reset() before it feeds a new head.
+    def reset(self) -> None:
         self.content_length = -1
         self.chunked = False
         self.headers_done = False
@@ -169,9 +171,14 @@ class RequestHeadScan(_HeadScan):
         "xff",
     )
 
-    def on_message_begin(self) -> None:
+    def reset(self) -> None:  # the base's, inlined: it runs for every request
         self.host: bytes | None = None
-        super().on_message_begin()
+        self.content_length = -1
+        self.chunked = False
+        self.headers_done = False
+        self.message_done = False
+        if self.rare:
+            self._reset_rare()
 
     def _reset_rare(self) -> None:
         super()._reset_rare()
@@ -252,13 +259,16 @@ class ResponseHeadScan(_HeadScan):
 
     __slots__ = ("keep_alive_line", "transfer_coded")
 
-    def _reset_rare(self) -> None:
-        super()._reset_rare()
-        self.keep_alive_line: bytes | None = None  # "Connection: keep-alive", as parsed
-
-    def on_message_begin(self) -> None:
+    def reset(self) -> None:  # the base's, inlined: it runs for every response
         self.transfer_coded = False
-        super().on_message_begin()
+        self.content_length = -1
+        self.chunked = False
+        self.headers_done = False
+        self.message_done = False
+        self.keep_alive_line: bytes | None = None  # "Connection: keep-alive", as parsed
+        self.conn_keep_alive = False
+        if self.rare:
+            self._reset_rare()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         kind = _RESPONSE_KINDS.get(name)
@@ -276,13 +286,13 @@ class ResponseHeadScan(_HeadScan):
             # Only the last coding decides: chunked, or else the body runs until close.
             self.transfer_coded = True
             self.chunked = value.rstrip().lower().endswith(b"chunked")
+        elif kind == _CONNECTION and value == b"keep-alive" and self.keep_alive_line is None:
+            self.keep_alive_line = name  # cut only if the edge says otherwise
+            self.conn_keep_alive = True
         else:
             self.rare = True
             if kind == _UPGRADE:
                 self.upgrade_name = name
-            elif kind == _CONNECTION and value == b"keep-alive" and self.keep_alive_line is None:
-                self.keep_alive_line = name  # cut only if the edge says otherwise
-                self.conn_keep_alive = True
             else:
                 self.cut.append(name)
                 if kind == _CONNECTION:
@@ -373,7 +383,7 @@ def head_for_client(
     keep-alive`` says what the edge means too and stays (cutting it would be the costliest
     part of a plain head).
     """
-    if scan.rare:
+    if scan.rare or (scan.keep_alive_line is not None and not plain):
         cut = scan.cut
         if scan.upgrade_name is not None and not upgrade:
             cut.append(scan.upgrade_name)

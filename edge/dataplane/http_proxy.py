@@ -301,8 +301,9 @@ class HttpProxyProtocol(asyncio.Protocol):
             self._keep_alive = req.keeps_alive(http10) and not self._client_eof
         else:
             self._keep_alive = True
+        has_body = req.chunked or req.content_length > 0
         self._head_request = method == b"HEAD"
-        self._replayable = method in _IDEMPOTENT and not req.has_body
+        self._replayable = method in _IDEMPOTENT and not has_body
         self._upgrade = upgrade
         self._req_done = self._resp_started = self._close_after = False
         self._attempts = 0
@@ -313,7 +314,10 @@ class HttpProxyProtocol(asyncio.Protocol):
         if method == b"CONNECT":
             self._reject(405, "edge: CONNECT is not supported\n")
             return
-        self._frame_body(req)
+        if has_body:
+            self._frame_body(req)
+        else:
+            self._body_mode = _NO_BODY
         if self._router.force_https and self._client is not None and not self._client.tls:
             self._redirect_to_https(request_target(head))
             return
@@ -331,11 +335,9 @@ class HttpProxyProtocol(asyncio.Protocol):
         if req.chunked:
             self._body_mode = _CHUNKED_BODY
             self._chunks.reset()
-        elif req.content_length > 0:
+        else:
             self._body_mode = _LENGTH_BODY
             self._body_left = req.content_length
-        else:
-            self._body_mode = _NO_BODY
 
     def _route_hints(self, req: RequestHeadScan) -> RouteHints:
         if req.hinted:
@@ -524,7 +526,11 @@ class HttpProxyProtocol(asyncio.Protocol):
             self._l.pool.put(conn)
         else:
             conn.close()
-        self._release()
+        up = self._upstream
+        if up is not None:  # _release, inlined: this runs for every request
+            self._upstream = None
+            self._router.transferred(up, self._sent, self._back)
+            self._router.release(up)
         self._next_request(self._close_after or not self._req_done)
 
     def upstream_lost(self, conn: UpstreamConnection, response_started: bool) -> None:
@@ -572,6 +578,7 @@ class HttpProxyProtocol(asyncio.Protocol):
             self.close()
             return
         self._in = _READ_HEAD
+        self._head.reset()
         self.deadline = self._loop.time() + self._l.idle_timeout
         held, self._held = self._held, b""
         if held:

@@ -89,6 +89,11 @@ class StaticRouter:
         if self.hosts is not None and (hints is None or hints.host not in self.hosts):
             return NoUpstream(404, "unknown host", retry_after=self.retry_after)
         count = len(self.machines)
+        if count and not exclude:
+            machine = self.machines[self._next % count]
+            self._next += 1
+            self.chosen += 1
+            return machine
         for _ in range(count):
             machine = self.machines[self._next % count]
             self._next += 1

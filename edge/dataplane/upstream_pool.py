@@ -106,6 +106,7 @@ class UpstreamConnection(asyncio.Protocol):
         """Attach to one exchange; the response is delivered ``delay`` seconds late."""
         self._sink = sink
         self._mode = _HEAD
+        self._scan.reset()
         self._head_request = head_request
         self._started = False
         self._delay = delay
@@ -238,6 +239,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._scan.headers_done = True  # a head is fed whole: the parser has seen all of it
         if status < 200 and status != 101:
             sink.response_interim(head)
+            self._scan.reset()  # the final response follows
             return head_end
         self._frame(status, head)
         end = self._body_end(data, head_end)
