@@ -20,6 +20,7 @@ from edge.api.app_context import CONTEXT, ApiContext
 from edge.api.auth import TokenCheck, auth_middleware
 from edge.api.errors import error_middleware
 from edge.api.openapi import openapi_document
+from edge.api.routes_ui import routes as ui_routes
 
 routes = web.RouteTableDef()
 
@@ -58,4 +59,5 @@ def build_api(context: ApiContext, tokens: TokenCheck) -> web.Application:
     tables = (routes, routes_apps.routes, routes_ips.routes, routes_machines.routes)
     for table in (*tables, routes_status.routes, routes_catchment.routes, routes_faults.routes):
         app.router.add_routes(table)
+    app.router.add_routes(ui_routes)  # the dashboard: /ui
     return app
