@@ -1,0 +1,330 @@
+"""The client side of the HTTP relay: one connection's input, timeouts and own answers.
+
+``ClientSide`` owns everything about the client's connection: its input phases (reading
+a request head, streaming a body, holding early bytes such as pipelined requests with
+reading paused, a raw tunnel after a 101), its deadlines (idle, head, answer: one float
+checked by the ``HttpConnectionTracker``), and the answers the edge makes itself (400,
+408, 431, 503, ...). What to do with a request once its head is read is the business of
+its subclass, ``edge.dataplane.http_proxy.HttpProxyProtocol``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final, Protocol, cast
+
+import httptools
+
+from edge.dataplane.contract import ClientInfo, ListenerRouter, Upstream
+from edge.dataplane.http_framing import edge_response
+from edge.dataplane.http_head import RequestHeadScan, RequestRewriter
+from edge.dataplane.http_tracker import HttpConnectionTracker
+from edge.dataplane.request_id import UlidSource
+from edge.dataplane.tls import client_info_from_transport
+from edge.dataplane.upstream_pool import UpstreamConnection, UpstreamPool
+
+# Input phases.
+READ_HEAD: Final = 0
+BODY: Final = 1
+HOLD: Final = 2
+TUNNEL: Final = 3
+CLOSED: Final = 4
+# Request body framing.
+NO_BODY: Final = 0
+LENGTH_BODY: Final = 1
+CHUNKED_BODY: Final = 2
+
+INF: Final = float("inf")
+
+
+class HttpSettings(Protocol):
+    """The ``http`` section of edge.yaml (``edge.config.model.HttpSpec`` fits)."""
+
+    @property
+    def headers_read_timeout(self) -> float: ...
+
+    @property
+    def max_header_bytes(self) -> int: ...
+
+    @property
+    def idle_timeout(self) -> float: ...
+
+    @property
+    def upstream_idle_timeout(self) -> float: ...
+
+
+class HttpListener:
+    """What every connection of one listener shares."""
+
+    def __init__(
+        self,
+        router: ListenerRouter,
+        settings: HttpSettings,
+        pool: UpstreamPool,
+        loop: asyncio.AbstractEventLoop,
+        tracker: HttpConnectionTracker,
+    ) -> None:
+        self.router = router
+        self.pool = pool
+        self.loop = loop
+        self.tracker = tracker
+        self.headers_read_timeout = settings.headers_read_timeout
+        self.max_head = settings.max_header_bytes
+        self.idle_timeout = settings.idle_timeout
+        self.ulids = UlidSource()
+        # What follows the ULID in a response head: the rest of the Fly-Request-Id line,
+        # Via, maybe Connection, and the blank line.
+        via = b"-%s\r\nVia: 1.1 edge\r\n" % router.pop.encode()
+        self.tail_keep = via + b"\r\n"
+        self.tail_close = via + b"Connection: close\r\n\r\n"
+        self.tail_10 = via + b"Connection: keep-alive\r\n\r\n"
+        self.tail_upgrade = via + b"Connection: upgrade\r\n\r\n"
+
+
+class ClientSide(asyncio.Protocol):
+    """The client's connection: input, reading pauses, deadlines, answers from the edge."""
+
+    def __init__(self, listener: HttpListener, client: ClientInfo | None = None) -> None:
+        self._l = listener
+        self._router = listener.router
+        self._loop = listener.loop
+        self._client = client
+        self.transport: asyncio.Transport | None = None
+        self.deadline = INF  # when the current wait (idle, head, answer) is over
+        self._head = RequestHeadScan()
+        self._parser = httptools.HttpRequestParser(self._head)
+        self._rewriter: RequestRewriter | None = None
+        self._in = READ_HEAD
+        self._partial = b""  # an incomplete request head
+        self._fed = 0  # how much of _partial the parser has seen
+        self._held = b""  # input not processed yet (reading is paused while there is some)
+        self._reading_paused = False
+        self._up_full = False  # the machine connection's write buffer is full
+        self._client_full = False  # ours is
+        self._client_eof = False
+        self._requests = 0
+        self._timer: asyncio.TimerHandle | None = None
+        # The request in flight.
+        self._upstream: Upstream | None = None  # chosen and not released yet
+        self._conn: UpstreamConnection | None = None
+        self._keep_alive = True
+        self._http10 = False
+        self._upgrade = False
+        self._body_mode = NO_BODY
+        self._req_done = False
+        self._resp_started = False
+        self._sent = 0  # bytes to the machine, for ListenerRouter.transferred
+        self._back = 0  # bytes to the client
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports don't inherit from asyncio's classes: no isinstance check.
+        self.transport = cast(asyncio.Transport, transport)
+        if self._client is None:
+            self._client = client_info_from_transport(transport)
+        client = self._client
+        ip = client.peer_ip
+        ip = ip[7:] if ip.startswith("::ffff:") and "." in ip else ip  # v4 on a v6 socket
+        self._rewriter = RequestRewriter(ip, client.local_port, client.tls, self._router.pop)
+        self.deadline = self._loop.time() + self._l.headers_read_timeout
+        self._l.tracker.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        phase = self._in
+        if phase == READ_HEAD:
+            self._read_head(data)
+        elif phase == BODY:
+            self._forward_body(data)
+        elif phase == HOLD:
+            self._hold(data)
+        elif phase == TUNNEL and self._conn is not None:
+            self._sent += len(data)
+            self._conn.write(data)
+
+    def eof_received(self) -> bool:
+        if self._in == TUNNEL:
+            if self._conn is not None:
+                self._conn.write_eof()
+            return True
+        if self._in == HOLD and (self._req_done or self._body_mode == NO_BODY):
+            self._client_eof = True  # the request is whole: answer it, then close
+            return True
+        return False  # idle, or a request that can never be completed: close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._in = CLOSED
+        self.deadline = INF
+        self._l.tracker.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.detach()
+        self._release()
+
+    def pause_writing(self) -> None:
+        self._client_full = True
+        if self._conn is not None:
+            self._conn.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._client_full = False
+        if self._conn is not None:
+            self._conn.resume_reading()
+
+    # -- the tracker's view ----------------------------------------------------------------
+
+    @property
+    def idle(self) -> bool:
+        """Between requests: closing now loses nothing."""
+        return self._in == READ_HEAD and not self._partial and self._upstream is None
+
+    def close(self) -> None:
+        self._in = CLOSED
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        self._in = CLOSED
+        if self.transport is not None:
+            self.transport.abort()
+
+    def deadline_passed(self, now: float) -> None:
+        self.deadline = INF
+        if self._in == READ_HEAD:
+            if self._partial:
+                self._reject(408, "edge: the request head did not arrive in time\n")
+            else:
+                self.close()  # idle keep-alive (or a client that never sent anything)
+        elif self._conn is not None and not self._resp_started:
+            conn, self._conn = self._conn, None
+            conn.detach()
+            self._fail(504, "edge: the machine did not answer in time\n", now)
+
+    # -- reading requests ------------------------------------------------------------------
+
+    def _read_head(self, data: bytes) -> None:
+        start = 0
+        if self._partial:
+            start = max(len(self._partial) - 3, 0)
+            data = self._partial + data
+        end = data.find(b"\r\n\r\n", start) + 4
+        if end < 4:
+            self._partial_head(data)
+            return
+        if end > self._l.max_head:
+            self._reject(431, "edge: request head too large\n")
+            return
+        head, rest = (data, b"") if end == len(data) else (data[:end], data[end:])
+        upgrade = False
+        try:
+            self._parser.feed_data(head[self._fed :] if self._fed else head)
+        except httptools.HttpParserUpgrade:
+            upgrade = True
+        except httptools.HttpParserError:
+            self._reject(400, "edge: malformed request\n")
+            return
+        self._fed, self._partial = 0, b""
+        if head[0] in (10, 13) and not head.strip(b"\r\n"):
+            if rest:
+                self._read_head(rest)  # empty lines before a request are allowed
+            return
+        self._head.headers_done = True  # fed up to the blank line without an error
+        self._start_request(head, rest, upgrade)
+
+    def _partial_head(self, data: bytes) -> None:
+        if len(data) > self._l.max_head:
+            self._reject(431, "edge: request head too large\n")
+            return
+        if not self._partial:
+            self.deadline = self._loop.time() + self._l.headers_read_timeout
+        # Feeding what we have finds garbage now rather than at the timeout.
+        if self._feed_head(data[self._fed :]) is not None:
+            self._fed = len(data)
+            self._partial = data
+
+    def _feed_head(self, data: bytes) -> bool | None:
+        """Parse head bytes: True on an upgrade, False if not, None if rejected."""
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            return True
+        except httptools.HttpParserError:
+            self._reject(400, "edge: malformed request\n")
+            return None
+        return False
+
+    def _hold(self, data: bytes) -> None:
+        self._held = self._held + data if self._held else data
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        paused = bool(self._held) or self._up_full
+        if paused != self._reading_paused and self._in != CLOSED and self.transport is not None:
+            self._reading_paused = paused
+            if paused:
+                self.transport.pause_reading()
+            else:
+                self.transport.resume_reading()
+
+    # -- ends of exchanges, answers from the edge -------------------------------------------
+
+    def _next_request(self, close: bool) -> None:
+        self._requests += 1
+        if close or self._client_eof or self._in == CLOSED:
+            self.close()
+            return
+        self._in = READ_HEAD
+        self._head.reset()
+        self.deadline = self._loop.time() + self._l.idle_timeout
+        held, self._held = self._held, b""
+        if held:
+            self._read_head(held)
+        if self._reading_paused:
+            self._update_reading()
+
+    def _release(self, report: bool = True) -> None:
+        up = self._upstream
+        if up is not None:
+            self._upstream = None
+            if report:
+                self._router.transferred(up, self._sent, self._back)
+            self._router.release(up)
+
+    def _answer(self, status: int, text: str, extra: bytes = b"") -> None:
+        """Answer the current request from the edge itself."""
+        body_unread = self._body_mode != NO_BODY and not self._req_done
+        close = not self._keep_alive or self._upgrade or body_unread
+        self._write_answer(status, text, extra, close)
+        self._next_request(close)
+
+    def _reject(self, status: int, text: str) -> None:
+        """Answer bad input and close the connection."""
+        self._write_answer(status, text, b"", True)
+        self.close()
+
+    def _write_answer(self, status: int, text: str, extra: bytes, close: bool) -> None:
+        if self.transport is None or self._in == CLOSED:
+            return
+        listener = self._l
+        tail = listener.tail_close if close else listener.tail_keep
+        added = b"Fly-Request-Id: " + listener.ulids.next() + tail[:-2]
+        response = edge_response(status, text, added, close, extra)
+        self._back += len(response)
+        self.transport.write(response)
+
+    # -- what the relay proper does with a request ---------------------------------------
+
+    def _start_request(self, head: bytes, rest: bytes, upgrade: bool) -> None:
+        """A complete request head was read (``rest``: the bytes after it)."""
+        raise NotImplementedError
+
+    def _forward_body(self, data: bytes) -> None:
+        """Body bytes of the request in flight (and maybe what follows it)."""
+        raise NotImplementedError
+
+    def _fail(self, status: int, text: str, now: float | None = None) -> None:
+        """The machine failed the request in flight before answering."""
+        raise NotImplementedError
