@@ -185,6 +185,10 @@ class HttpProxyProtocol(ClientSide):
         self._chosen_at = self._loop.time()
         if choice.upstream_delay > 0:
             self._timer = self._loop.call_later(choice.upstream_delay / 2, self._connect)
+            return
+        conn = self._l.pool.take(choice.host, choice.port)  # _connect's usual case, inlined
+        if conn is not None:
+            self._attach(conn)
         else:
             self._connect()
 

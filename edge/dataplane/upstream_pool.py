@@ -32,6 +32,7 @@ _NONE: Final = 6  # no body (HEAD, 204, 304)
 
 MAX_RESPONSE_HEAD: Final = 64 * 1024
 _STATUS_CODES: Final = {b"%d" % code: code for code in range(100, 1000)}
+_NO_BODY_STATUSES: Final = frozenset({101, 204, 304})
 
 ConnectDone = Callable[["UpstreamConnection | None", str], None]
 
@@ -152,8 +153,12 @@ class UpstreamConnection(asyncio.Protocol):
         self._started = True
         if self._delay > 0 or self._stash is not None:
             self._hold(data)
-            return
-        self._consume(data)
+        elif self._mode == _HEAD and not self._partial:
+            pos = self._response(self._sink, data, 0)  # the usual start: a response head
+            if 0 <= pos < len(data):
+                self._consume(data, pos)
+        else:
+            self._consume(data)
 
     def eof_received(self) -> bool:
         return False  # the machine is done: close our side too (connection_lost follows)
@@ -207,10 +212,10 @@ class UpstreamConnection(asyncio.Protocol):
             self._sink = None
             sink.upstream_lost(self, self._started)
 
-    def _consume(self, data: bytes) -> None:
+    def _consume(self, data: bytes, pos: int = 0) -> None:
         if self._partial:
             data, self._partial = self._partial + data, b""
-        pos, size = 0, len(data)
+        size = len(data)
         while 0 <= pos < size and self._sink is not None:
             if self._mode == _HEAD:
                 pos = self._response(self._sink, data, pos)
@@ -241,6 +246,14 @@ class UpstreamConnection(asyncio.Protocol):
             sink.response_interim(head)
             self._scan.reset()  # the final response follows
             return head_end
+        scan = self._scan
+        if (
+            head_end + scan.content_length == len(data)
+            and not scan.transfer_coded
+            and not self._head_request
+            and status not in _NO_BODY_STATUSES
+        ):
+            return self._whole_response(sink, status, data, head, head_end)
         self._frame(status, head)
         end = self._body_end(data, head_end)
         if end < 0 or (
@@ -252,6 +265,33 @@ class UpstreamConnection(asyncio.Protocol):
             self._finish(sink, end == len(data))
             return -1
         return end
+
+    def _whole_response(
+        self, sink: ResponseSink, status: int, data: bytes, head: bytes, head_end: int
+    ) -> int:
+        """The usual case, kept short: one read held a whole Content-Length response."""
+        body = data[head_end:]
+        if body:
+            try:
+                self._parser.feed_data(body)  # framing checked twice: ours and the parser's
+            except httptools.HttpParserError:
+                return self._broken()
+        scan = self._scan
+        if head[7] == 48:  # "HTTP/1.0": kept alive only when it says so
+            reusable = scan.conn_keep_alive and not scan.conn_close
+        else:
+            reusable = not scan.conn_close
+        self._mode = _LENGTH
+        sink.response_head(status, head, scan, False, body)
+        if self._sink is sink:  # still ours (a client that went away detached it)
+            self._sink = None
+            self._mode = _IDLE
+            if reusable and scan.message_done and not self.closed:
+                self.served += 1
+            else:
+                reusable = False
+            sink.response_end(self, reusable)
+        return -1
 
     def _body(self, sink: ResponseSink, data: bytes, pos: int) -> int:
         end = self._body_end(data, pos)
