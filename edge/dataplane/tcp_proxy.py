@@ -30,6 +30,7 @@ from edge.dataplane.contract import (
 )
 from edge.dataplane.proxy_protocol import accept_proxy_header, build_header
 from edge.dataplane.tls import client_info_from_transport
+from edge.dataplane.toxics import open_machine_connection
 
 BUFFER_LIMIT: Final = 64 * 1024  # bytes held before the machine connects, or in a delay line
 _TIMER_SLACK: Final = 0.001  # libuv timers have millisecond resolution
@@ -265,7 +266,7 @@ class _MachineSide(_Side):
         self._relay.side_lost(self)
 
 
-_Connecting = asyncio.Future[tuple[asyncio.Transport, _MachineSide]]
+_Connecting = asyncio.Future[None]
 
 
 def _connect_failure(exc: BaseException) -> str:
@@ -448,7 +449,9 @@ class TcpRelay(_Side):
         # setup is the relay's only task. It is referenced here until done (an unreferenced
         # pending task can be collected mid-connect, which crashes uvloop).
         connecting = self._loop.create_task(
-            self._loop.create_connection(lambda: machine, upstream.host, upstream.port)
+            open_machine_connection(
+                self._loop, machine, upstream.host, upstream.port, upstream.faults
+            )
         )
         self._connecting = connecting
         connecting.add_done_callback(self._connect_done)
