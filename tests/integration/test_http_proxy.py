@@ -598,3 +598,54 @@ async def test_no_descriptor_leak_on_any_path() -> None:
     await asyncio.sleep(0.1)
     gc.collect()
     assert open_fds() <= baseline
+
+
+@on_uvloop
+async def test_close_idle_closes_only_connections_between_requests() -> None:
+    release = asyncio.Event()
+
+    async def held(
+        b: Backend, req: Message, r: asyncio.StreamReader, w: asyncio.StreamWriter
+    ) -> bool:
+        if req.target == "/slow":
+            await release.wait()
+        return await answer_ok(b, req, r, w)
+
+    backend = await Backend(held).start()
+    async with running_relay(router_for(backend)) as relay:
+        idle_reader, idle_writer = await relay.connect()
+        idle_writer.write(get("/fast"))
+        await read_response(idle_reader)
+        busy_reader, busy_writer = await relay.connect()
+        busy_writer.write(get("/slow"))
+        await asyncio.sleep(0.1)
+        assert len(relay.tracker) == 2
+        assert relay.tracker.close_idle() == 1
+        assert await asyncio.wait_for(idle_reader.read(), 2) == b""
+        release.set()
+        resp = await read_response(busy_reader)
+        busy_writer.write(get("/again"))  # not draining: still keep-alive
+        again = await read_response(busy_reader)
+        idle_writer.close()
+        busy_writer.close()
+        await asyncio.sleep(0.05)
+        assert len(relay.tracker) == 0
+    await backend.stop()
+    assert resp.status == 200 and again.status == 200
+
+
+@on_uvloop
+async def test_router_hears_connects_answers_and_bytes() -> None:
+    backend = await Backend().start()
+    router = router_for(backend)
+    async with running_relay(router) as relay:
+        resp = await relay.request(get("/r", extra="Fly-Force-Instance-Id: m0\r\n"))
+        await asyncio.sleep(0.05)
+    await backend.stop()
+    assert resp.status == 200
+    assert [machine for machine, _ in router.connects] == ["m0"]
+    assert router.statuses == {200: 1}
+    assert router.chosen == router.released == 1
+    assert router.bytes_to_machine > len(get("/r")) and router.bytes_to_client > len(resp.body)
+    assert router.last_hints is not None and router.last_hints.force_instance == b"m0"
+    assert router.last_client is not None and router.last_client.local_port == relay.port
