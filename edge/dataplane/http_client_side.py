@@ -72,13 +72,28 @@ class HttpListener:
         self.max_head = settings.max_header_bytes
         self.idle_timeout = settings.idle_timeout
         self.ulids = UlidSource()
-        # What follows the ULID in a response head: the rest of the Fly-Request-Id line,
-        # Via, maybe Connection, and the blank line.
-        via = b"-%s\r\nVia: 1.1 edge\r\n" % router.pop.encode()
-        self.tail_keep = via + b"\r\n"
-        self.tail_close = via + b"Connection: close\r\n\r\n"
-        self.tail_10 = via + b"Connection: keep-alive\r\n\r\n"
-        self.tail_upgrade = via + b"Connection: upgrade\r\n\r\n"
+        self._tails: dict[str, Tails] = {}
+
+    def tails(self, pop: str) -> Tails:
+        """The endings of response heads for clients that landed on ``pop``."""
+        tails = self._tails.get(pop)
+        if tails is None:
+            tails = self._tails[pop] = Tails(pop)
+        return tails
+
+
+class Tails:
+    """What follows the ULID in a response head: the rest of the Fly-Request-Id line
+    (``-<pop>``), Via, maybe Connection, and the blank line."""
+
+    __slots__ = ("close", "http10", "keep", "upgrade")
+
+    def __init__(self, pop: str) -> None:
+        via = b"-%s\r\nVia: 1.1 edge\r\n" % pop.encode()
+        self.keep = via + b"\r\n"
+        self.close = via + b"Connection: close\r\n\r\n"
+        self.http10 = via + b"Connection: keep-alive\r\n\r\n"
+        self.upgrade = via + b"Connection: upgrade\r\n\r\n"
 
 
 class ClientSide(asyncio.Protocol):
@@ -94,6 +109,8 @@ class ClientSide(asyncio.Protocol):
         self._head = RequestHeadScan()
         self._parser = httptools.HttpRequestParser(self._head)
         self._rewriter: RequestRewriter | None = None
+        self._tails = listener.tails(listener.router.pop)  # those of the request's PoP
+        self._opened: object = None  # the router's token for this connection
         self._in = READ_HEAD
         self._partial = b""  # an incomplete request head
         self._fed = 0  # how much of _partial the parser has seen
@@ -126,9 +143,10 @@ class ClientSide(asyncio.Protocol):
         client = self._client
         ip = client.peer_ip
         ip = ip[7:] if ip.startswith("::ffff:") and "." in ip else ip  # v4 on a v6 socket
-        self._rewriter = RequestRewriter(ip, client.local_port, client.tls, self._router.pop)
+        self._rewriter = RequestRewriter(ip, client.local_port, client.tls)
         self.deadline = self._loop.time() + self._l.headers_read_timeout
         self._l.tracker.add(self)
+        self._opened = self._router.opened(client)
 
     def data_received(self, data: bytes) -> None:
         phase = self._in
@@ -156,6 +174,9 @@ class ClientSide(asyncio.Protocol):
         self._in = CLOSED
         self.deadline = INF
         self._l.tracker.discard(self)
+        if self.transport is not None:
+            self._router.closed(self._opened)
+        self._stop_waiting()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -202,6 +223,8 @@ class ClientSide(asyncio.Protocol):
             conn, self._conn = self._conn, None
             conn.detach()
             self._fail(504, "edge: the machine did not answer in time\n", now)
+        else:
+            self._waited_too_long()
 
     # -- reading requests ------------------------------------------------------------------
 
@@ -309,7 +332,7 @@ class ClientSide(asyncio.Protocol):
         if self.transport is None or self._in == CLOSED:
             return
         listener = self._l
-        tail = listener.tail_close if close else listener.tail_keep
+        tail = self._tails.close if close else self._tails.keep
         added = b"Fly-Request-Id: " + listener.ulids.next() + tail[:-2]
         response = edge_response(status, text, added, close, extra)
         self._back += len(response)
@@ -327,4 +350,12 @@ class ClientSide(asyncio.Protocol):
 
     def _fail(self, status: int, text: str, now: float | None = None) -> None:
         """The machine failed the request in flight before answering."""
+        raise NotImplementedError
+
+    def _waited_too_long(self) -> None:
+        """The deadline of a wait for a free machine (capacity queue) passed."""
+        raise NotImplementedError
+
+    def _stop_waiting(self) -> None:
+        """The client is gone: leave any capacity queue."""
         raise NotImplementedError

@@ -320,16 +320,33 @@ def cut_named(head: bytes, names: set[bytes]) -> bytes:
 class RequestRewriter:
     """What the edge adds to every request of one client connection, built once."""
 
-    __slots__ = ("_client_ip", "_common", "_fly_lines", "_xf_port_line", "_xfp_lines")
+    __slots__ = (
+        "_client_ip",
+        "_common",
+        "_fly_lines",
+        "_pop",
+        "_port",
+        "_xf_port_line",
+        "_xfp_lines",
+    )
 
-    def __init__(self, client_ip: str, listener_port: int, tls: bool, pop: str) -> None:
+    def __init__(self, client_ip: str, listener_port: int, tls: bool) -> None:
         ip = client_ip.encode()
         self._client_ip = ip
-        port = str(listener_port).encode()
+        self._port = port = str(listener_port).encode()
         proto, ssl = (b"https", b"on") if tls else (b"http", b"off")
         self._xfp_lines = b"X-Forwarded-Proto: %s\r\nX-Forwarded-SSL: %s\r\n" % (proto, ssl)
         self._xf_port_line = b"X-Forwarded-Port: " + port + b"\r\n"
-        self._fly_lines = b"Fly-Forwarded-Port: %s\r\nFly-Region: %s\r\n" % (port, pop.encode())
+        self._pop = ""
+        self._fly_lines = self._common = b""
+
+    def _set_pop(self, pop: str) -> None:
+        """Fly-Region is the client's PoP: the same for every request, nearly always."""
+        self._pop = pop
+        self._fly_lines = b"Fly-Forwarded-Port: %s\r\nFly-Region: %s\r\n" % (
+            self._port,
+            pop.encode(),
+        )
         self._common = self._suffix(None, False) + b"\r\n"
 
     def _suffix(self, xff: bytes | None, client_set_port: bool) -> bytes:
@@ -348,9 +365,11 @@ class RequestRewriter:
         )
 
     def head_for_machine(
-        self, head: bytes, scan: RequestHeadScan, upgrade: bool, http10: bool
+        self, head: bytes, scan: RequestHeadScan, upgrade: bool, http10: bool, pop: str
     ) -> bytes:
         """The request head to send to the machine; ``head`` ends with the blank line."""
+        if pop != self._pop:
+            self._set_pop(pop)
         if scan.upgrade_name is not None and not upgrade:
             scan.cut.append(scan.upgrade_name)
         if scan.cut:

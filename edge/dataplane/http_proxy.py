@@ -21,7 +21,14 @@ from typing import Final
 
 import httptools
 
-from edge.dataplane.contract import ClientInfo, ListenerRouter, NoUpstream, RouteHints, Upstream
+from edge.dataplane.contract import (
+    CapacityQueue,
+    ClientInfo,
+    ListenerRouter,
+    NoUpstream,
+    RouteHints,
+    Upstream,
+)
 from edge.dataplane.http_client_side import (
     BODY,
     CHUNKED_BODY,
@@ -60,7 +67,13 @@ class HttpProxyProtocol(ClientSide):
         super().__init__(listener, client)
         self._hints: RouteHints | None = None
         self._plain_hints: RouteHints | None = None  # for requests with only a Host
+        self._raw_head = b""  # as the client sent it
         self._fwd_head = b""  # as sent to the machine (kept for a replay)
+        self._fwd_pop = ""  # the PoP _fwd_head names in Fly-Region
+        self._queue: CapacityQueue | None = None  # waiting there for a free machine
+        self._queue_token: object = None
+        self._queue_deadline = 0.0
+        self._last_refusal: NoUpstream | None = None
         self._head_request = False
         self._replayable = False
         self._body_left = 0
@@ -109,8 +122,9 @@ class HttpProxyProtocol(ClientSide):
         if req.rare or plain is None or plain.host != req.host:
             plain = self._route_hints(req)
         self._hints = plain
-        assert self._rewriter is not None
-        self._fwd_head = self._rewriter.head_for_machine(head, req, upgrade, http10)
+        self._raw_head = head
+        self._fwd_pop = ""
+        self._queue_deadline = 0.0
         self._choose()
         if self._held or self._reading_paused:
             self._update_reading()
@@ -173,31 +187,81 @@ class HttpProxyProtocol(ClientSide):
 
     def _choose(self) -> None:
         assert self._client is not None
-        choice = self._router.choose(self._client, self._hints, self._exclude)
+        router = self._router
+        choice = router.choose(self._client, self._hints, self._exclude)
         if isinstance(choice, NoUpstream):
-            text, extra = no_upstream_answer(choice, self._head.host)
-            self._answer(choice.status, text, extra)
+            self._no_upstream(choice)
             return
         self._upstream = choice
         self._attempts += 1
         self._fresh_only = False
         self._sent = self._back = 0
         self._chosen_at = self._loop.time()
+        pop = choice.pop or router.pop
+        if pop != self._fwd_pop:
+            self._use_pop(pop)
         if choice.upstream_delay > 0:
             self._timer = self._loop.call_later(choice.upstream_delay / 2, self._connect)
             return
-        conn = self._l.pool.take(choice.host, choice.port)  # _connect's usual case, inlined
+        # _connect's usual case, inlined. Connections with faults are never shared.
+        conn = None if choice.faults else self._l.pool.take(choice.host, choice.port)
         if conn is not None:
             self._attach(conn)
         else:
             self._connect()
+
+    def _use_pop(self, pop: str) -> None:
+        """Fly-Region and the request id name the PoP the client landed on."""
+        self._fwd_pop = pop
+        self._tails = self._l.tails(pop)
+        assert self._rewriter is not None
+        self._fwd_head = self._rewriter.head_for_machine(
+            self._raw_head, self._head, self._upgrade, self._http10, pop
+        )
+
+    def _no_upstream(self, choice: NoUpstream) -> None:
+        self._tails = self._l.tails(choice.pop or self._router.pop)
+        queue = choice.queue
+        if queue is not None:  # every machine is busy: wait for a free one, up to a limit
+            now = self._loop.time()
+            if not self._queue_deadline:
+                self._queue_deadline = now + queue.timeout
+            if now < self._queue_deadline:
+                self._last_refusal = choice
+                self._queue = queue
+                self._queue_token = queue.wait(self._dequeued)
+                self.deadline = self._queue_deadline
+                return
+        text, extra = no_upstream_answer(choice, self._head.host)
+        self._answer(choice.status, text, extra)
+
+    def _dequeued(self) -> None:
+        self._queue = self._queue_token = None
+        if self._in != CLOSED:
+            self.deadline = INF
+            self._choose()
+
+    def _waited_too_long(self) -> None:
+        choice = self._last_refusal
+        if self._queue is None or choice is None:
+            return
+        self._stop_waiting()
+        text, extra = no_upstream_answer(choice, self._head.host)
+        self._answer(choice.status, text, extra)
+
+    def _stop_waiting(self) -> None:
+        queue, self._queue = self._queue, None
+        if queue is not None:
+            queue.cancel(self._queue_token)
+            self._queue_token = None
 
     def _connect(self) -> None:
         self._timer = None
         up = self._upstream
         if up is None:
             return
-        conn = None if self._fresh_only else self._l.pool.take(up.host, up.port)
+        fresh = self._fresh_only or up.faults
+        conn = None if fresh else self._l.pool.take(up.host, up.port)
         if conn is not None:
             self._attach(conn)
             return
@@ -208,6 +272,7 @@ class HttpProxyProtocol(ClientSide):
             up.port,
             up.connect_timeout,
             lambda conn, reason: self._connected(conn, reason, attempt),
+            up.faults,
         )
 
     def _connected(self, conn: UpstreamConnection | None, reason: str, attempt: int) -> None:
@@ -270,15 +335,16 @@ class HttpProxyProtocol(ClientSide):
         self.deadline = INF
         self._resp_started = True
         listener = self._l
+        tails = self._tails
         upgrade = status == 101 and self._upgrade
         if upgrade:
-            tail = listener.tail_upgrade
+            tail = tails.upgrade
         elif until_close or not self._keep_alive or self._upgrade or listener.tracker.draining:
             self._close_after = True
-            tail = listener.tail_close
+            tail = tails.close
         else:
-            tail = listener.tail_10 if self._http10 else listener.tail_keep
-        plain = tail is listener.tail_keep
+            tail = tails.http10 if self._http10 else tails.keep
+        plain = tail is tails.keep
         out = head_for_client(head, resp, upgrade, listener.ulids.next(), tail, plain)
         self._back += len(out) + len(body)
         if not body:

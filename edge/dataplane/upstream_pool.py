@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final, Protocol, cast
 
 import httptools
 
+from edge.core.faults import Fault
 from edge.dataplane.http_framing import ChunkedScanner
 from edge.dataplane.http_head import ResponseHeadScan
+from edge.dataplane.toxics import open_machine_connection
 
 # How the current response's body is delimited.
 _IDLE: Final = 0  # no request in flight
@@ -82,6 +84,7 @@ class UpstreamConnection(asyncio.Protocol):
         # The transport's own write once connected (no wrapper on the hot path).
         self.write: Callable[[bytes], object] = _discard
         self.served = 0  # responses completed on this connection
+        self.shareable = True  # False: made for one request (faults), closed after it
         self.idle_since = 0.0
         self.closed = False
         self._sink: ResponseSink | None = None
@@ -408,7 +411,7 @@ class UpstreamPool:
         idle = self._idle.get(conn.key)
         if idle is None:
             idle = self._idle[conn.key] = deque()
-        if conn.closed or len(idle) >= self._max_idle:
+        if conn.closed or not conn.shareable or len(idle) >= self._max_idle:
             conn.close()
             return
         conn.idle_since = self._loop.time()
@@ -422,18 +425,32 @@ class UpstreamPool:
         if idle is not None and conn in idle:
             idle.remove(conn)
 
-    def connect(self, host: str, port: int, timeout: float, done: ConnectDone) -> None:
-        """Open a new connection; ``done(conn, "")`` or ``done(None, reason)`` follows."""
+    def connect(
+        self,
+        host: str,
+        port: int,
+        timeout: float,
+        done: ConnectDone,
+        faults: Sequence[Fault] = (),
+    ) -> None:
+        """Open a new connection; ``done(conn, "")`` or ``done(None, reason)`` follows.
+
+        A connection with ``faults`` (toxics, see ``edge.dataplane.toxics``) is never
+        pooled: other requests to the machine must not inherit its faults.
+        """
         conn = UpstreamConnection(self, (host, port))
+        conn.shareable = not faults
         # create_connection is a coroutine: this future per new connection is the pool's
         # only task, referenced in _connecting until it is done.
-        opening = asyncio.ensure_future(self._open(conn, timeout), loop=self._loop)
+        opening = asyncio.ensure_future(self._open(conn, timeout, faults), loop=self._loop)
         self._connecting.add(opening)
         opening.add_done_callback(lambda fut: self._opened(fut, conn, done))
 
-    async def _open(self, conn: UpstreamConnection, timeout: float) -> None:
+    async def _open(
+        self, conn: UpstreamConnection, timeout: float, faults: Sequence[Fault]
+    ) -> None:
         async with asyncio.timeout(timeout):
-            await self._loop.create_connection(lambda: conn, *conn.key)
+            await open_machine_connection(self._loop, conn, *conn.key, faults)
 
     def _opened(
         self, opening: asyncio.Future[None], conn: UpstreamConnection, done: ConnectDone

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import re
 import time
+from collections.abc import Callable
 
+from edge.core.faults import Fault
+from edge.dataplane.contract import Choice, ClientInfo, NoUpstream, RouteHints, Upstream
 from edge.dataplane.simple_router import StaticRouter
 from tests.integration._http_helpers import (
     LOCALHOST,
@@ -649,3 +653,115 @@ async def test_router_hears_connects_answers_and_bytes() -> None:
     assert router.bytes_to_machine > len(get("/r")) and router.bytes_to_client > len(resp.body)
     assert router.last_hints is not None and router.last_hints.force_instance == b"m0"
     assert router.last_client is not None and router.last_client.local_port == relay.port
+
+
+# -- what newer routers ask: the client's PoP, capacity queues, faults ---------------------
+
+
+class PoPRouter(StaticRouter):
+    """Says the client landed on ``syd`` (anycast is per client), not the listener's PoP."""
+
+    def choose(
+        self, client: ClientInfo, hints: RouteHints | None, exclude: frozenset[str]
+    ) -> Choice:
+        choice = super().choose(client, hints, exclude)
+        return dataclasses.replace(choice, pop="syd")
+
+
+@on_uvloop
+async def test_fly_region_and_request_id_name_the_clients_pop() -> None:
+    backend = await Backend().start()
+    router = PoPRouter([(LOCALHOST, backend.port)])
+    async with running_relay(router) as relay:
+        resp = await relay.request(get())
+    await backend.stop()
+    assert backend.requests[0].all("Fly-Region") == ["syd"]
+    request_id = resp.get("Fly-Request-Id")
+    assert request_id is not None and request_id.endswith("-syd")
+    assert router.opened_count == router.closed_count == 1
+
+
+class OneSlotQueue:
+    """A capacity queue the test opens by hand."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.waiting: list[Callable[[], None]] = []
+        self.cancelled = 0
+
+    def wait(self, callback: Callable[[], None]) -> object:
+        self.waiting.append(callback)
+        return callback
+
+    def cancel(self, token: object) -> None:
+        self.cancelled += 1
+
+
+class BusyRouter(StaticRouter):
+    """Every machine is at its hard limit until ``free`` is set."""
+
+    def __init__(self, upstreams: list[tuple[str, int]], queue: OneSlotQueue) -> None:
+        super().__init__(upstreams, app="busy")
+        self.queue = queue
+        self.free = False
+
+    def choose(
+        self, client: ClientInfo, hints: RouteHints | None, exclude: frozenset[str]
+    ) -> Choice:
+        if not self.free:
+            return NoUpstream(503, "all machines at their hard limit", "busy", queue=self.queue)
+        return super().choose(client, hints, exclude)
+
+
+@on_uvloop
+async def test_a_request_waits_in_the_capacity_queue_until_a_machine_is_free() -> None:
+    backend = await Backend().start()
+    queue = OneSlotQueue(timeout=5)
+    router = BusyRouter([(LOCALHOST, backend.port)], queue)
+    async with running_relay(router) as relay:
+        pending = asyncio.ensure_future(relay.request(get()))
+        await asyncio.sleep(0.1)
+        assert not pending.done() and len(queue.waiting) == 1
+        router.free = True
+        queue.waiting.pop()()
+        resp = await asyncio.wait_for(pending, 5)
+    await backend.stop()
+    assert resp.status == 200
+
+
+@on_uvloop
+async def test_a_queued_request_gets_503_at_the_queue_timeout() -> None:
+    queue = OneSlotQueue(timeout=0.2)
+    router = BusyRouter([], queue)
+    async with running_relay(router) as relay:
+        started = time.monotonic()
+        resp = await relay.request(get())
+        elapsed = time.monotonic() - started
+    assert resp.status == 503 and resp.get("Retry-After") == "1"
+    assert 0.15 < elapsed < 2 and queue.cancelled == 1
+
+
+class FaultyRouter(StaticRouter):
+    """The first machine is down (an injected fault)."""
+
+    def choose(
+        self, client: ClientInfo, hints: RouteHints | None, exclude: frozenset[str]
+    ) -> Choice:
+        choice = super().choose(client, hints, exclude)
+        if isinstance(choice, Upstream) and choice.machine_id == "m0":
+            down = Fault(id="f1", kind="down", scope="machine", target="m0")
+            return dataclasses.replace(choice, faults=(down,))
+        return choice
+
+
+@on_uvloop
+async def test_a_machine_down_by_fault_is_refused_and_the_next_one_answers() -> None:
+    first = await Backend(name="first").start()
+    second = await Backend(name="second").start()
+    router = FaultyRouter([(LOCALHOST, first.port), (LOCALHOST, second.port)])
+    async with running_relay(router) as relay:
+        resp = await relay.request(get())
+    await first.stop()
+    await second.stop()
+    assert resp.status == 200 and resp.get("X-Backend") == "second"
+    assert router.connect_failures == [("m0", "refused")] and first.connections == 0

@@ -84,8 +84,8 @@ def test_rewritten_request_replaces_spoofable_headers_and_appends_the_edges() ->
         b"Connection: keep-alive, X-Drop\r\nX-Drop: 1\r\nKeep-Alive: 300\r\nTE: trailers\r\n"
         b"Upgrade: h2c\r\nX-Forwarded-Port: 443\r\nFly-Region: zzz\r\nX-Keep: 1\r\n\r\n"
     )
-    out = RequestRewriter("10.0.0.9", 8080, False, "fra").head_for_machine(
-        head, scan_request(head), upgrade=False, http10=False
+    out = RequestRewriter("10.0.0.9", 8080, False).head_for_machine(
+        head, scan_request(head), upgrade=False, http10=False, pop="fra"
     )
     assert lines(out) == [
         b"GET /p HTTP/1.1",
@@ -105,8 +105,8 @@ def test_rewritten_request_replaces_spoofable_headers_and_appends_the_edges() ->
 
 def test_plain_request_costs_one_append() -> None:
     head = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
-    out = RequestRewriter("::1", 443, True, "iad").head_for_machine(
-        head, scan_request(head), upgrade=False, http10=False
+    out = RequestRewriter("::1", 443, True).head_for_machine(
+        head, scan_request(head), upgrade=False, http10=False, pop="iad"
     )
     assert out.startswith(head[:-2]) and out.endswith(b"\r\n\r\n")
     assert b"X-Forwarded-Proto: https\r\nX-Forwarded-SSL: on\r\n" in out
@@ -114,13 +114,14 @@ def test_plain_request_costs_one_append() -> None:
 
 
 def test_upgrade_and_http10_requests_say_so_to_the_machine() -> None:
-    rewriter = RequestRewriter("1.2.3.4", 80, False, "iad")
+    rewriter = RequestRewriter("1.2.3.4", 80, False)
     ws = b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
-    out = rewriter.head_for_machine(ws, scan_request(ws), upgrade=True, http10=False)
+    out = rewriter.head_for_machine(ws, scan_request(ws), upgrade=True, http10=False, pop="iad")
     assert b"Upgrade: websocket\r\n" in out and out.count(b"Connection:") == 1
     assert out.endswith(b"Connection: upgrade\r\n\r\n")
     old = b"GET / HTTP/1.0\r\nHost: a\r\n\r\n"
-    out = rewriter.head_for_machine(old, scan_request(old), upgrade=False, http10=True)
+    out = rewriter.head_for_machine(old, scan_request(old), upgrade=False, http10=True, pop="lhr")
+    assert b"Fly-Region: lhr\r\n" in out  # the PoP of each request's client
     assert out.endswith(b"Connection: keep-alive\r\n\r\n")
 
 
