@@ -16,6 +16,7 @@ from edge.core.faults import faults_for
 from edge.core.latency import observe_rtt
 from edge.core.route_headers import route_request
 from edge.core.routing import Endpoint, RoutingSnapshot, ServiceRoutes, decide
+from edge.core.strategies import why_not
 from edge.dataplane.contract import Choice, ClientInfo, NoUpstream, RouteHints, Upstream
 from edge.runtime.metrics import Recorder
 from edge.runtime.routing_state import RoutingState
@@ -92,11 +93,7 @@ class BaseRouter:
         if exclude:
             self.recorder.retry(service.app, "retried" if endpoint else "exhausted")
         if endpoint is None:
-            self.recorder.no_candidate(service.app, pop)
-            if hints is not None:
-                self.recorder.request(service.app, pop, 503, None)
-            reason = f"no machine of app {service.app} can take it: {decision.detail}"
-            return NoUpstream(503, reason, service.app, wait=spec.no_candidate_wait, pop=pop)
+            return self._no_candidate(service, decision.detail, pop, hints, exclude)
         self.recorder.decision(service.app, pop, endpoint.region, decision.reason)
         if decision.reason == "panic":
             self.recorder.panic(service.app)
@@ -128,6 +125,26 @@ class BaseRouter:
             pop=pop,
             faults=faults,
         )
+
+    def _no_candidate(
+        self,
+        service: ServiceRoutes,
+        detail: str,
+        pop: str,
+        hints: RouteHints | None,
+        exclude: frozenset[str],
+    ) -> NoUpstream:
+        spec = service.spec
+        reason = f"no machine of app {service.app} can take it: {detail}"
+        if spec.queue_timeout > 0 and at_capacity(service, exclude, time.monotonic()):
+            # Every machine that could take it is at its hard limit: the caller may wait
+            # for a released slot (the platform queues, then answers 503).
+            queue = self.state.queue_for(service.app, spec)
+            return NoUpstream(503, reason, service.app, pop=pop, queue=queue)
+        self.recorder.no_candidate(service.app, pop)
+        if hints is not None:
+            self.recorder.request(service.app, pop, 503, None)
+        return NoUpstream(503, reason, service.app, wait=spec.no_candidate_wait, pop=pop)
 
     # --- reports from the data plane -----------------------------------------------------
 
@@ -171,7 +188,18 @@ class BaseRouter:
         self.recorder.transferred(upstream.app, to_machine, to_client)
 
     def release(self, upstream: Upstream) -> None:
-        _endpoint(upstream).stats.active -= 1
+        endpoint = _endpoint(upstream)
+        endpoint.stats.active -= 1
+        if self.state.queues:  # only once a service has been saturated
+            self._wake_waiter(endpoint.app)
+
+    def _wake_waiter(self, app_name: str) -> None:
+        app = self.state.snapshot.apps.get(app_name)
+        service = None if app is None else app.services.get(self.port)
+        if service is not None:
+            queue = self.state.queues.get((app_name, service.spec.internal_port))
+            if queue is not None and len(queue):
+                queue.wake_one()
 
 
 def _endpoint(upstream: Upstream) -> Endpoint:
@@ -237,3 +265,8 @@ class SharedRouter(BaseRouter):
                 f"apps are reached as <app>.{domain}",
             )
         return self.route(service, client, hints, exclude)
+
+
+def at_capacity(service: ServiceRoutes, exclude: frozenset[str], now: float) -> bool:
+    """No candidate only because machines that could take it are at their hard limit."""
+    return any(why_not(ep, service, exclude, now) == "at hard limit" for ep in service.started)

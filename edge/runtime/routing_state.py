@@ -24,6 +24,7 @@ from edge.core.routing import (
     RoutingSnapshot,
     build_snapshot,
 )
+from edge.runtime.capacity import WaitQueue
 from edge.runtime.demo import DemoKind
 from edge.runtime.traffic import TrafficLog
 from edge.store import StoreSnapshot
@@ -98,6 +99,8 @@ class RoutingState:
         self.shared_apps: frozenset[str] = frozenset()  # apps holding the shared IPv4
         self.traffic = TrafficLog()
         self.faults: tuple[Fault, ...] = ()  # toxics and ``down`` (edge.runtime.faults)
+        # Wait queues of saturated services, by (app, internal port); created on demand.
+        self.queues: dict[tuple[str, int], WaitQueue] = {}
         self.snapshot: RoutingSnapshot = build_snapshot(
             (), model, config.edge.app_domain, self.stats_for, self.pops_up
         )
@@ -129,6 +132,14 @@ class RoutingState:
         }
         for key in [k for k in self._stats if k not in live]:
             del self._stats[key]
+
+    def queue_for(self, app: str, spec: ServiceSpec) -> WaitQueue:
+        key = (app, spec.internal_port)
+        queue = self.queues.get(key)
+        if queue is None:
+            queue = self.queues[key] = WaitQueue(spec.queue_timeout)
+        queue.timeout = spec.queue_timeout
+        return queue
 
     def set_pops_up(self, pops: Iterable[str]) -> None:
         self.pops_up = tuple(pops)
