@@ -18,7 +18,11 @@ class ChunkedScanner:
 
     __slots__ = ("_left", "_line", "_state")
 
-    _SIZE, _DATA, _DATA_END, _TRAILER = range(4)
+    # One assignment each (not a tuple unpacking): mypyc compiles these modules too.
+    _SIZE = 0
+    _DATA = 1
+    _DATA_END = 2
+    _TRAILER = 3
     MAX_LINE = 4096
 
     def __init__(self) -> None:
