@@ -765,3 +765,38 @@ async def test_a_machine_down_by_fault_is_refused_and_the_next_one_answers() -> 
     await second.stop()
     assert resp.status == 200 and resp.get("X-Backend") == "second"
     assert router.connect_failures == [("m0", "refused")] and first.connections == 0
+
+
+@on_uvloop
+async def test_large_bodies_stream_through_both_ways() -> None:
+    big = bytes(range(256)) * 16384  # 4 MiB
+
+    async def echo_big(
+        b: Backend, req: Message, r: asyncio.StreamReader, w: asyncio.StreamWriter
+    ) -> bool:
+        body = await read_body(r, req)
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (len(body) + len(big)))
+        w.write(body)
+        w.write(big)
+        await w.drain()
+        return True
+
+    backend = await Backend(echo_big).start()
+    async with running_relay(router_for(backend)) as relay:
+        reader, writer = await relay.connect()
+        upload = big[: 2 * 1024 * 1024]
+        writer.write(b"POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % len(upload))
+        writer.write(upload)
+        resp = await asyncio.wait_for(read_response(reader), 20)
+        chunked = (
+            b"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3\r\nabc\r\n0\r\n\r\n"
+        )
+        writer.write(chunked + get("/after"))  # pipelined behind a chunked body
+        second = await asyncio.wait_for(read_response(reader), 20)
+        third = await asyncio.wait_for(read_response(reader), 20)
+        writer.close()
+    await backend.stop()
+    assert resp.body == upload + big
+    assert second.body == b"abc" + big
+    assert third.body == b"" + big
