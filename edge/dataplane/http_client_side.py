@@ -21,7 +21,8 @@ from edge.dataplane.http_head import RequestHeadScan, RequestRewriter
 from edge.dataplane.http_tracker import HttpConnectionTracker
 from edge.dataplane.request_id import UlidSource
 from edge.dataplane.tls import client_info_from_transport
-from edge.dataplane.upstream_pool import UpstreamConnection, UpstreamPool
+from edge.dataplane.upstream_conn import UpstreamConnection
+from edge.dataplane.upstream_pool import UpstreamPool
 
 # Input phases.
 READ_HEAD: Final = 0

@@ -51,7 +51,8 @@ from edge.dataplane.http_head import (
 )
 from edge.dataplane.http_tracker import HttpConnectionTracker
 from edge.dataplane.proxy_protocol import accept_proxy_header
-from edge.dataplane.upstream_pool import UpstreamConnection, UpstreamPool
+from edge.dataplane.upstream_conn import UpstreamConnection
+from edge.dataplane.upstream_pool import UpstreamPool
 
 __all__ = ["HttpProxyProtocol", "HttpSettings", "make_http_protocol_factory"]
 
