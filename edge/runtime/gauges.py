@@ -53,6 +53,13 @@ def pops(dataplane: DataPlane) -> GaugeRows:
     return [((pop,), 1.0 if pop in up else 0.0) for pop in dataplane.config.edge.pops]
 
 
+def queue_lengths(dataplane: DataPlane) -> GaugeRows:
+    lengths: Counter[str] = Counter()
+    for (app, _port), queue in dataplane.state.queues.items():
+        lengths[app] += len(queue)
+    return [((app,), float(n)) for app, n in lengths.items()]
+
+
 def register_gauges(metrics: Metrics, dataplane: DataPlane) -> None:
     """Point each scrape-time gauge at the data plane it reads."""
     metrics.machine_health.provider = lambda: machine_health(dataplane)
@@ -63,6 +70,7 @@ def register_gauges(metrics: Metrics, dataplane: DataPlane) -> None:
         ((family,), float(n)) for family, n in dataplane.listeners.counts().items()
     ]
     metrics.pop_up.provider = lambda: pops(dataplane)
+    metrics.queue_length.provider = lambda: queue_lengths(dataplane)
     metrics.faults_active.provider = lambda: [
         ((kind,), float(n)) for kind, n in dataplane.faults.counts().items()
     ]

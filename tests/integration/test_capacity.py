@@ -17,7 +17,7 @@ EdgeFactory = Callable[..., EdgeProcess]
 
 
 @pytest.fixture
-def full(edge_factory: EdgeFactory, tmp_path: Path) -> tuple[str, int]:
+def full(edge_factory: EdgeFactory, tmp_path: Path) -> tuple[str, int, EdgeProcess]:
     port = free_port()
     app = {
         "app": "one",
@@ -34,7 +34,7 @@ def full(edge_factory: EdgeFactory, tmp_path: Path) -> tuple[str, int]:
     }
     edge = edge_factory(config=write_edge_config(tmp_path, [app]))
     address = Api.admin(edge).get("/v1/apps/one/ip_assignments")[1]["ips"][0]["ip"]
-    return address, port
+    return address, port, edge
 
 
 def echo(sock: socket.socket, payload: bytes) -> bytes:
@@ -48,12 +48,16 @@ def echo(sock: socket.socket, payload: bytes) -> bytes:
     return received
 
 
-def test_a_queued_connection_gets_the_released_slot(full: tuple[str, int]) -> None:
-    first = socket.create_connection(full, timeout=5)
+def test_a_queued_connection_gets_the_released_slot(
+    full: tuple[str, int, EdgeProcess],
+) -> None:
+    address, port, edge = full
+    first = socket.create_connection((address, port), timeout=5)
     assert echo(first, b"one\n") == b"one\n"
-    second = socket.create_connection(full, timeout=5)
+    second = socket.create_connection((address, port), timeout=5)
     second.sendall(b"two\n")
     time.sleep(0.3)
+    assert 'edge_queue_length{app="one"} 1.0' in edge.get_text("/metrics")
     first.close()  # frees the only slot: the waiting connection takes it
     received = b""
     while len(received) < 4:
@@ -65,10 +69,13 @@ def test_a_queued_connection_gets_the_released_slot(full: tuple[str, int]) -> No
     assert received == b"two\n"
 
 
-def test_a_queued_connection_is_closed_after_queue_timeout(full: tuple[str, int]) -> None:
-    with socket.create_connection(full, timeout=5) as first:
+def test_a_queued_connection_is_closed_after_queue_timeout(
+    full: tuple[str, int, EdgeProcess],
+) -> None:
+    address, port, _ = full
+    with socket.create_connection((address, port), timeout=5) as first:
         assert echo(first, b"one\n") == b"one\n"
-        with socket.create_connection(full, timeout=5) as second:
+        with socket.create_connection((address, port), timeout=5) as second:
             started = time.monotonic()
             second.sendall(b"two\n")
             assert second.recv(100) == b""  # closed, never served
