@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
+from edge.dataplane.tracker import ConnectionTracker
+
 
 class TrackedConnection(Protocol):
     deadline: float
@@ -26,33 +28,26 @@ class TrackedConnection(Protocol):
     def abort(self) -> None: ...
 
 
-class HttpConnectionTracker:
+class HttpConnectionTracker(ConnectionTracker[TrackedConnection]):
     """The connections of one (or more) HTTP listeners."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, tick: float = 0.1) -> None:
+        super().__init__()
         self._loop = loop
         self._tick = tick
-        self._live: set[TrackedConnection] = set()
         self._timer: asyncio.TimerHandle | None = None
-        self._empty: asyncio.Future[None] | None = None
         self.draining = False  # no more keep-alive: each connection closes after its response
 
-    def __len__(self) -> int:
-        return len(self._live)
-
     def add(self, conn: TrackedConnection) -> None:
-        self._live.add(conn)
+        super().add(conn)
         if self._timer is None:
             self._timer = self._loop.call_later(self._tick, self._sweep)
 
     def discard(self, conn: TrackedConnection) -> None:
-        self._live.discard(conn)
-        if not self._live:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            if self._empty is not None and not self._empty.done():
-                self._empty.set_result(None)
+        super().discard(conn)
+        if not self._live and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def close_idle(self) -> int:
         """Close the connections with no request in flight; returns how many."""
@@ -61,27 +56,12 @@ class HttpConnectionTracker:
             conn.close()
         return len(idle)
 
-    def close_all(self) -> int:
-        """Abort every live connection now; returns how many there were."""
-        live = list(self._live)
-        for conn in live:
-            conn.abort()
-        return len(live)
-
     async def drain(self, timeout: float) -> int:
         """Stop keep-alive, close idle connections, let requests in flight finish for up
         to ``timeout`` seconds, then abort the rest; returns how many were aborted."""
         self.draining = True
         self.close_idle()
-        if self._live:
-            self._empty = self._loop.create_future()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._empty), timeout)
-            except TimeoutError:
-                pass
-            finally:
-                self._empty = None
-        return self.close_all()
+        return await super().drain(timeout)
 
     def _sweep(self) -> None:
         now = self._loop.time()

@@ -19,7 +19,7 @@ import asyncio
 import collections
 import enum
 from collections.abc import Callable
-from typing import Final, Protocol, cast
+from typing import Final, cast
 
 from edge.dataplane.contract import (
     CapacityQueue,
@@ -31,6 +31,7 @@ from edge.dataplane.contract import (
 from edge.dataplane.proxy_protocol import accept_proxy_header, build_header
 from edge.dataplane.tls import client_info_from_transport
 from edge.dataplane.toxics import open_machine_connection
+from edge.dataplane.tracker import ConnectionTracker
 
 BUFFER_LIMIT: Final = 64 * 1024  # bytes held before the machine connects, or in a delay line
 _TIMER_SLACK: Final = 0.001  # libuv timers have millisecond resolution
@@ -41,48 +42,6 @@ _PEER_FULL: Final = 1  # the other side's transport is above its write high-wate
 _EARLY_FULL: Final = 2  # no machine yet and BUFFER_LIMIT bytes are already buffered
 _DELAY_FULL: Final = 4  # the simulated-latency line holds BUFFER_LIMIT bytes not yet due
 _NO_EXCLUDE: Final[frozenset[str]] = frozenset()
-
-
-class Closable(Protocol):
-    def abort(self) -> None: ...
-
-
-class ConnectionTracker:
-    """Live connections of a listener, so the runtime can drain them at shutdown."""
-
-    def __init__(self) -> None:
-        self._live: set[Closable] = set()
-        self._empty: asyncio.Future[None] | None = None
-
-    def __len__(self) -> int:
-        return len(self._live)
-
-    def add(self, conn: Closable) -> None:
-        self._live.add(conn)
-
-    def discard(self, conn: Closable) -> None:
-        self._live.discard(conn)
-        if not self._live and self._empty is not None and not self._empty.done():
-            self._empty.set_result(None)
-
-    def close_all(self) -> int:
-        """Abort every live connection now; returns how many there were."""
-        live = list(self._live)
-        for conn in live:
-            conn.abort()
-        return len(live)
-
-    async def drain(self, timeout: float) -> int:
-        """Wait up to ``timeout`` s for connections to end, abort the rest; returns that count."""
-        if self._live:
-            self._empty = asyncio.get_running_loop().create_future()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._empty), timeout)
-            except TimeoutError:
-                pass
-            finally:
-                self._empty = None
-        return self.close_all()
 
 
 class ConnectDeadlines:
@@ -309,7 +268,7 @@ class TcpRelay(_Side):
         self,
         router: ListenerRouter,
         loop: asyncio.AbstractEventLoop,
-        tracker: ConnectionTracker | None = None,
+        tracker: ConnectionTracker[TcpRelay] | None = None,
         client: ClientInfo | None = None,
         deadlines: ConnectDeadlines | None = None,
     ) -> None:
@@ -584,7 +543,7 @@ class TcpRelay(_Side):
 def make_tcp_protocol_factory(
     router: ListenerRouter,
     loop: asyncio.AbstractEventLoop,
-    tracker: ConnectionTracker | None = None,
+    tracker: ConnectionTracker[TcpRelay] | None = None,
     accept_proxy_proto: bool = False,
 ) -> Callable[[], asyncio.Protocol]:
     """The ``protocol_factory`` for a raw TCP (or TLS-terminated) listener.

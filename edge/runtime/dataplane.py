@@ -20,8 +20,9 @@ from edge.core.latency import LatencyModel
 from edge.core.regions import RegionCatalogue
 from edge.dataplane.http_proxy import make_http_protocol_factory
 from edge.dataplane.http_tracker import HttpConnectionTracker
-from edge.dataplane.tcp_proxy import ConnectionTracker, make_tcp_protocol_factory
+from edge.dataplane.tcp_proxy import TcpRelay, make_tcp_protocol_factory
 from edge.dataplane.tls import CertificateStore, CertPair, server_ssl_context
+from edge.dataplane.tracker import ConnectionTracker
 from edge.dataplane.upstream_pool import UpstreamPool
 from edge.runtime.demo import DemoIdentity, DemoMachines
 from edge.runtime.faults import FaultRegistry
@@ -179,7 +180,7 @@ class DataPlane:
                 accept_proxy_proto=accept_proxy,
             )
             return factory, ssl_context, http_tracker
-        tcp_tracker = ConnectionTracker()
+        tcp_tracker: ConnectionTracker[TcpRelay] = ConnectionTracker()
         factory = make_tcp_protocol_factory(router, loop, tcp_tracker, accept_proxy)
         return factory, ssl_context, tcp_tracker
 

@@ -20,7 +20,8 @@ import uvloop
 
 from edge.dataplane.contract import ClientInfo, NoUpstream, ProxyProtoVersion, RouteHints, Upstream
 from edge.dataplane.proxy_protocol import ParsedProxy, build_v1, parse_proxy_header
-from edge.dataplane.tcp_proxy import ConnectionTracker, TcpRelay, make_tcp_protocol_factory
+from edge.dataplane.tcp_proxy import TcpRelay, make_tcp_protocol_factory
+from edge.dataplane.tracker import ConnectionTracker
 from edge.runtime.capacity import WaitQueue
 
 T = TypeVar("T")

@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from edge.dataplane.tcp_proxy import ConnectionTracker, make_tcp_protocol_factory
+from edge.dataplane.tcp_proxy import make_tcp_protocol_factory
 from edge.dataplane.tls import (
     CertificateStore,
     CertPair,
     generate_self_signed,
     server_ssl_context,
 )
+from edge.dataplane.tracker import ConnectionTracker
 from tests.integration.test_tcp_proxy import Echo, FakeRouter, on_uvloop, port_of, serve, until
 
 
