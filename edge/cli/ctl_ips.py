@@ -6,7 +6,7 @@ import argparse
 import ipaddress
 from typing import Any
 
-from edge.cli.argtypes import SubParsers
+from edge.cli.argtypes import SubParsers, app_command
 from edge.cli.client import ApiClient
 from edge.cli.output import print_json, print_table
 from edge.errors import BadRequest
@@ -75,10 +75,7 @@ def register(commands: SubParsers) -> None:
     sub = ips.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
 
     def app_parser(name: str, help_text: str) -> argparse.ArgumentParser:
-        parser = sub.add_parser(name, help=help_text)
-        parser.add_argument("-a", "--app", required=True, help="the app")
-        parser.add_argument("-j", "--json", action="store_true", help="print JSON")
-        return parser
+        return app_command(sub, name, help_text)
 
     app_parser("list", "list the app's IP addresses").set_defaults(handler=cmd_list)
     allocate = app_parser("allocate", "allocate an address (v4 unless --ipv6 / --shared)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from edge.cli.argtypes import SubParsers
+from edge.cli.argtypes import SubParsers, app_command
 from edge.cli.client import ApiClient
 from edge.cli.output import print_json, print_table
 from edge.errors import BadRequest
@@ -128,10 +128,7 @@ def register(commands: SubParsers) -> None:
     sub = machines.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
 
     def app_parser(name: str, help_text: str) -> argparse.ArgumentParser:
-        parser = sub.add_parser(name, help=help_text)
-        parser.add_argument("-a", "--app", required=True, help="the app")
-        parser.add_argument("-j", "--json", action="store_true", help="print JSON")
-        return parser
+        return app_command(sub, name, help_text)
 
     app_parser("list", "list machines with load and health").set_defaults(handler=cmd_list)
     add = app_parser("add", "add a machine: --address HOST:PORT, or --demo")

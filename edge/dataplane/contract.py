@@ -152,3 +152,14 @@ class ListenerRouter(Protocol):
     def release(self, upstream: Upstream) -> None:
         """The connection or request is over: its load slot is free again."""
         ...
+
+
+def connect_failure(exc: BaseException) -> str:
+    """The contract's name for why connecting to a machine failed (``connect_failed``)."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, ConnectionResetError | ConnectionAbortedError):
+        return "reset"
+    return "unreachable"

@@ -27,6 +27,7 @@ from edge.dataplane.contract import (
     ListenerRouter,
     NoUpstream,
     Upstream,
+    connect_failure,
 )
 from edge.dataplane.proxy_protocol import accept_proxy_header, build_header
 from edge.dataplane.tls import client_info_from_transport
@@ -228,16 +229,6 @@ class _MachineSide(_Side):
 _Connecting = asyncio.Future[None]
 
 
-def _connect_failure(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "refused"
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    if isinstance(exc, ConnectionResetError | ConnectionAbortedError):
-        return "reset"
-    return "unreachable"
-
-
 class TcpRelay(_Side):
     """The client side of one relayed connection, and the controller of its machine side."""
 
@@ -436,7 +427,7 @@ class TcpRelay(_Side):
         else:
             exc = connecting.exception()
             # No exception: it connected after we gave up on it (machine_made closed it).
-            reason = _connect_failure(exc) if exc is not None else None
+            reason = connect_failure(exc) if exc is not None else None
         if reason is not None:
             self._router.connect_failed(upstream, reason)
         self._router.release(upstream)

@@ -13,21 +13,11 @@ from collections import deque
 from collections.abc import Sequence
 
 from edge.core.faults import Fault
+from edge.dataplane.contract import connect_failure
 from edge.dataplane.toxics import open_machine_connection
 from edge.dataplane.upstream_conn import ConnectDone, UpstreamConnection
 
-__all__ = ["UpstreamConnection", "UpstreamPool", "connect_failure"]
-
-
-def connect_failure(exc: BaseException) -> str:
-    """The contract's name for why a connect failed."""
-    if isinstance(exc, ConnectionRefusedError):
-        return "refused"
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    if isinstance(exc, ConnectionResetError | ConnectionAbortedError):
-        return "reset"
-    return "unreachable"
+__all__ = ["UpstreamConnection", "UpstreamPool"]
 
 
 class UpstreamPool:
