@@ -19,9 +19,9 @@ import ipaddress
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Literal
 
-from edge.runtime.demo_http import DemoHttpProtocol
+from edge.runtime.demo_http import DemoConnection, DemoHttpProtocol
 
 DemoKind = Literal["http", "echo"]
 
@@ -66,24 +66,8 @@ class MachineState:
         self.transports.discard(transport)
 
 
-class DemoEchoProtocol(asyncio.Protocol):
+class DemoEchoProtocol(DemoConnection):
     """Raw TCP echo; on the client's EOF the echoed bytes are flushed, then it closes."""
-
-    __slots__ = ("_state", "_transport")
-
-    def __init__(self, state: MachineState) -> None:
-        self._state = state
-        self._transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        tcp = cast(asyncio.Transport, transport)
-        if self._state.register(tcp):
-            self._transport = tcp
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._transport is not None:
-            self._state.unregister(self._transport)
-            self._transport = None
 
     def data_received(self, data: bytes) -> None:
         if self._transport is not None and not self._state.hanging:

@@ -77,13 +77,30 @@ class _Answer:
         self.timer: asyncio.TimerHandle | None = None
 
 
-class DemoHttpProtocol(asyncio.Protocol):
-    """One connection to an HTTP demo machine (one instance per connection)."""
+class DemoConnection(asyncio.Protocol):
+    """A connection to a demo machine, registered with it so a stop can break it."""
 
     def __init__(self, state: MachineState) -> None:
         self._state = state
-        self._bytes = _machine_bytes(state.identity)
         self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        tcp = cast(asyncio.Transport, transport)  # uvloop's aren't subclasses
+        if self._state.register(tcp):
+            self._transport = tcp
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is not None:
+            self._state.unregister(self._transport)
+            self._transport = None
+
+
+class DemoHttpProtocol(DemoConnection):
+    """One connection to an HTTP demo machine (one instance per connection)."""
+
+    def __init__(self, state: MachineState) -> None:
+        super().__init__(state)
+        self._bytes = _machine_bytes(state.identity)
         self._parser = httptools.HttpRequestParser(self)
         self._pipeline: deque[_Answer] = deque()  # only non-empty behind a delayed answer
         self._closing = False  # a Connection: close or 400 answer is queued; read no more
@@ -97,15 +114,8 @@ class DemoHttpProtocol(asyncio.Protocol):
 
     # --- asyncio callbacks ------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        tcp = cast(asyncio.Transport, transport)
-        if self._state.register(tcp):
-            self._transport = tcp
-
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._transport is not None:
-            self._state.unregister(self._transport)
-            self._transport = None
+        super().connection_lost(exc)
         for answer in self._pipeline:
             if answer.timer is not None:
                 answer.timer.cancel()
