@@ -364,7 +364,7 @@ def _paths() -> dict[str, Any]:
             "post": operation(
                 "Operator state: maint, drain or ready (in memory only)",
                 (200, "The machine", ref("Machine")),
-                (400, 401, 404),
+                (400, 401, 404, 409),
                 body="AdminState",
             ),
         },

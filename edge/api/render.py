@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from edge.core.apps import AppRecord, Machine, Org
+from edge.core.faults import Fault
 from edge.core.ipam import IpAssignment, format_time
 from edge.core.regions import Region
 
@@ -63,4 +64,22 @@ def machine_json(machine: Machine, live: dict[str, Any]) -> dict[str, Any]:
         "created_at": format_time(machine.created_at),
         "updated_at": format_time(machine.updated_at),
         **live,
+    }
+
+
+def fault_json(fault: Fault) -> dict[str, Any]:
+    return {
+        "id": fault.id,
+        "kind": fault.kind,
+        "scope": fault.scope,
+        "target": fault.target,
+        "app": fault.app,
+        "stream": fault.stream,
+        "latency_ms": round(fault.latency * 1000, 3),
+        "jitter_ms": round(fault.jitter * 1000, 3),
+        "rate_kbps": fault.rate,
+        "timeout_ms": round(fault.timeout * 1000, 3),
+        "delay_ms": round(fault.delay * 1000, 3),
+        "bytes": fault.bytes,
+        "created_at": format_time(fault.created_at),
     }

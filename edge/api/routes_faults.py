@@ -13,9 +13,9 @@ from aiohttp import web
 from edge.api.app_context import CONTEXT, ApiContext
 from edge.api.auth import IDENTITY, Identity
 from edge.api.bodies import Body, read_body
+from edge.api.render import fault_json
 from edge.config.types import parse_duration
 from edge.core.faults import Fault, FaultKind
-from edge.core.ipam import format_time
 from edge.errors import BadRequest
 
 routes = web.RouteTableDef()
@@ -34,24 +34,6 @@ class AddFault(Body):
     timeout: str | float = 0
     delay: str | float = 0
     bytes: int = 0
-
-
-def fault_json(fault: Fault) -> dict[str, Any]:
-    return {
-        "id": fault.id,
-        "kind": fault.kind,
-        "scope": fault.scope,
-        "target": fault.target,
-        "app": fault.app,
-        "stream": fault.stream,
-        "latency_ms": round(fault.latency * 1000, 3),
-        "jitter_ms": round(fault.jitter * 1000, 3),
-        "rate_kbps": fault.rate,
-        "timeout_ms": round(fault.timeout * 1000, 3),
-        "delay_ms": round(fault.delay * 1000, 3),
-        "bytes": fault.bytes,
-        "created_at": format_time(fault.created_at),
-    }
 
 
 def _seconds(name: str, value: str | float) -> float:

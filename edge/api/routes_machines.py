@@ -14,6 +14,7 @@ from edge.api.render import machine_json
 from edge.config.model import MachineSpec
 from edge.core.apps import Machine
 from edge.core.ipam import format_time
+from edge.errors import Conflict
 
 routes = web.RouteTableDef()
 
@@ -131,7 +132,12 @@ async def set_admin(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
     machine = await _find(request)
     body = await read_body(request, AdminState)
-    context.dataplane().health.set_admin(machine.app, machine.id, body.state)
+    changed = context.dataplane().health.set_admin(machine.app, machine.id, body.state)
+    if not changed:
+        raise Conflict(
+            f"machine {machine.id!r} is in no service of app {machine.app!r} (or not started): "
+            f"there is no traffic to put in {body.state}"
+        )
     return web.json_response(await _machine_answer(request, machine))
 
 

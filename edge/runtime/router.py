@@ -40,6 +40,9 @@ class BaseRouter:
         self.force_https = port.force_https
         self.proxy_proto = port.proxy_proto_options.version if port.sends_proxy_proto else None
         self._regions: dict[str, str] = {}
+        # The configuration never changes while the daemon runs: read it once, not per request.
+        self._trust_region_header = state.config.edge.trust_client_region_header
+        self._simulate = state.config.edge.simulate_latency
 
     @property
     def pop(self) -> str:
@@ -51,8 +54,7 @@ class BaseRouter:
         return 2
 
     def client_region(self, client: ClientInfo, hints: RouteHints | None) -> str:
-        edge = self.state.config.edge
-        if hints is not None and hints.client_region and edge.trust_client_region_header:
+        if hints is not None and hints.client_region and self._trust_region_header:
             claimed = hints.client_region.strip().lower().decode("latin-1")
             if claimed in self.state.valid_regions:
                 return claimed
@@ -107,7 +109,7 @@ class BaseRouter:
         faults = self.state.faults
         if faults:  # only while someone injects faults: the usual path skips this
             faults = faults_for(faults, service.app, endpoint.machine_id, endpoint.region, pop)
-        simulate = self.state.config.edge.simulate_latency
+        simulate = self._simulate
         model = self.state.model
         return Upstream(
             host=endpoint.host,

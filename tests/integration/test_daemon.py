@@ -144,3 +144,9 @@ def test_regions_prints_the_catalogue() -> None:
     assert lines[0].split() == ["CODE", "CITY", "LATITUDE", "LONGITUDE", "GATEWAY", "STATUS"]
     assert len(lines) == 36
     assert any(line.startswith("syd ") and "current" in line for line in lines)
+
+
+def test_malformed_api_address_exits_2(tmp_path: Path) -> None:
+    result = run_edge("serve", "--state-dir", str(tmp_path), "--api", "nowhere")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "edge: error: --api must be HOST:PORT, not 'nowhere'"

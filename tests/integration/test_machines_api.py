@@ -166,3 +166,29 @@ def test_machines_of_another_org_are_invisible(edge: EdgeProcess) -> None:
         ("PUT", "/v1/apps/secret", {"primary_region": "lhr"}),
     ]:
         assert other.call(method, path, body)[0] == 404, (method, path)
+
+
+def test_operator_states_and_their_bad_input(edge: EdgeProcess) -> None:
+    api = Api.admin(edge)
+    api.post("/v1/apps", {"app_name": "web"})
+    mid = api.post("/v1/apps/web/machines", {"region": "lhr", "demo": True})[1]["id"]
+    status, body = api.post(f"/v1/apps/web/machines/{mid}/admin", {"state": "drain"})
+    assert status == 409 and "no service" in body["error"]  # nothing routes to it
+    from tests.integration.daemon import free_port
+
+    service = {"internal_port": 8080, "ports": [{"port": free_port(), "handlers": ["http"]}]}
+    app_file = {
+        "primary_region": "lhr",
+        "services": [service],
+        "machines": [{"id": mid, "region": "lhr", "demo": True}],
+    }
+    assert api.call("PUT", "/v1/apps/web", app_file)[0] == 200
+    status, body = api.post(f"/v1/apps/web/machines/{mid}/admin", {"state": "sleepy"})
+    assert status == 400 and body["error"].startswith("state:")
+    assert (
+        api.post(f"/v1/apps/web/machines/{mid}/admin", {"state": "drain"})[1]["health"] == "drain"
+    )
+    assert (
+        api.post(f"/v1/apps/web/machines/{mid}/admin", {"state": "ready"})[1]["health"] != "drain"
+    )
+    assert api.post("/v1/apps/web/machines/nope/admin", {"state": "maint"})[0] == 404
