@@ -12,12 +12,20 @@ import time
 
 from edge.config.model import PortSpec
 from edge.core import outlier
+from edge.core.error_codes import capacity_code, no_candidate_code
 from edge.core.faults import faults_for
 from edge.core.latency import observe_rtt
 from edge.core.route_headers import route_request
-from edge.core.routing import Endpoint, RoutingSnapshot, ServiceRoutes, decide
+from edge.core.routing import Endpoint, RouteRequest, RoutingSnapshot, ServiceRoutes, decide
 from edge.core.strategies import why_not
-from edge.dataplane.contract import Choice, ClientInfo, NoUpstream, RouteHints, Upstream
+from edge.dataplane.contract import (
+    Choice,
+    ClientInfo,
+    EdgeAnswer,
+    NoUpstream,
+    RouteHints,
+    Upstream,
+)
 from edge.runtime.metrics import Recorder
 from edge.runtime.routing_state import RoutingState
 from edge.runtime.traffic import Decision
@@ -95,7 +103,7 @@ class BaseRouter:
         if exclude:
             self.recorder.retry(service.app, "retried" if endpoint else "exhausted")
         if endpoint is None:
-            return self._no_candidate(service, decision.detail, pop, hints, exclude)
+            return self._no_candidate(service, decision.detail, pop, hints, request)
         self.recorder.decision(service.app, pop, endpoint.region, decision.reason)
         if decision.reason == "panic":
             self.recorder.panic(service.app)
@@ -134,19 +142,26 @@ class BaseRouter:
         detail: str,
         pop: str,
         hints: RouteHints | None,
-        exclude: frozenset[str],
+        request: RouteRequest,
     ) -> NoUpstream:
         spec = service.spec
+        exclude = request.exclude
         reason = f"no machine of app {service.app} can take it: {detail}"
         if spec.queue_timeout > 0 and at_capacity(service, exclude, time.monotonic()):
             # Every machine that could take it is at its hard limit: the caller may wait
             # for a released slot (the platform queues, then answers 503).
             queue = self.state.queue_for(service.app, spec)
-            return NoUpstream(503, reason, service.app, pop=pop, queue=queue)
+            code = capacity_code(http=hints is not None)
+            return NoUpstream(503, reason, service.app, code=code, pop=pop, queue=queue)
         self.recorder.no_candidate(service.app, pop)
         if hints is not None:
             self.recorder.request(service.app, pop, 503, None)
-        return NoUpstream(503, reason, service.app, wait=spec.no_candidate_wait, pop=pop)
+        forced = request.force_instance
+        code = no_candidate_code(
+            instance_missing=forced is not None and forced not in service.by_machine,
+            retried=bool(exclude),
+        )
+        return NoUpstream(503, reason, service.app, code=code, wait=spec.no_candidate_wait, pop=pop)
 
     # --- reports from the data plane -----------------------------------------------------
 
@@ -188,6 +203,10 @@ class BaseRouter:
 
     def transferred(self, upstream: Upstream, to_machine: int, to_client: int) -> None:
         self.recorder.transferred(upstream.app, to_machine, to_client)
+
+    def answered(self, client: ClientInfo, answer: EdgeAnswer) -> None:
+        app, pop = answer.app or self.app_label, answer.pop or self.pop
+        self.state.answers.record(self.recorder, client, answer, app, pop, self.port)
 
     def release(self, upstream: Upstream) -> None:
         endpoint = _endpoint(upstream)
