@@ -257,11 +257,18 @@ class RttOverride(Frozen):
 
 
 class LatencySpec(Frozen):
-    """The RTT model: great-circle distance, light in fiber, route inflation, a floor."""
+    """The RTT model: great-circle distance, light in fiber, route inflation, a floor.
 
+    ``calibrated`` (the default) routes over the cabled areas of ``edge/data/routes.yaml``
+    with their fitted inflations; ``great_circle`` uses ``route_inflation`` for every pair
+    (``edge.core.latency``). ``per_hop_floor`` is paid once per cable hop and is the RTT
+    within one region.
+    """
+
+    model: Literal["calibrated", "great_circle"] = "calibrated"
     fiber_km_per_ms: float = Field(default=200.0, gt=0)
     route_inflation: float = Field(default=1.24, ge=1.0)
-    per_hop_floor: Duration = 0.0045
+    per_hop_floor: Duration = 0.006
     overrides: tuple[RttOverride, ...] = ()
 
 
