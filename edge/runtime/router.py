@@ -11,7 +11,7 @@ import logging
 import time
 
 from edge.config.model import PortSpec
-from edge.core import outlier
+from edge.core import jitter, outlier
 from edge.core.error_codes import capacity_code, no_candidate_code
 from edge.core.faults import faults_for
 from edge.core.latency import observe_rtt
@@ -51,6 +51,8 @@ class BaseRouter:
         # The configuration never changes while the daemon runs: read it once, not per request.
         self._trust_region_header = state.config.edge.trust_client_region_header
         self._simulate = state.config.edge.simulate_latency
+        jitter_spec = state.config.latency.jitter
+        self._jitter = jitter_spec if jitter_spec.distribution != "none" else None
 
     @property
     def pop(self) -> str:
@@ -119,6 +121,11 @@ class BaseRouter:
             faults = faults_for(faults, service.app, endpoint.machine_id, endpoint.region, pop)
         simulate = self._simulate
         model = self.state.model
+        upstream_delay = 0.0
+        if simulate:
+            upstream_delay = model.rtt(pop, endpoint.region)
+            if self._jitter is not None:  # this request's (or connection's) share of jitter
+                upstream_delay += jitter.sample(self._jitter, self.state.jitter_rng)
         return Upstream(
             host=endpoint.host,
             port=endpoint.port,
@@ -129,7 +136,7 @@ class BaseRouter:
             ticket=endpoint,
             send_proxy_proto=self.proxy_proto,
             client_delay=model.rtt(region, pop) if simulate else 0.0,
-            upstream_delay=model.rtt(pop, endpoint.region) if simulate else 0.0,
+            upstream_delay=upstream_delay,
             timeout=spec.timeout,
             connect_timeout=spec.connect_timeout,
             pop=pop,

@@ -100,6 +100,8 @@ class RoutingState:
         self.shared_apps: frozenset[str] = frozenset()  # apps holding the shared IPv4
         self.traffic = TrafficLog()
         self.answers = AnswerLog()  # the edge's own error answers: their log lines
+        # Jitter on simulated paths draws from its own generator: seeded, it repeats.
+        self.jitter_rng = random.Random(config.latency.jitter.seed)
         self.faults: tuple[Fault, ...] = ()  # toxics and ``down`` (edge.runtime.faults)
         # Wait queues of saturated services, by (app, internal port); created on demand.
         self.queues: dict[tuple[str, int], WaitQueue] = {}
