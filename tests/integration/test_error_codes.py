@@ -57,6 +57,25 @@ class SilentBackend:
             conn.close()
 
 
+class FullBacklog:
+    """A listener that never accepts, its backlog filled: connecting to it times out."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0), backlog=0)
+        self.port = self.server.getsockname()[1]
+        self.filling = []
+        for _ in range(3):
+            sock = socket.socket()
+            sock.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                sock.connect(("127.0.0.1", self.port))
+            self.filling.append(sock)
+
+    def close(self) -> None:
+        for sock in [*self.filling, self.server]:
+            sock.close()
+
+
 def app(
     name: str, addresses: list[str], handlers: tuple[str, ...] = ("http",), **service: Any
 ) -> Any:
@@ -122,6 +141,7 @@ class Daemon:
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     tmp_path = tmp_path_factory.mktemp("codes")
     hang, cut = SilentBackend(hang=True), SilentBackend(hang=False)
+    backlog = FullBacklog()
     closed = [f"127.0.0.1:{free_port()}" for _ in range(3)]
     apps = [
         app("refuse0", closed[:1], retries=0),
@@ -129,6 +149,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         app("refuse3", closed, retries=2),
         app("hang", [f"127.0.0.1:{hang.port}"], timeout="1s"),
         app("cut", [f"127.0.0.1:{cut.port}"], retries=0),
+        app("slowconn", [f"127.0.0.1:{backlog.port}"], retries=0, connect_timeout="300ms"),
         app(
             "full",
             [f"127.0.0.1:{hang.port}"],
@@ -137,6 +158,13 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
             timeout="5s",
         ),
         app("rawref", closed[:1], handlers=(), retries=0, no_candidate_wait="0s"),
+        app(
+            "rawfull",
+            [f"127.0.0.1:{hang.port}"],
+            handlers=(),
+            concurrency={"type": "connections", "soft_limit": 1, "hard_limit": 1},
+            queue_timeout="300ms",
+        ),
         {
             "app": "web",
             "primary_region": "lhr",
@@ -146,8 +174,9 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
             "machines": demo_machines("web", ["lhr"]),
         },
     ]
-    apps.append({**app("stopped", closed[:1])})
-    apps[-1]["machines"][0]["state"] = "stopped"
+    for name, handlers in (("stopped", ("http",)), ("rawstopped", ())):
+        apps.append(app(name, closed[:1], handlers=handlers, no_candidate_wait="0s"))
+        apps[-1]["machines"][0]["state"] = "stopped"
     edge = start_edge(
         tmp_path, config=write_edge_config(tmp_path, apps), extra=["--log-format", "json"]
     )
@@ -157,6 +186,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         edge.kill()
         hang.close()
         cut.close()
+        backlog.close()
 
 
 def assert_coded(daemon: Daemon, app: str, status: int, code: str, answer: Any) -> str:
@@ -189,6 +219,11 @@ def test_refused_with_nothing_left_to_retry_is_pr03_naming_the_last_cause(daemon
 def test_every_retry_refused_is_pc07(daemon: Daemon) -> None:
     body = assert_coded(daemon, "refuse3", 502, "PC07", daemon.request("refuse3"))
     assert "(refused)" in body
+
+
+def test_a_connect_that_times_out_is_pc05(daemon: Daemon) -> None:
+    body = assert_coded(daemon, "slowconn", 502, "PC05", daemon.request("slowconn"))
+    assert "(timeout)" in body
 
 
 def test_a_stopped_machine_only_is_pr01(daemon: Daemon) -> None:
@@ -241,3 +276,30 @@ def test_a_raw_tcp_connection_refused_logs_and_counts_pc01(daemon: Daemon) -> No
     assert daemon.metric("rawref", "tcp", "PC01") == 1
     lines = [x for x in daemon.log_lines() if x.get("app") == "rawref" and "code" in x]
     assert lines and lines[0]["code"] == "PC01" and "closed the connection" in lines[0]["msg"]
+
+
+def wait_metric(daemon: Daemon, app: str, status: str, code: str) -> float:
+    deadline = time.monotonic() + 5
+    while daemon.metric(app, status, code) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return daemon.metric(app, status, code)
+
+
+def test_a_raw_tcp_connection_without_a_machine_is_pr01(daemon: Daemon) -> None:
+    address, port = daemon.where["rawstopped"]
+    with socket.create_connection((address, port), timeout=5) as sock:
+        assert sock.recv(100) == b""
+    assert wait_metric(daemon, "rawstopped", "tcp", "PR01") == 1
+
+
+def test_a_raw_tcp_connection_that_waited_too_long_for_a_slot_is_pl01(daemon: Daemon) -> None:
+    address, port = daemon.where["rawfull"]
+    with socket.create_connection((address, port), timeout=5) as holder:
+        holder.sendall(b"x")  # connected to the silent machine: the only slot is taken
+        busy = 'edge_machine_load{app="rawfull",machine="rawfull-0"} 1.0'
+        deadline = time.monotonic() + 5
+        while busy not in daemon.edge.get_text("/metrics") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with socket.create_connection((address, port), timeout=5) as waiter:
+            assert waiter.recv(100) == b""  # closed after queue_timeout, never served
+    assert wait_metric(daemon, "rawfull", "tcp", "PL01") == 1
