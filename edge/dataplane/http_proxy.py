@@ -297,7 +297,7 @@ class HttpProxyProtocol(ClientSide):
                 self._router.connect_failed(up, reason)
             self._release(report=False)
             self._last_cause = reason
-            if reason != "cancelled" and self._attempts <= self._router.retries:
+            if reason != "cancelled" and self._attempts <= up.retries:
                 self._exclude = self._exclude | {up.machine_id}
                 self._choose()
             else:
@@ -405,7 +405,7 @@ class HttpProxyProtocol(ClientSide):
             self._fresh_only = True  # a pooled connection the machine had closed: not its fault
             self._connect()
             return True
-        if self._attempts <= self._router.retries:
+        if self._attempts <= up.retries:
             self._router.connect_failed(up, "reset")
             self._release()
             self._exclude = self._exclude | {up.machine_id}
