@@ -62,6 +62,10 @@ class ApiContext:
             raise
         self.metrics.ipam_operations.labels(op, "ok").inc()
 
+    def declares(self, app: str) -> bool:
+        """Whether the daemon's config file declares ``app`` (see edge.runtime.bootstrap)."""
+        return any(spec.app == app for spec in self.config.apps)
+
     def validate_app(self, data: dict[str, Any], renames: dict[str, str]) -> AppSpec:
         """An AppSpec from API input; a 400 naming the request's field when it is wrong."""
         try:

@@ -102,6 +102,8 @@ SCHEMAS: dict[str, Any] = {
             "created_at": {"type": "string", "format": "date-time"},
             "ips": {"type": "array", "items": ref("IpAssignment")},
             "listeners": {"type": "array", "items": ref("Listener")},
+            "declared_in_config": BOOL,
+            "warning": STR,
         },
         ("name", "org_slug", "primary_region", "created_at"),
     ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from edge.cli.argtypes import SubParsers
 from edge.cli.client import ApiClient
 from edge.cli.ctl_ips import print_ips
 from edge.cli.output import print_json
+from edge.cli.preflight import report_listeners
 from edge.config.load import load_app_file
 from edge.config.regions import default_catalogue
 from edge.errors import BadRequest, ConfigError
@@ -51,11 +53,13 @@ def cmd_deploy(client: ApiClient, args: argparse.Namespace) -> int:
     answer = client.request("PUT", f"/v1/apps/{name}", data)
     if args.json:
         print_json(answer)
-        return 0
-    print(summary(answer))
-    if answer.get("ips"):
-        print_ips(answer["ips"], as_json=False)
-    return 0
+    else:
+        print(summary(answer))
+        if answer.get("ips"):
+            print_ips(answer["ips"], as_json=False)
+    if answer.get("warning"):
+        print(f"Warning: {answer['warning']}", file=sys.stderr)
+    return report_listeners(answer.get("listeners"))
 
 
 def register(commands: SubParsers) -> None:

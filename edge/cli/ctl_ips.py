@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 from typing import Any
 
 from edge.cli.argtypes import SubParsers, app_command
 from edge.cli.client import ApiClient
 from edge.cli.output import print_json, print_table
+from edge.cli.preflight import check_releasable, report_listeners
 from edge.errors import BadRequest
 
 IP_HEADERS = ("type", "address", "region", "created")
@@ -41,7 +41,7 @@ def _allocate(client: ApiClient, args: argparse.Namespace, ip_type: str) -> int:
         request["region"] = args.region
     assignment = client.post(f"/v1/apps/{args.app}/ip_assignments", request)
     print_ips([assignment], args.json)
-    return 0
+    return report_listeners(assignment.get("listeners"))
 
 
 def cmd_allocate(client: ApiClient, args: argparse.Namespace) -> int:
@@ -59,12 +59,7 @@ def cmd_allocate_v6(client: ApiClient, args: argparse.Namespace) -> int:
 
 
 def cmd_release(client: ApiClient, args: argparse.Namespace) -> int:
-    for address in args.addresses:  # check them all before sending anything
-        try:
-            ipaddress.ip_address(address)
-        except ValueError:
-            raise BadRequest(f"Invalid IP address: '{address}'; nothing was released") from None
-    for address in args.addresses:
+    for address in check_releasable(client, args.app, args.addresses):
         client.delete(f"/v1/apps/{args.app}/ip_assignments/{address}")
         print(f"Successfully released IP address {address}")
     return 0

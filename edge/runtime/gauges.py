@@ -7,9 +7,14 @@ from collections import Counter
 from collections.abc import Iterator
 
 from edge.runtime.dataplane import DataPlane
+from edge.runtime.health_checks import NO_CHECKS
 from edge.runtime.metrics import GaugeRows, Metrics
 
-HEALTH_STATES = ("passing", "critical", "unknown", "maint", "drain", "stopped")
+# The machine's health word, and its label value (no spaces in label values).
+HEALTH_STATES = {
+    "passing": "passing", "critical": "critical", "unknown": "unknown", "maint": "maint",
+    "drain": "drain", "stopped": "stopped", NO_CHECKS: "no_checks",
+}  # fmt: skip
 
 
 def machine_health(dataplane: DataPlane) -> Iterator[tuple[tuple[str, ...], float]]:
@@ -18,8 +23,8 @@ def machine_health(dataplane: DataPlane) -> Iterator[tuple[tuple[str, ...], floa
         return
     for machine in snapshot.machines:
         current = dataplane.machine_view(machine)["health"]
-        for state in HEALTH_STATES:
-            labels = (machine.app, machine.id, machine.region, state)
+        for state, label in HEALTH_STATES.items():
+            labels = (machine.app, machine.id, machine.region, label)
             yield labels, 1.0 if state == current else 0.0
 
 

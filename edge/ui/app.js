@@ -16,6 +16,7 @@ const HEALTH_TEXT = {
   stopped: "stopped",
   ejected: "ejected",
   unknown: "checking",
+  "no-checks": "no checks",
   maint: "maintenance",
   drain: "draining",
 };
@@ -297,9 +298,10 @@ function faultsOf(machine) {
     (f.scope === "region" && f.target === machine.region));
 }
 
+// One word per machine, usable as a CSS class: "no checks" becomes "no-checks".
 function machineHealth(machine) {
-  if (machine.ejected && machine.health === "passing") return "ejected";
-  return machine.health || "unknown";
+  if (machine.ejected && ["passing", "no checks"].includes(machine.health)) return "ejected";
+  return (machine.health || "unknown").replace(/ /g, "-");
 }
 
 function render(status) {
