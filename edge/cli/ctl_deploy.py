@@ -23,8 +23,9 @@ def read_app_file(path: Path) -> dict[str, Any]:
     """The file as sent to the API, after the same validation the daemon does."""
     try:
         load_app_file(path, default_catalogue())
-    except ConfigError as exc:
-        raise BadRequest("\n  ".join([exc.message, *exc.problems])) from None
+    except ConfigError as exc:  # each problem once: a lone one is the message itself
+        problems = [p for p in exc.problems if p != exc.message]
+        raise BadRequest("\n  ".join([exc.message, *problems])) from None
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert isinstance(data, dict)  # load_app_file checked it
     return data

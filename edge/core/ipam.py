@@ -320,7 +320,7 @@ def _exhausted(
 
 def resolve_region(requested: str | None, primary_region: str, regions: Collection[str]) -> str:
     """The region of a new assignment: the requested one, else the app's primary region."""
-    region = primary_region if requested is None or requested == "" else requested
+    region = primary_region if requested is None or requested == "" else requested.lower()
     if region not in regions:
         valid = ", ".join(sorted(regions))
         raise BadRequest(f"unknown region {region!r}; valid regions: {valid}")

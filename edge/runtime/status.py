@@ -117,6 +117,7 @@ def route_view(
     prefer: str | None,
 ) -> dict[str, Any]:
     state = dataplane.state
+    from_region = from_region.strip().lower()
     if from_region not in state.valid_regions:
         raise BadRequest(f"from: unknown region {from_region!r}")
     routes = state.snapshot.apps.get(app)
