@@ -16,7 +16,7 @@ from edge.core.apps import Machine
 from edge.core.regions import RegionCatalogue
 from edge.errors import BadRequest, ConfigError, EdgeError
 from edge.runtime.dataplane import DataPlane
-from edge.runtime.metrics import Metrics
+from edge.runtime.metrics import ERROR, OK, Metrics, error_reason
 from edge.runtime.store_runner import StoreRunner
 
 
@@ -54,13 +54,13 @@ class ApiContext:
 
     @contextlib.contextmanager
     def counting(self, op: str) -> Iterator[None]:
-        """Count an IPAM operation by its outcome (ok, or the error's HTTP status)."""
+        """Count an IPAM operation: result ok, or error with the error's kind as reason."""
         try:
             yield
         except EdgeError as exc:
-            self.metrics.ipam_operations.labels(op, str(exc.http_status)).inc()
+            self.metrics.ipam_operations.labels(op, ERROR, error_reason(exc)).inc()
             raise
-        self.metrics.ipam_operations.labels(op, "ok").inc()
+        self.metrics.ipam_operations.labels(op, OK, "").inc()
 
     def declares(self, app: str) -> bool:
         """Whether the daemon's config file declares ``app`` (see edge.runtime.bootstrap)."""

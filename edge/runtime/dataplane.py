@@ -28,7 +28,7 @@ from edge.runtime.demo import DemoIdentity, DemoMachines
 from edge.runtime.faults import FaultRegistry
 from edge.runtime.health_checks import NO_CHECKS, CheckStatus, HealthMonitor, ServiceHealth
 from edge.runtime.listeners import ListenerSet, ListenerSpec, Tracker, desired_listeners
-from edge.runtime.metrics import Metrics, NullRecorder, Recorder
+from edge.runtime.metrics import Metrics, NullRecorder, Recorder, check_labels
 from edge.runtime.router import AppRouter, SharedRouter
 from edge.runtime.routing_state import RoutingState, service_kind
 from edge.store import StoreSnapshot
@@ -63,7 +63,9 @@ class DataPlane:
         checks = metrics.health_checks
         self.health = HealthMonitor(
             self.state.rng,
-            on_check=lambda app, region, result: checks.labels(app, region, result).inc(),
+            on_check=lambda app, region, outcome: checks.labels(
+                app, region, *check_labels(outcome)
+            ).inc(),
         )
         self.demo = DemoMachines()
         self.faults = FaultRegistry(self.state)
@@ -86,6 +88,10 @@ class DataPlane:
         self.health.sync(self.state.snapshot)  # before any await: verdicts precede traffic
         await self.listeners.reconcile(desired_listeners(snapshot))
         self.last_snapshot = snapshot
+        self.recorder.forget(
+            frozenset(a.name for a in snapshot.apps),
+            frozenset((m.app, m.id) for m in snapshot.machines),
+        )
 
     async def _sync_demo_machines(
         self, snapshot: StoreSnapshot

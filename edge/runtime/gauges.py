@@ -1,4 +1,7 @@
-"""Scrape-time gauges: state read from the data plane when Prometheus asks."""
+"""Scrape-time gauges: state read from the data plane when Prometheus asks.
+
+Each provider yields rows only for things that exist now: a destroyed app's or a removed
+machine's series are dropped, never left at 0 (edge.runtime.metrics says the rules)."""
 
 from __future__ import annotations
 
@@ -60,8 +63,10 @@ def pops(dataplane: DataPlane) -> GaugeRows:
 
 def queue_lengths(dataplane: DataPlane) -> GaugeRows:
     lengths: Counter[str] = Counter()
+    live = dataplane.state.snapshot.apps
     for (app, _port), queue in dataplane.state.queues.items():
-        lengths[app] += len(queue)
+        if app in live:  # a gone app's series is dropped, like every gauge of a gone thing
+            lengths[app] += len(queue)
     return [((app,), float(n)) for app, n in lengths.items()]
 
 
