@@ -6,6 +6,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -51,6 +52,7 @@ class ApiContext:
     live_machine: Callable[[Machine], dict[str, Any]] = lambda machine: {}
     started_at: float = field(default_factory=time.time)
     dataplane: Callable[[], DataPlane] = _no_dataplane
+    token_path: Path | None = None  # the admin token file (shown on the dashboard's login)
 
     @contextlib.contextmanager
     def counting(self, op: str) -> Iterator[None]:

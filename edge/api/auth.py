@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from edge.api.ui_sessions import SESSION_PATH, UiLogins
 from edge.core.tokens import bearer_token, hash_token, token_matches
 from edge.errors import Forbidden, Unauthorized
 from edge.store import ADMIN, Caller
 
-# Paths anyone may read: liveness, metrics for Prometheus, the API's own description.
-PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/v1/openapi.json"})
+# Paths anyone may read: liveness, metrics for Prometheus, the API's own description,
+# and the dashboard's code-for-session exchange (the one-time code is its credential).
+PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/v1/openapi.json", SESSION_PATH})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -46,9 +48,15 @@ IDENTITY = web.RequestKey("identity", Identity)
 class TokenCheck:
     """Resolves a bearer token to an Identity; the admin hash is cached at start."""
 
-    def __init__(self, admin_hash: str, find_org: Callable[[str], Awaitable[str | None]]) -> None:
+    def __init__(
+        self,
+        admin_hash: str,
+        find_org: Callable[[str], Awaitable[str | None]],
+        logins: UiLogins | None = None,
+    ) -> None:
         self._admin_hash = admin_hash
         self._find_org = find_org
+        self.logins = UiLogins() if logins is None else logins  # dashboard sessions
 
     async def identify(self, authorization: str | None) -> Identity:
         token = bearer_token(authorization)
@@ -56,6 +64,9 @@ class TokenCheck:
             raise Unauthorized("missing bearer token: send 'Authorization: Bearer TOKEN'")
         if token_matches(token, self._admin_hash):
             return Identity(ADMIN)
+        session = self.logins.caller(hash_token(token))
+        if session is not None:
+            return Identity(session)
         slug = await self._find_org(hash_token(token))
         if slug is None:
             raise Unauthorized("invalid token")

@@ -121,6 +121,9 @@ SCHEMAS: dict[str, Any] = {
         ("code", "name", "latitude", "longitude", "deprecated"),
     ),
     "CreateOrg": _obj({"slug": STR}, ("slug",)),
+    "UiLoginCode": _obj({"code": STR, "path": STR, "expires_in": NUM}, ("code", "path")),
+    "UiRedeem": _obj({"code": STR}, ("code",)),
+    "UiSession": _obj({"token": STR, "expires_in": NUM}, ("token",)),
     "CreatedOrg": _obj({"slug": STR, "token": STR}, ("slug", "token")),
     "CreateApp": _obj(
         {
@@ -394,7 +397,29 @@ def _paths() -> dict[str, Any]:
                 (400, 401, 404, 409),
             ),
         },
+        **UI_LOGIN_PATHS,
     }
+
+
+# The dashboard's one-step sign-in (edge.api.ui_sessions): edgectl ui, then the page.
+UI_LOGIN_PATHS: dict[str, Any] = {
+    "/v1/ui/login-codes": {
+        "post": operation(
+            "A one-time code that signs a dashboard tab in as the caller (edgectl ui)",
+            (201, "The code, and the dashboard path that uses it", ref("UiLoginCode")),
+            (401,),
+        ),
+    },
+    "/v1/ui/session": {
+        "post": operation(
+            "Trade a one-time code for a dashboard session token (the code is used up)",
+            (201, "The session token", ref("UiSession")),
+            (400, 401),
+            body="UiRedeem",
+            public=True,
+        ),
+    },
+}
 
 
 @functools.cache
