@@ -54,7 +54,7 @@ def cmd_apps_create(client: ApiClient, args: argparse.Namespace) -> int:
         print(f"New app created: {name} (org {org}, region {region})")
         if app.get("ips"):
             print_ips(app["ips"], as_json=False)
-    return report_listeners(app.get("listeners"))
+    return report_listeners(app.get("listeners"), args.json)
 
 
 def cmd_apps_list(client: ApiClient, args: argparse.Namespace) -> int:

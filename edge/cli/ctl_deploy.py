@@ -60,7 +60,7 @@ def cmd_deploy(client: ApiClient, args: argparse.Namespace) -> int:
             print_ips(answer["ips"], as_json=False)
     if answer.get("warning"):
         print(f"Warning: {answer['warning']}", file=sys.stderr)
-    return report_listeners(answer.get("listeners"))
+    return report_listeners(answer.get("listeners"), args.json)
 
 
 def register(commands: SubParsers) -> None:

@@ -41,7 +41,7 @@ def _allocate(client: ApiClient, args: argparse.Namespace, ip_type: str) -> int:
         request["region"] = args.region
     assignment = client.post(f"/v1/apps/{args.app}/ip_assignments", request)
     print_ips([assignment], args.json)
-    return report_listeners(assignment.get("listeners"))
+    return report_listeners(assignment.get("listeners"), args.json)
 
 
 def cmd_allocate(client: ApiClient, args: argparse.Namespace) -> int:

@@ -99,13 +99,23 @@ def unbound(listeners: Iterable[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def report_listeners(listeners: Iterable[dict[str, Any]] | None) -> int:
-    """0 when every listener is bound; else say which are not, and EXIT_NOT_SERVING."""
+def report_listeners(listeners: Iterable[dict[str, Any]] | None, as_json: bool) -> int:
+    """0 when every listener is bound; else say which are not, and EXIT_NOT_SERVING.
+
+    The unbound listeners are part of the command's output (stdout; with ``--json`` the
+    answer's ``listeners`` say it), and a warning on stderr says the command did not
+    fully succeed."""
     lines = unbound(listeners or ())
     if not lines:
         return 0
-    print("Warning: the change was made, but nothing listens on:", file=sys.stderr)
-    for line in lines:
-        print(f"  {line}", file=sys.stderr)
-    print("See `edgectl status` for every listener.", file=sys.stderr)
+    if not as_json:
+        print("\nNot listening:")
+        for line in lines:
+            print(f"  {line}")
+    print(
+        f"Warning: the change was made, but {len(lines)} listener(s) are not bound: "
+        + "; ".join(lines)
+        + " (`edgectl status` shows every listener)",
+        file=sys.stderr,
+    )
     return EXIT_NOT_SERVING

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import socket
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -115,9 +117,10 @@ def test_an_allocation_whose_listener_cannot_bind_says_so_and_exits_3(
         rc, out, err = run(edge, "ips", "allocate-v4", "-a", "web")
     assert rc == 3, (out, err)
     assert second in out  # the allocation itself is shown: it was made
-    assert "Warning: the change was made, but nothing listens on:" in err
-    assert f"{second}:{http_port}: cannot listen on {second}:{http_port}" in err
-    assert "address already in use" in err
+    assert "Not listening:" in out
+    assert f"{second}:{http_port}: cannot listen on {second}:{http_port}" in out
+    assert "address already in use" in out
+    assert err.startswith("Warning: the change was made, but 1 listener(s) are not bound: ")
 
 
 def test_a_deploy_whose_new_port_cannot_bind_says_so_and_exits_3(
@@ -134,7 +137,7 @@ def test_a_deploy_whose_new_port_cannot_bind_says_so_and_exits_3(
         rc, out, err = run(edge, "deploy", "--config", str(app_file))
     assert rc == 3, (out, err)
     assert "services updated" in out
-    assert f"{address}:{new_port}: cannot listen" in err
+    assert f"{address}:{new_port}: cannot listen" in out and "not bound" in err
     rc, out, err = run(edge, "deploy", "--config", str(app_file), "--json")
     assert rc == 0, err  # bound now: the retry on the next change found the port free
     assert all(row["bound"] for row in json.loads(out)["listeners"])
@@ -261,3 +264,21 @@ def test_a_restart_on_the_same_config_keeps_the_api_changes(
     assert {m["weight"] for m in machines.values()} == {3}
     assert machines["web-lhr"]["state"] == "started"
     assert "app web changed in the config: the config's entry replaced its state" in edge.log()
+
+
+def test_passive_health_shows_next_to_no_checks(edge_factory: EdgeFactory, tmp_path: Path) -> None:
+    web, http_port, _ = http_app("web", ["lhr"])
+    web["machines"] = [{"id": "dead", "region": "lhr", "address": f"127.0.0.1:{free_port()}"}]
+    edge = edge_factory(config=write_edge_config(tmp_path, [web]))
+    address = ips_of(edge, "web")[0]["ip"]
+    for _ in range(8):  # connects refused: passive health ejects the machine after 5
+        try:
+            urllib.request.urlopen(f"http://{address}:{http_port}/", timeout=5).close()
+        except urllib.error.HTTPError as exc:
+            assert exc.code in (502, 503)
+    machine = machines_of(edge, "web")["dead"]
+    assert machine["health"] == "no checks" and machine["ejected"]
+    _, out, _ = run(edge, "machines", "list", "-a", "web")
+    assert "no checks (ejected" in out
+    _, out, _ = run(edge, "status", "-a", "web")
+    assert "no checks, ejected" in out
