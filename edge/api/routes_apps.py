@@ -143,6 +143,7 @@ async def deploy_app(request: web.Request) -> web.Response:
         updated=list(result.updated),
         removed=list(result.removed),
         services_updated=result.app_updated,
+        ips_moved=list(result.moved_ips),
         listeners=listeners.for_addresses(ip.address for ip in ips),
     )
     if result.changed and context.declares(name):
