@@ -30,9 +30,9 @@ async def healthz(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
     body = {
         "status": "ok",
+        **context.status(),
         "version": __version__,
         "uptime_seconds": round(time.time() - context.started_at, 3),
-        **context.status(),
     }
     return web.json_response(body)
 

@@ -12,6 +12,24 @@ from edge.config.load import format_validation_errors
 from edge.errors import BadRequest
 
 BodyT = TypeVar("BodyT", bound=BaseModel)
+MAX_JSON_DEPTH = 32  # no request body of this API needs more than a few levels
+
+
+def _depth(value: object) -> int:
+    """How deeply ``value`` nests lists and objects, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        for child in children:
+            if isinstance(child, dict | list):
+                if level + 1 > MAX_JSON_DEPTH:
+                    return level + 1
+                stack.append((child, level + 1))
+        deepest = max(deepest, level)
+    return deepest
 
 
 class Body(BaseModel):
@@ -25,13 +43,31 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     if not raw.strip():
         return {}
+    too_deep = BadRequest(f"request body is nested too deeply (at most {MAX_JSON_DEPTH} levels)")
     try:
         data = json.loads(raw)
     except ValueError as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:  # deeper than the parser goes
+        raise too_deep from None
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise too_deep
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object")
     return data
+
+
+def whole_number(text: str | None, field: str) -> int | None:
+    """A query parameter that must be a whole number in ASCII digits; None when absent.
+
+    ``str.isdigit`` alone would let ``²`` (then ``int`` raises) or Arabic-Indic digits
+    (then ``int`` silently converts) through.
+    """
+    if text is None or text == "":
+        return None
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise BadRequest(f"{field}: must be a whole number (0-9), not {text!r}")
+    return int(text)
 
 
 async def read_body(request: web.Request, model: type[BodyT], context: object = None) -> BodyT:

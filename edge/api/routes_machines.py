@@ -31,7 +31,7 @@ class AddMachine(Body):
 
 def _spec(context: ApiContext, body: AddMachine) -> MachineSpec:
     data: dict[str, Any] = body.model_dump(exclude_none=True)
-    data["ports"] = {int(k) if k.isdigit() else k: v for k, v in body.ports.items()}
+    data["ports"] = {int(k) if k.isascii() and k.isdigit() else k: v for k, v in body.ports.items()}
     spec = context.validate_app(
         {"app": "x", "primary_region": body.region, "machines": [data]},
         renames={},

@@ -203,6 +203,12 @@ class MachineSpec(Frozen):
     def _address_or_demo(self) -> MachineSpec:
         if self.demo == (self.address is not None):
             raise ValueError("give either address (HOST:PORT or HOST) or demo: true")
+        if self.address is not None and (
+            not self.address
+            or not self.address.isprintable()
+            or any(c.isspace() for c in self.address)
+        ):
+            raise ValueError(f"address must be HOST:PORT or HOST, not {self.address!r}")
         if self.address is not None and ":" in self.address.strip("[]") and "]" not in self.address:
             split_host_port(self.address)  # a v4 host or name with a port: check it
         return self
@@ -306,6 +312,9 @@ class ApiSpec(Frozen):
 
 class MetricsSpec(Frozen):
     enabled: bool = True
+    # /metrics names every org's apps and machines: with this set it answers only to the
+    # admin token or the metrics token (STATE_DIR/metrics_token, made at start).
+    require_token: bool = False
 
 
 class OrgSpec(Frozen):

@@ -27,7 +27,7 @@ from edge.config.types import split_host_port
 from edge.core.ipam import IpamPolicy
 from edge.core.regions import RegionCatalogue
 from edge.errors import EdgeError, StartupError
-from edge.runtime.bootstrap import bootstrap
+from edge.runtime.bootstrap import bootstrap, ensure_metrics_token
 from edge.runtime.dataplane import DataPlane
 from edge.runtime.gauges import register_gauges
 from edge.runtime.listeners import bind_socket
@@ -83,7 +83,13 @@ class EdgeDaemon:
         self._watcher: asyncio.Task[None] | None = None
 
     def status(self) -> dict[str, Any]:
-        return {"state_dir": str(self.options.state_dir), "pops": list(self.config.edge.pops)}
+        """What the public ``/healthz`` adds to its status: nothing about the state directory,
+        apps or addresses (anyone can read it), just whether every listener is bound."""
+        unbound = sum(1 for row in self.dataplane.listeners.reports() if not row["bound"])
+        if not unbound:
+            return {"status": "ok", "pops": list(self.config.edge.pops)}
+        reason = f"{unbound} listener(s) not bound (edgectl status shows which)"
+        return {"status": "degraded", "reason": reason, "pops": list(self.config.edge.pops)}
 
     async def start(self) -> None:
         prepare_state_dir(self.options.state_dir)
@@ -161,7 +167,10 @@ class EdgeDaemon:
             live_machine=self.dataplane.machine_view,
             dataplane=lambda: self.dataplane,
         )
-        api = build_api(context, TokenCheck(admin_hash, self._find_org))
+        metrics_hash = None
+        if self.config.metrics.require_token:
+            metrics_hash = ensure_metrics_token(self.options.state_dir)
+        api = build_api(context, TokenCheck(admin_hash, self._find_org, metrics_hash))
         self._runner = web.AppRunner(api, access_log=None)
         await self._runner.setup()
         self._site = web.SockSite(
