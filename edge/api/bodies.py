@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from edge.api.app_context import CONTEXT
 from edge.config.load import format_validation_errors
-from edge.errors import BadRequest
+from edge.errors import BadRequest, RequestTimeout
 
 BodyT = TypeVar("BodyT", bound=BaseModel)
 MAX_JSON_DEPTH = 32  # no request body of this API needs more than a few levels
@@ -38,9 +40,17 @@ class Body(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
+async def _read_within(request: web.Request, seconds: float) -> bytes:
+    try:
+        async with asyncio.timeout(seconds):
+            return await request.read()
+    except TimeoutError:
+        raise RequestTimeout(f"the request body did not arrive within {seconds:g}s") from None
+
+
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     """The request's JSON object (an empty body is ``{}``); 400 for anything else."""
-    raw = await request.read()
+    raw = await _read_within(request, request.app[CONTEXT].config.api.body_read_timeout)
     if not raw.strip():
         return {}
     too_deep = BadRequest(f"request body is nested too deeply (at most {MAX_JSON_DEPTH} levels)")

@@ -26,7 +26,10 @@ def error_response(
     extra = dict(headers or {})
     if status == 401:
         extra = {**_CHALLENGE, **extra}
-    return web.json_response({"error": message}, status=status, headers=extra or None)
+    response = web.json_response({"error": message}, status=status, headers=extra or None)
+    if status == 408:
+        response.force_close()  # the rest of a late request must not be read as a new one
+    return response
 
 
 @web.middleware

@@ -304,10 +304,18 @@ class TlsSpec(Frozen):
     use and kept in the state directory."""
 
     certificates: tuple[CertificateSpec, ...] = ()
+    # Self-signed certificates are made only for names the edge serves (app hostnames on
+    # the shared address); this caps how many are kept in STATE_DIR/tls.
+    max_self_signed: int = Field(default=1000, ge=1)
 
 
 class ApiSpec(Frozen):
     listen: HostPort = "127.0.0.1:4280"
+    # A request head must arrive whole within this long of the connection opening or of
+    # the previous answer (slowloris); idle keep-alive connections close after it too.
+    headers_read_timeout: Duration = Field(default=10.0, gt=0)
+    # A request body must arrive whole within this long of its head.
+    body_read_timeout: Duration = Field(default=30.0, gt=0)
 
 
 class MetricsSpec(Frozen):

@@ -31,6 +31,7 @@ from edge.runtime.bootstrap import bootstrap, ensure_metrics_token
 from edge.runtime.dataplane import DataPlane
 from edge.runtime.gauges import register_gauges
 from edge.runtime.listeners import bind_socket
+from edge.runtime.logs import log_loop_exception
 from edge.runtime.metrics import Metrics
 from edge.runtime.statedir import prepare_state_dir
 from edge.runtime.store_runner import StoreRunner
@@ -171,7 +172,11 @@ class EdgeDaemon:
         if self.config.metrics.require_token:
             metrics_hash = ensure_metrics_token(self.options.state_dir)
         api = build_api(context, TokenCheck(admin_hash, self._find_org, metrics_hash))
-        self._runner = web.AppRunner(api, access_log=None)
+        # aiohttp's keep-alive timer runs from the connection's start and from each answer
+        # until the next request head is complete: it is the API's header timeout.
+        self._runner = web.AppRunner(
+            api, access_log=None, keepalive_timeout=self.config.api.headers_read_timeout
+        )
         await self._runner.setup()
         self._site = web.SockSite(
             self._runner, api_socket, shutdown_timeout=self.options.drain_timeout
@@ -197,6 +202,7 @@ class EdgeDaemon:
         LOG.info("edge stopped", extra={"drain_seconds": round(time.monotonic() - started, 3)})
 
     async def run(self) -> None:
+        asyncio.get_running_loop().set_exception_handler(log_loop_exception)
         try:
             await self.start()
         except BaseException:
