@@ -316,6 +316,13 @@ class _SniSelector:
     def __call__(
         self, sslobj: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext
     ) -> int | None:
+        try:
+            return self._select(sslobj, server_name)
+        except Exception:  # a bug here must not become an "Exception ignored" traceback
+            LOG.exception("tls: choosing a certificate failed; the default one is used")
+            return None
+
+    def _select(self, sslobj: ssl.SSLObject, server_name: str | None) -> int | None:
         if server_name is None:
             return None  # no SNI: the listener's default certificate
         name = normalize_name(server_name)
@@ -345,7 +352,9 @@ class _SniSelector:
             self._log_cap(name, str(exc))
             return None
         except (OSError, ValueError, ssl.SSLError) as exc:
-            LOG.warning("tls: cannot make a certificate", extra={"name": name, "error": str(exc)})
+            LOG.warning(
+                "tls: cannot make a certificate", extra={"server_name": name, "error": str(exc)}
+            )
             return None
         self._contexts[name] = ctx
         if len(self._contexts) > _CONTEXT_CACHE_SIZE:
@@ -358,7 +367,7 @@ class _SniSelector:
             self._cap_logged_at = now
             LOG.warning(
                 "tls: certificate limit reached; new names get the default certificate",
-                extra={"name": name, "limit": why},
+                extra={"server_name": name, "limit": why},
             )
 
 
