@@ -65,6 +65,11 @@ class TokenCheck:
 
         Org tokens are refused too: the metrics name every org's apps and machines.
         """
+        if bearer_token(authorization) is None:
+            raise Unauthorized(
+                "/metrics needs 'Authorization: Bearer TOKEN' with the metrics token "
+                "(STATE_DIR/metrics_token) or the admin token"
+            )
         token = self._token(authorization)
         for stored in (self._admin_hash, self._metrics_hash or ""):
             if token_matches(token, stored):

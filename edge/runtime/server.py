@@ -174,8 +174,11 @@ class EdgeDaemon:
         api = build_api(context, TokenCheck(admin_hash, self._find_org, metrics_hash))
         # aiohttp's keep-alive timer runs from the connection's start and from each answer
         # until the next request head is complete: it is the API's header timeout.
+        # Lingering (reading what is left of an unread body before closing) is bounded
+        # too, or a 408 would leave the connection open for aiohttp's default 10 s.
+        timeout = self.config.api.headers_read_timeout
         self._runner = web.AppRunner(
-            api, access_log=None, keepalive_timeout=self.config.api.headers_read_timeout
+            api, access_log=None, keepalive_timeout=timeout, lingering_time=min(1.0, timeout)
         )
         await self._runner.setup()
         self._site = web.SockSite(
