@@ -48,7 +48,9 @@ async def metrics(request: web.Request) -> web.Response:
 
 @routes.get("/v1/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document())
+    context = request.app[CONTEXT]
+    regions = tuple(sorted(context.catalogue.codes()))
+    return web.json_response(openapi_document(regions, tuple(context.config.edge.pops)))
 
 
 def build_api(context: ApiContext, tokens: TokenCheck) -> web.Application:

@@ -17,6 +17,15 @@ BodyT = TypeVar("BodyT", bound=BaseModel)
 MAX_JSON_DEPTH = 32  # no request body of this API needs more than a few levels
 
 
+def _number(text: str) -> float | int:
+    """A JSON number with a zero fraction (``108.0``, ``1e3``) is an integer, as JSON Schema
+    says, so strict integer fields take it; the rest stay floats."""
+    value = float(text)
+    if value.is_integer() and abs(value) <= 2**53:
+        return int(value)
+    return value
+
+
 def _depth(value: object) -> int:
     """How deeply ``value`` nests lists and objects, without recursion."""
     deepest, stack = 0, [(value, 1)]
@@ -55,7 +64,7 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         return {}
     too_deep = BadRequest(f"request body is nested too deeply (at most {MAX_JSON_DEPTH} levels)")
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_float=_number)
     except ValueError as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
     except RecursionError:  # deeper than the parser goes
@@ -78,6 +87,16 @@ def whole_number(text: str | None, field: str) -> int | None:
     if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise BadRequest(f"{field}: must be a whole number (0-9), not {text!r}")
     return int(text)
+
+
+def port_keys(ports: object) -> object:
+    """A JSON object keyed by port numbers: its keys are strings in JSON, ints in the
+    model; ASCII digit keys become ints, anything else stays for the model to reject."""
+    if not isinstance(ports, dict):
+        return ports
+    return {
+        int(k) if k.isascii() and k.isdigit() and len(k) < 8 else k: v for k, v in ports.items()
+    }
 
 
 async def read_body(request: web.Request, model: type[BodyT], context: object = None) -> BodyT:
