@@ -123,7 +123,7 @@ HANDLERS = {
 # --- faults: what each kind needs and where it applies (edge.core.faults.check_fault) ---
 _POSITIVE_DURATION = {
     "oneOf": [
-        {"type": "number", "exclusiveMinimum": 0, "maximum": 1e12},
+        {"type": "number", "minimum": 0.001, "maximum": 1e12},  # ms: at least 1 microsecond
         {"type": "string", "pattern": "^[1-9][0-9]{0,8}(ms|s|m|h)?$"},
     ]
 }

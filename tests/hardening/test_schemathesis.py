@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from tests.integration.daemon import EdgeProcess, free_port, start_edge
 from tests.integration.edgeconf import demo_machines, write_edge_config
 
-EXAMPLES = 25
+EXAMPLES = 30
 BUDGET_SECONDS = 90.0
 
 
