@@ -42,7 +42,7 @@ def certificate_store(config: EdgeConfig, state_dir: Path) -> CertificateStore:
         for cert in config.tls.certificates
         for name in cert.names
     }
-    return CertificateStore(state_dir, configured)
+    return CertificateStore(state_dir, configured, max_generated=config.tls.max_self_signed)
 
 
 class DataPlane:
