@@ -26,7 +26,7 @@ from edge.dataplane.contract import (
     RouteHints,
     Upstream,
 )
-from edge.runtime.metrics import Recorder
+from edge.runtime.metrics import SHARED_APP, Recorder
 from edge.runtime.routing_state import RoutingState
 from edge.runtime.traffic import Decision
 
@@ -37,7 +37,7 @@ LOG = logging.getLogger("edge.outlier")
 class BaseRouter:
     """What every listener router shares: client geography, the decision, the reports."""
 
-    app_label = "shared"  # the app in connection metrics before a request names one
+    app_label = SHARED_APP  # the app in connection metrics before a request names one
 
     def __init__(self, state: RoutingState, port: PortSpec, recorder: Recorder) -> None:
         self.state = state
@@ -185,7 +185,9 @@ class BaseRouter:
             self._failed(upstream, f"status {status}")
         else:
             outlier.record_success(_endpoint(upstream).stats)
-        self.recorder.request(upstream.app, upstream.pop, status, seconds)
+        self.recorder.request(
+            upstream.app, upstream.pop, status, seconds, upstream.machine_id, upstream.region
+        )
 
     def _failed(self, upstream: Upstream, why: str) -> None:
         """Passive health: count a failure of the machine; eject it after enough in a row."""
@@ -277,7 +279,7 @@ class SharedRouter(BaseRouter):
         service = None if app is None else app.services.get(self.port)
         if service is None:
             if hints is not None:
-                self.recorder.request("unknown", self.pop, 404, None)
+                self.recorder.request(SHARED_APP, self.pop, 404, None)
             domain = self.state.config.edge.app_domain
             return NoUpstream(
                 404,
