@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import socket
 import subprocess
 import sys
 import threading
@@ -33,8 +34,16 @@ class Backend:
         if not flags:
             assert self.proc.stdout is not None
             assert self.proc.stdout.readline().strip() == b"ready"
-        else:
-            time.sleep(0.3)
+        else:  # --hang prints nothing: wait until it accepts (a fixed sleep flakes under load)
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
 
     def kill(self) -> None:
         if self.proc is not None:
