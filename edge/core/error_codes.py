@@ -281,7 +281,7 @@ UNCODED: tuple[UncodedAnswer, ...] = (
     UncodedAnswer(
         404,
         "on the shared IPv4: no app answers to the Host header (or TLS SNI name)",
-        "use <app>.<app_domain> as the host name, or the app's dedicated address",
+        "use `APP.app_domain` as the host name, or the app's dedicated address",
     ),
     UncodedAnswer(405, "a CONNECT request (edge is not a forward proxy)", "do not send CONNECT"),
     UncodedAnswer(
@@ -297,7 +297,7 @@ UNCODED: tuple[UncodedAnswer, ...] = (
     UncodedAnswer(
         503,
         "every point of presence is withdrawn, or the app has no service on this port",
-        "restore a PoP (edgectl pops), or add the port to the app's services",
+        "restore a PoP (`edgectl faults restore --pop CODE`), or add the port to a service",
     ),
     UncodedAnswer(
         504,
