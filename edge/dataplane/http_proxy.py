@@ -42,7 +42,7 @@ from edge.dataplane.http_client_side import (
     HttpListener,
     HttpSettings,
 )
-from edge.dataplane.http_framing import ChunkedScanner, https_location, no_upstream_answer
+from edge.dataplane.http_framing import ChunkedFramer, https_location, no_upstream_answer
 from edge.dataplane.http_head import (
     RequestHeadScan,
     ResponseHeadScan,
@@ -78,7 +78,7 @@ class HttpProxyProtocol(ClientSide):
         self._head_request = False
         self._replayable = False
         self._body_left = 0
-        self._chunks = ChunkedScanner()
+        self._chunks = ChunkedFramer()
         self._close_after = False
         self._attempts = 0
         self._exclude = _NO_EXCLUDE
@@ -157,21 +157,22 @@ class HttpProxyProtocol(ClientSide):
             end = min(self._body_left, len(data))
             self._body_left -= end
             done = self._body_left == 0
-        else:
-            end = self._chunks.scan(data, 0)
+            chunk = data if end == len(data) else data[:end]
+            try:
+                self._parser.feed_data(chunk)  # it follows the body too: framing checked twice
+            except httptools.HttpParserUpgrade:
+                pass
+            except httptools.HttpParserError:
+                self._bad_body()
+                return
+        else:  # the framer feeds the parser exactly the body's bytes
+            end = self._chunks.scan(data, 0, self._parser, self._head)
             if end == -2:
                 self._bad_body()
                 return
             done = end >= 0
             end = end if done else len(data)
-        chunk = data if end == len(data) else data[:end]
-        try:
-            self._parser.feed_data(chunk)  # it follows the body too: framing is checked twice
-        except httptools.HttpParserUpgrade:
-            pass
-        except httptools.HttpParserError:
-            self._bad_body()
-            return
+            chunk = data if end == len(data) else data[:end]
         if self._conn is not None:
             self._sent += len(chunk)
             self._conn.write(chunk)
