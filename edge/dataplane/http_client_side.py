@@ -105,6 +105,7 @@ class ClientSide(asyncio.Protocol):
         self._router = listener.router
         self._loop = listener.loop
         self._client = client
+        self._sni: str | None = None  # the TLS session's server name: Host must match it
         self.transport: asyncio.Transport | None = None
         self.deadline = INF  # when the current wait (idle, head, answer) is over
         self._head = RequestHeadScan()
@@ -116,6 +117,9 @@ class ClientSide(asyncio.Protocol):
         self._partial = b""  # an incomplete request head
         self._fed = 0  # how much of _partial the parser has seen
         self._held = b""  # input not processed yet (reading is paused while there is some)
+        self._holding = False  # _take_held is working through _held (no recursion)
+        self._blank = 0  # empty lines before the current request head (bytes)
+        self._head_request = False  # the request being answered is a HEAD
         self._reading_paused = False
         self._up_full = False  # the machine connection's write buffer is full
         self._client_full = False  # ours is
@@ -142,6 +146,7 @@ class ClientSide(asyncio.Protocol):
         if self._client is None:
             self._client = client_info_from_transport(transport)
         client = self._client
+        self._sni = client.sni if client.tls else None
         ip = client.peer_ip
         ip = ip[7:] if ip.startswith("::ffff:") and "." in ip else ip  # v4 on a v6 socket
         self._rewriter = RequestRewriter(ip, client.local_port, client.tls)
@@ -190,18 +195,24 @@ class ClientSide(asyncio.Protocol):
         self._client_full = True
         if self._conn is not None:
             self._conn.pause_reading()
+        elif self._in == READ_HEAD:
+            self._update_reading()  # answers of the edge's own pile up: read no more requests
 
     def resume_writing(self) -> None:
         self._client_full = False
         if self._conn is not None:
             self._conn.resume_reading()
+        elif self._in == READ_HEAD:
+            self._take_held()
+            self._update_reading()
 
     # -- the tracker's view ----------------------------------------------------------------
 
     @property
     def idle(self) -> bool:
         """Between requests: closing now loses nothing."""
-        return self._in == READ_HEAD and not self._partial and self._upstream is None
+        reading = self._partial or self._blank
+        return self._in == READ_HEAD and not reading and self._upstream is None
 
     def close(self) -> None:
         self._in = CLOSED
@@ -216,7 +227,7 @@ class ClientSide(asyncio.Protocol):
     def deadline_passed(self, now: float) -> None:
         self.deadline = INF
         if self._in == READ_HEAD:
-            if self._partial:
+            if self._partial or self._blank:
                 self._reject(408, "edge: the request head did not arrive in time\n")
             else:
                 self.close()  # idle keep-alive (or a client that never sent anything)
@@ -234,6 +245,10 @@ class ClientSide(asyncio.Protocol):
         if self._partial:
             start = max(len(self._partial) - 3, 0)
             data = self._partial + data
+        elif data[0] in (10, 13):
+            data = self._skip_blank_lines(data)
+            if not data:
+                return
         end = data.find(b"\r\n\r\n", start) + 4
         if end < 4:
             self._partial_head(data)
@@ -251,18 +266,27 @@ class ClientSide(asyncio.Protocol):
             self._reject(400, "edge: malformed request\n")
             return
         self._fed, self._partial = 0, b""
-        if head[0] in (10, 13) and not head.strip(b"\r\n"):
-            if rest:
-                self._read_head(rest)  # empty lines before a request are allowed
-            return
+        self._blank = 0
         self._head.headers_done = True  # fed up to the blank line without an error
         self._start_request(head, rest, upgrade)
+
+    def _skip_blank_lines(self, data: bytes) -> bytes:
+        """Empty lines before a request head are allowed (RFC 9112 section 2.2), but they
+        count against the same head size and deadline as the head itself."""
+        head = data.lstrip(b"\r\n")
+        if not self._blank and self.deadline > self._loop.time() + self._l.headers_read_timeout:
+            self.deadline = self._loop.time() + self._l.headers_read_timeout  # an idle wait
+        self._blank += len(data) - len(head)
+        if self._blank > self._l.max_head:
+            self._reject(400, "edge: too many empty lines before the request\n")
+            return b""
+        return head
 
     def _partial_head(self, data: bytes) -> None:
         if len(data) > self._l.max_head:
             self._reject(431, "edge: request head too large\n")
             return
-        if not self._partial:
+        if not self._partial and not self._blank:
             self.deadline = self._loop.time() + self._l.headers_read_timeout
         # Feeding what we have finds garbage now rather than at the timeout.
         if self._feed_head(data[self._fed :]) is not None:
@@ -285,7 +309,13 @@ class ClientSide(asyncio.Protocol):
         self._update_reading()
 
     def _update_reading(self) -> None:
-        paused = bool(self._held) or self._up_full
+        # Reading stops while input waits, while the machine's connection is full, and
+        # while the client does not read what the edge itself answered (pipelining).
+        paused = (
+            bool(self._held)
+            or self._up_full
+            or (self._client_full and self._in == READ_HEAD and self._conn is None)
+        )
         if paused != self._reading_paused and self._in != CLOSED and self.transport is not None:
             self._reading_paused = paused
             if paused:
@@ -302,12 +332,28 @@ class ClientSide(asyncio.Protocol):
             return
         self._in = READ_HEAD
         self._head.reset()
+        self._head_request = False
         self.deadline = self._loop.time() + self._l.idle_timeout
-        held, self._held = self._held, b""
-        if held:
-            self._read_head(held)
-        if self._reading_paused:
+        self._take_held()
+        if self._reading_paused or self._client_full:
             self._update_reading()
+
+    def _take_held(self) -> None:
+        """Read the requests that arrived early (pipelined), one after the other.
+
+        A loop, not a recursion: each request the edge answers itself would otherwise
+        read the next one from inside its answer. It stops while the client does not
+        read the answers (backpressure, as on the proxied path).
+        """
+        if self._holding:
+            return  # an outer call is in the loop below and takes it from here
+        self._holding = True
+        try:
+            while self._held and self._in == READ_HEAD and not self._client_full:
+                held, self._held = self._held, b""
+                self._read_head(held)
+        finally:
+            self._holding = False
 
     def _release(self, report: bool = True) -> None:
         up = self._upstream
@@ -333,9 +379,8 @@ class ClientSide(asyncio.Protocol):
         if self.transport is None or self._in == CLOSED:
             return
         listener = self._l
-        tail = self._tails.close if close else self._tails.keep
-        added = b"Fly-Request-Id: " + listener.ulids.next() + tail[:-2]
-        response = edge_response(status, text, added, close, extra)
+        added = b"Fly-Request-Id: " + listener.ulids.next() + self._tails.keep[:-2]
+        response = edge_response(status, text, added, close, extra, self._head_request)
         self._back += len(response)
         self.transport.write(response)
 

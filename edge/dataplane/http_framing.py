@@ -139,6 +139,7 @@ REASONS: Final = {
     421: "Misdirected Request",
     429: "Too Many Requests",
     431: "Request Header Fields Too Large",
+    505: "HTTP Version Not Supported",
     500: "Internal Server Error",
     502: "Bad Gateway",
     503: "Service Unavailable",
@@ -146,8 +147,15 @@ REASONS: Final = {
 }
 
 
-def edge_response(status: int, text: str, added: bytes, close: bool, extra: bytes = b"") -> bytes:
-    """A complete plain-text response made by the edge itself (errors, redirects)."""
+def edge_response(
+    status: int, text: str, added: bytes, close: bool, extra: bytes = b"", head_only: bool = False
+) -> bytes:
+    """A complete plain-text response made by the edge itself (errors, redirects).
+
+    ``added`` holds the edge's usual lines (no Connection line: ``close`` adds it, once);
+    ``head_only``: the answer to a HEAD request, whose Content-Length tells the size of the
+    body a GET would get and which carries no body (RFC 9110 section 9.3.2).
+    """
     body = text.encode()
     return b"".join(
         (
@@ -156,7 +164,7 @@ def edge_response(status: int, text: str, added: bytes, close: bool, extra: byte
             extra,
             added,
             b"Connection: close\r\n\r\n" if close else b"\r\n",
-            body,
+            b"" if head_only else body,
         )
     )
 

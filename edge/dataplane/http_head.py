@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from edge.core.request_rules import Retarget
+
 # Header kinds: what a header line means to the relay.
 _HOST: Final = 1
 _CONTENT_LENGTH: Final = 2
@@ -161,6 +163,7 @@ class RequestHeadScan(_HeadScan):
     __slots__ = (
         "client_region",
         "expect_continue",
+        "extra_hosts",
         "force_instance",
         "force_region",
         "has_xf_port",
@@ -182,6 +185,7 @@ class RequestHeadScan(_HeadScan):
 
     def _reset_rare(self) -> None:
         super()._reset_rare()
+        self.extra_hosts = 0  # Host lines after the first: any is a 400
         self.expect_continue = False
         self.xff: bytes | None = None
         self.has_xf_port = False
@@ -203,6 +207,9 @@ class RequestHeadScan(_HeadScan):
         if self.headers_done:
             return  # a chunked body's trailer: forwarded as body bytes, untouched
         if kind == _HOST:
+            if self.host is not None:
+                self.rare = True
+                self.extra_hosts += 1
             self.host = value
         elif kind == _CONTENT_LENGTH:
             self.content_length = int(value)  # the parser already rejected a bad value
@@ -384,6 +391,12 @@ class RequestRewriter:
         elif http10:
             suffix += b"Connection: keep-alive\r\n"  # so the machine connection can be reused
         return b"".join((head[:-2], suffix, b"\r\n"))
+
+
+def retargeted(head: bytes, to: Retarget) -> bytes:
+    """An absolute-form request head in origin form, its Host the target's authority."""
+    rest = cut_named(head, {b"host"})[head.find(b"\r\n") :]
+    return b"".join((to.line, b"\r\nHost: ", to.host, rest))
 
 
 def request_target(head: bytes) -> bytes:

@@ -21,6 +21,7 @@ from typing import Final
 
 import httptools
 
+from edge.core.request_rules import Refusal, judge_request
 from edge.dataplane.contract import (
     CapacityQueue,
     ClientInfo,
@@ -48,6 +49,7 @@ from edge.dataplane.http_head import (
     ResponseHeadScan,
     head_for_client,
     request_target,
+    retargeted,
 )
 from edge.dataplane.http_tracker import HttpConnectionTracker
 from edge.dataplane.proxy_protocol import accept_proxy_header
@@ -92,15 +94,22 @@ class HttpProxyProtocol(ClientSide):
     def _start_request(self, head: bytes, rest: bytes, upgrade: bool) -> None:
         req = self._head
         method = self._parser.get_method()
-        if head[0] in (10, 13):
-            head = head.lstrip(b"\r\n")
+        self._head_request = method == b"HEAD"
+        verdict = judge_request(
+            head[: head.find(b"\r\n")], req.host, 1 + req.extra_hosts, self._sni
+        )
+        if verdict is not None:
+            if isinstance(verdict, Refusal):
+                self._reject(verdict.status, verdict.text)
+                return
+            head = retargeted(head, verdict)
+            req.host = verdict.host
         http10 = self._http10 = head[head.find(b"\r\n") - 1] == 48  # "HTTP/1.0"
         if req.rare or http10 or self._client_eof:  # else: HTTP/1.1, no Connection header
             self._keep_alive = req.keeps_alive(http10) and not self._client_eof
         else:
             self._keep_alive = True
         has_body = req.chunked or req.content_length > 0
-        self._head_request = method == b"HEAD"
         self._replayable = method in _IDEMPOTENT and not has_body
         self._upgrade = upgrade
         self._req_done = self._resp_started = self._close_after = False
