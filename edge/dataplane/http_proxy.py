@@ -296,7 +296,9 @@ class HttpProxyProtocol(ClientSide):
             if reason != "cancelled":
                 self._router.connect_failed(up, reason)
             self._release(report=False)
-            if reason != "cancelled" and self._attempts <= self._router.retries:
+            if reason == "exhausted":  # every other machine would fail the same way
+                self._answer(503, "edge: the edge is out of file descriptors, try again\n")
+            elif reason != "cancelled" and self._attempts <= self._router.retries:
                 self._exclude = self._exclude | {up.machine_id}
                 self._choose()
             else:
