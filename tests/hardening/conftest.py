@@ -62,7 +62,9 @@ class Site:
         return self.api.get("/v1/status")[1]  # type: ignore[no-any-return]
 
 
-def site_config(tmp_path: Path, backends: dict[str, int], **edge: Any) -> tuple[Path, int, int]:
+def site_config(
+    tmp_path: Path, backends: dict[str, int], head_timeout: float = HEAD_TIMEOUT, **edge: Any
+) -> tuple[Path, int, int]:
     pool, shared = unique_pool()
     http_port, tls_port = free_port(), free_port()
     apps = []
@@ -87,7 +89,7 @@ def site_config(tmp_path: Path, backends: dict[str, int], **edge: Any) -> tuple[
     config = {
         "edge": {"pops": ["lhr"], "local_region": "lhr", **edge},
         "ipam": {"pools": {"v4": [pool]}, "shared_v4": shared},
-        "http": {"headers_read_timeout": f"{HEAD_TIMEOUT}s"},
+        "http": {"headers_read_timeout": f"{head_timeout}s"},
         "drain_timeout": "2s",
         "apps": apps,
     }
@@ -96,11 +98,21 @@ def site_config(tmp_path: Path, backends: dict[str, int], **edge: Any) -> tuple[
     return path, http_port, tls_port
 
 
-def start_site(edge_factory: EdgeFactory, tmp_path: Path, stack: ExitStack, **kw: Any) -> Site:
-    received, ports = {}, {}
+def start_site(
+    edge_factory: EdgeFactory,
+    tmp_path: Path,
+    stack: ExitStack,
+    backends: dict[str, int] | None = None,
+    **kw: Any,
+) -> Site:
+    """The site, its machines recording backends unless ``backends`` names their ports."""
+    received: dict[str, Received] = {}
+    ports = dict(backends or {})
     for name in ("alpha", "beta"):
-        ports[name], received[name] = stack.enter_context(recording_backend(name))
-    config, http_port, tls_port = site_config(tmp_path, ports, **kw.pop("edge", {}))
+        if name not in ports:
+            ports[name], received[name] = stack.enter_context(recording_backend(name))
+    head_timeout = kw.pop("head_timeout", HEAD_TIMEOUT)
+    config, http_port, tls_port = site_config(tmp_path, ports, head_timeout, **kw.pop("edge", {}))
     edge = edge_factory(config=config, **kw)
     api = Api.admin(edge)
     ips = {}

@@ -1,8 +1,8 @@
 """A backend that records every byte it receives, so "never forwarded" can be checked.
 
-It speaks HTTP/1.1 keep-alive through httptools (C speed, so a 1-byte-chunk upload
-costs it little): each complete request is answered ``200`` with a body naming the
-backend, the request line and the Host it saw.
+It speaks HTTP/1.1 keep-alive through httptools: each complete request is answered
+``200`` with a body naming the backend, the Host and the target it saw (an HTTP/0.9
+request gets the bare body, as servers such as Python's http.server answer it).
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ class _Request:
         self.url = b""
         self.host = b""
         self.done = 0
+        self.parser: httptools.HttpRequestParser | None = None
+        self.versions: list[str] = []
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -46,6 +48,10 @@ class _Request:
     def on_header(self, name: bytes, value: bytes) -> None:
         if name.lower() == b"host":
             self.host = value
+
+    def on_headers_complete(self) -> None:
+        assert self.parser is not None
+        self.versions.append(self.parser.get_http_version())
 
     def on_message_complete(self) -> None:
         self.done += 1
@@ -62,7 +68,7 @@ class _Handler(socketserver.BaseRequestHandler):
         with received.lock:
             received.connections.append(kept)
         request = _Request()
-        parser = httptools.HttpRequestParser(request)
+        parser = request.parser = httptools.HttpRequestParser(request)
         answered = 0
         try:
             while data := sock.recv(262144):
@@ -77,9 +83,11 @@ class _Handler(socketserver.BaseRequestHandler):
                         received.requests += 1
                     body = b"%s %s %s" % (received.name.encode(), request.host, request.url)
                     request.url = b""
-                    sock.sendall(
-                        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-                    )
+                    if request.versions[answered - 1] == "0.9":
+                        sock.sendall(body)  # as servers answer HTTP/0.9: no status line
+                        return
+                    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+                    sock.sendall(head + body)
         except (OSError, httptools.HttpParserError):
             return
 
