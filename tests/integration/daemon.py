@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,11 +77,11 @@ def start_edge(
     state_dir: Path | None = None,
     wait: bool = True,
     api_port: int | None = None,
-    preexec_fn: Callable[[], None] | None = None,
+    wrapper: Sequence[str] = (),
 ) -> EdgeProcess:
     """Start ``edge serve`` on a free API port; wait until /healthz answers.
 
-    ``preexec_fn`` runs in the child before the daemon (e.g. to lower its fd limit)."""
+    ``wrapper`` goes before the command (``["prlimit", "--nofile=256:256", "--"]``)."""
     state_dir = state_dir or tmp_path / "state"
     api = f"127.0.0.1:{api_port or free_port()}"
     log_path = tmp_path / f"edge-{api.replace(':', '-')}.log"
@@ -91,7 +91,7 @@ def start_edge(
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            edge_command(*args), stderr=log, stdout=log, env=env, cwd=ROOT, preexec_fn=preexec_fn
+            [*wrapper, *edge_command(*args)], stderr=log, stdout=log, env=env, cwd=ROOT
         )
     edge = EdgeProcess(proc=proc, api=api, state_dir=state_dir, log_path=log_path, env=env)
     if wait:
