@@ -40,17 +40,11 @@ from edge.dataplane.http_client_side import (
     NO_BODY,
     TUNNEL,
     ClientSide,
-    HttpListener,
-    HttpSettings,
 )
 from edge.dataplane.http_framing import ChunkedFramer, https_location, no_upstream_answer
-from edge.dataplane.http_head import (
-    RequestHeadScan,
-    ResponseHeadScan,
-    head_for_client,
-    request_target,
-    retargeted,
-)
+from edge.dataplane.http_head import RequestHeadScan, ResponseHeadScan
+from edge.dataplane.http_listener import HttpListener, HttpSettings
+from edge.dataplane.http_rewrite import head_for_client, request_target, retargeted
 from edge.dataplane.http_tracker import HttpConnectionTracker
 from edge.dataplane.proxy_protocol import accept_proxy_header
 from edge.dataplane.upstream_conn import UpstreamConnection

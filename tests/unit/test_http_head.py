@@ -14,10 +14,9 @@ from edge.dataplane.http_framing import (
     https_location,
     no_upstream_answer,
 )
-from edge.dataplane.http_head import (
-    RequestHeadScan,
+from edge.dataplane.http_head import RequestHeadScan, ResponseHeadScan
+from edge.dataplane.http_rewrite import (
     RequestRewriter,
-    ResponseHeadScan,
     cut_headers,
     cut_named,
     head_for_client,

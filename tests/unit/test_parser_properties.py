@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from edge.core.request_rules import Refusal, Retarget, judge_request
 from edge.dataplane.contract import ClientInfo
 from edge.dataplane.http_framing import ChunkedFramer
-from edge.dataplane.http_head import RequestHeadScan, RequestRewriter, ResponseHeadScan
+from edge.dataplane.http_head import RequestHeadScan, ResponseHeadScan
+from edge.dataplane.http_rewrite import RequestRewriter
 from edge.dataplane.proxy_protocol import (
     NeedMore,
     ParsedProxy,
