@@ -290,13 +290,19 @@ UNCODED: tuple[UncodedAnswer, ...] = (
         "send the whole head at once; raise headers_read_timeout for slow clients",
     ),
     UncodedAnswer(
+        421,
+        "on a TLS port: the Host header names another server than the TLS session's (SNI)",
+        "send the request on a connection made for that host name",
+    ),
+    UncodedAnswer(
         431,
         "the request head is larger than http.max_header_bytes",
         "send fewer or smaller headers (cookies), or raise max_header_bytes",
     ),
     UncodedAnswer(
         503,
-        "every point of presence is withdrawn, or the app has no service on this port",
+        "every point of presence is withdrawn, the app has no service on this port, or the "
+        "edge itself ran out of file descriptors",
         "restore a PoP (`edgectl faults restore --pop CODE`), or add the port to a service",
     ),
     UncodedAnswer(
@@ -304,6 +310,11 @@ UNCODED: tuple[UncodedAnswer, ...] = (
         "the machine accepted the request but sent no response head within the service's "
         "timeout (the platform's list has no code for it)",
         "make the app answer sooner, or raise the service's timeout",
+    ),
+    UncodedAnswer(
+        505,
+        "the request line names an HTTP version other than 1.0 and 1.1",
+        "speak HTTP/1.1 to the edge",
     ),
 )
 

@@ -51,3 +51,14 @@ async def test_answers_without_a_code_and_redirects() -> None:
     assert b"error code" not in bad.body
     # The redirect is not an error: only the 400 is reported, without a code.
     assert [(a.status, a.code) for a in router.answers] == [(400, None)]
+
+
+@on_uvloop
+async def test_version_refusals_are_reported_without_a_code() -> None:
+    backend = await Backend().start()
+    router = StaticRouter([(LOCALHOST, backend.port)])
+    async with running_relay(router) as relay:
+        resp = await relay.request(b"GET / HTTP/1.2\r\nHost: x\r\n\r\n")
+    await backend.stop()
+    assert resp.status in (400, 505) and resp.get("Edge-Error-Code") is None
+    assert [(a.status, a.code) for a in router.answers] == [(resp.status, None)]
