@@ -17,7 +17,15 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from edge.dataplane.contract import Choice, ClientInfo, NoUpstream, RouteHints, Upstream
+from edge.dataplane.contract import (
+    DEFAULT_POLICY,
+    Choice,
+    ClientInfo,
+    NoUpstream,
+    ReplayReport,
+    RouteHints,
+    Upstream,
+)
 
 
 class StaticRouter:
@@ -75,6 +83,8 @@ class StaticRouter:
         self.bytes_to_client = 0
         self.last_hints: RouteHints | None = None
         self.last_client: ClientInfo | None = None
+        self.policy = DEFAULT_POLICY
+        self.replays: list[tuple[str, str]] = []  # (app, result) of every replay reported
 
     @property
     def in_flight(self) -> int:
@@ -118,6 +128,9 @@ class StaticRouter:
 
     def release(self, upstream: Upstream) -> None:
         self.released += 1
+
+    def replayed(self, app: str, result: str, report: ReplayReport | None) -> None:
+        self.replays.append((app, result))
 
     def opened(self, client: ClientInfo) -> object:
         self.opened_count += 1

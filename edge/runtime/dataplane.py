@@ -17,6 +17,7 @@ from typing import Any
 from edge.config.model import EdgeConfig
 from edge.core import apps as records
 from edge.core.latency import LatencyModel
+from edge.core.region_aliases import RegionAliases
 from edge.core.regions import RegionCatalogue
 from edge.dataplane.http_proxy import make_http_protocol_factory
 from edge.dataplane.http_tracker import HttpConnectionTracker
@@ -59,7 +60,8 @@ class DataPlane:
         self.metrics = metrics
         self.recorder = Recorder(metrics) if config.metrics.enabled else NullRecorder()
         model = LatencyModel.build(config.latency, catalogue)
-        self.state = RoutingState(config, model, rng or random.Random())
+        aliases = RegionAliases.build(catalogue, model.by_rtt)
+        self.state = RoutingState(config, model, rng or random.Random(), aliases)
         checks = metrics.health_checks
         self.health = HealthMonitor(
             self.state.rng,

@@ -122,6 +122,11 @@ class Metrics:
             "edge_panic_routing", "Decisions made in panic mode (too few healthy machines)",
             ["app"], registry=r,
         )  # fmt: skip
+        self.replays = Counter(
+            "edge_replays", "fly-replay answers of machines, by what came of them "
+            "(replayed, cache_hit, fallback, failed, refused_<code>)",
+            ["app", "result"], registry=r,
+        )  # fmt: skip
 
     def _define_control(self, r: CollectorRegistry) -> None:
         self.ipam_operations = Counter(
@@ -224,6 +229,9 @@ class Recorder:
 
     def retry(self, app: str, outcome: str) -> None:
         self._child(self.m.retries, app, outcome).inc()
+
+    def replay(self, app: str, result: str) -> None:
+        self._child(self.m.replays, app, result).inc()
 
 
 class _NoMetrics:

@@ -19,6 +19,12 @@ from edge.core.routing import Endpoint, RoutingSnapshot, ServiceRoutes, decide
 from edge.core.strategies import why_not
 from edge.dataplane.contract import Choice, ClientInfo, NoUpstream, RouteHints, Upstream
 from edge.runtime.metrics import Recorder
+from edge.runtime.replay_routing import (
+    PolicyCache,
+    ReplayRecord,
+    as_replay,
+    replay_app_service,
+)
 from edge.runtime.routing_state import RoutingState
 from edge.runtime.traffic import Decision
 
@@ -43,6 +49,22 @@ class BaseRouter:
         # The configuration never changes while the daemon runs: read it once, not per request.
         self._trust_region_header = state.config.edge.trust_client_region_header
         self._simulate = state.config.edge.simulate_latency
+        self.policies = PolicyCache(state.config.http)
+        self.policy = self.policies.for_port(port)
+
+    def replayed(self, app: str, result: str, record: ReplayRecord | None) -> None:
+        self.recorder.replay(app, result)
+        if record is not None:
+            self.state.replays.append(record)
+
+    def replay_target(
+        self, client: ClientInfo, hints: RouteHints, exclude: frozenset[str]
+    ) -> Choice:
+        """A request replayed to another app (``fly-replay: app=...``): same org only."""
+        choice = replay_app_service(self.state.snapshot, hints, self.port)
+        if isinstance(choice, NoUpstream):
+            return choice
+        return self.route(choice, client, hints, exclude)
 
     @property
     def pop(self) -> str:
@@ -88,8 +110,12 @@ class BaseRouter:
         if pop is None:
             self.recorder.no_candidate(service.app, "none")
             return NoUpstream(503, "every point of presence is withdrawn", service.app)
-        request = route_request(pop, client.peer_ip, hints, self.state.valid_regions, exclude)
+        request = route_request(
+            pop, client.peer_ip, hints, self.state.valid_regions, exclude, self.state.aliases
+        )
         decision = decide(service, request, self.state.model, time.monotonic(), self.state.rng)
+        if hints is not None and hints.replay is not None:
+            decision = as_replay(decision, hints.replay)
         endpoint = decision.endpoint
         spec = service.spec
         if exclude:
@@ -126,6 +152,7 @@ class BaseRouter:
             connect_timeout=spec.connect_timeout,
             pop=pop,
             faults=faults,
+            policy=self.policies.for_service(spec, self.port),
         )
 
     def _no_candidate(
@@ -229,6 +256,8 @@ class AppRouter(BaseRouter):
     def choose(
         self, client: ClientInfo, hints: RouteHints | None, exclude: frozenset[str]
     ) -> Choice:
+        if hints is not None and hints.replay is not None and hints.replay.app is not None:
+            return self.replay_target(client, hints, exclude)
         service = self._service(self.state.snapshot)
         if service is None:
             if hints is not None:
@@ -254,6 +283,8 @@ class SharedRouter(BaseRouter):
     def choose(
         self, client: ClientInfo, hints: RouteHints | None, exclude: frozenset[str]
     ) -> Choice:
+        if hints is not None and hints.replay is not None and hints.replay.app is not None:
+            return self.replay_target(client, hints, exclude)
         app_name = self.app_for(client, hints)
         app = None if app_name is None else self.state.snapshot.apps.get(app_name)
         service = None if app is None else app.services.get(self.port)
