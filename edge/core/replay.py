@@ -325,7 +325,8 @@ def check_replay(
 class ReplayRoute:
     """Where a replayed request goes, as routing takes it (see ``edge.core.route_headers``)."""
 
-    app: str | None = None  # None: the same app
+    app: str  # the app to deliver to (the replaying one unless the app named another)
+    source_app: str  # the app that replayed it (a target app must be of the same org)
     regions: tuple[str, ...] = ()  # codes or aliases, not expanded yet
     forced: bool = False
     force_instance: str | None = None
@@ -338,9 +339,9 @@ def replay_route(
     instruction: ReplayInstruction, source_machine: str, source_app: str
 ) -> ReplayRoute:
     """The route of the request replayed by ``source_machine`` of ``source_app``."""
-    app = instruction.app if instruction.app and instruction.app != source_app else None
     return ReplayRoute(
-        app=app,
+        app=instruction.app or source_app,
+        source_app=source_app,
         regions=instruction.target_regions,
         forced=instruction.forced_regions,
         force_instance=instruction.instance,
@@ -350,12 +351,16 @@ def replay_route(
     )
 
 
-def fallback_route(instruction: ReplayInstruction, source_machine: str) -> ReplayRoute | None:
+def fallback_route(
+    instruction: ReplayInstruction, source_machine: str, source_app: str
+) -> ReplayRoute | None:
     """Back to the replaying machine (``force_self``) or preferably it; None: no fallback."""
     if instruction.fallback is None:
         return None
     forced = instruction.fallback == "force_self"
     return ReplayRoute(
+        app=source_app,
+        source_app=source_app,
         force_instance=source_machine if forced else None,
         prefer_instance=None if forced else source_machine,
         why=f"replay fallback ({instruction.fallback}) to {source_machine}",

@@ -44,9 +44,8 @@ class RouteHints:
     force_instance: bytes | None = None
     client_region: bytes | None = None  # the simulation header Edge-Client-Region
     # Set for a request an app replayed (fly-replay): route by it, not by the headers.
-    # ``replay.app`` names another app (of the same org) to deliver it to.
+    # ``replay.app`` names the app (of the same org) to deliver it to.
     replay: ReplayRoute | None = None
-    source_app: str | None = None  # the app that replayed it (for the org check)
 
 
 @dataclass(frozen=True, slots=True)

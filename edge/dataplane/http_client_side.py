@@ -15,6 +15,7 @@ from typing import Final, Protocol, cast
 
 import httptools
 
+from edge.core.replay_cache import EMPTY as EMPTY_REPLAY_CACHE
 from edge.dataplane.contract import ClientInfo, ListenerRouter, Upstream
 from edge.dataplane.http_framing import edge_response
 from edge.dataplane.http_head import RequestHeadScan, RequestRewriter
@@ -71,7 +72,9 @@ class HttpListener:
         self.tracker = tracker
         self.headers_read_timeout = settings.headers_read_timeout
         self.max_head = settings.max_header_bytes
-        self.idle_timeout = settings.idle_timeout
+        # A port's http_options.idle_timeout wins over edge.yaml's http.idle_timeout.
+        self.idle_timeout = router.policy.idle_timeout or settings.idle_timeout
+        self.replay_cache = EMPTY_REPLAY_CACHE  # swapped whole on every change
         self.ulids = UlidSource()
         self._tails: dict[str, Tails] = {}
 

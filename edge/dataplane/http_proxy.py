@@ -38,7 +38,6 @@ from edge.dataplane.http_client_side import (
     LENGTH_BODY,
     NO_BODY,
     TUNNEL,
-    ClientSide,
     HttpListener,
     HttpSettings,
 )
@@ -49,6 +48,8 @@ from edge.dataplane.http_head import (
     head_for_client,
     request_target,
 )
+from edge.dataplane.http_heads_extra import apply_policy
+from edge.dataplane.http_replay import ReplaySide, error_line
 from edge.dataplane.http_tracker import HttpConnectionTracker
 from edge.dataplane.proxy_protocol import accept_proxy_header
 from edge.dataplane.upstream_conn import UpstreamConnection
@@ -61,11 +62,12 @@ _NO_EXCLUDE: Final[frozenset[str]] = frozenset()
 _LARGE_WRITE: Final = 16 * 1024  # above this a head and a body go out via writelines
 
 
-class HttpProxyProtocol(ClientSide):
+class HttpProxyProtocol(ReplaySide):
     """One client connection's requests: routing, the machine exchange, retries."""
 
     def __init__(self, listener: HttpListener, client: ClientInfo | None = None) -> None:
         super().__init__(listener, client)
+        self._init_replay()
         self._hints: RouteHints | None = None
         self._plain_hints: RouteHints | None = None  # for requests with only a Host
         self._raw_head = b""  # as the client sent it
@@ -126,6 +128,7 @@ class HttpProxyProtocol(ClientSide):
         self._raw_head = head
         self._fwd_pop = ""
         self._queue_deadline = 0.0
+        self._keep_request(head, plain, has_body)
         self._choose()
         if self._held or self._reading_paused:
             self._update_reading()
@@ -165,6 +168,8 @@ class HttpProxyProtocol(ClientSide):
             done = end >= 0
             end = end if done else len(data)
         chunk = data if end == len(data) else data[:end]
+        if self._body_buf is not None:
+            self._keep_body(chunk)
         try:
             self._parser.feed_data(chunk)  # it follows the body too: framing is checked twice
         except httptools.HttpParserUpgrade:
@@ -183,6 +188,8 @@ class HttpProxyProtocol(ClientSide):
             self._in = HOLD
             if end < len(data):
                 self._hold(data[end:])
+            if self._replay_waiting:
+                self._body_arrived()
 
     # -- routing and connecting ------------------------------------------------------------
 
@@ -221,6 +228,8 @@ class HttpProxyProtocol(ClientSide):
         )
 
     def _no_upstream(self, choice: NoUpstream) -> None:
+        if self._flow is not None and self._replay_unreachable("no_candidate", choice):
+            return
         self._tails = self._l.tails(choice.pop or self._router.pop)
         queue = choice.queue
         if queue is not None:  # every machine is busy: wait for a free one, up to a limit
@@ -234,6 +243,8 @@ class HttpProxyProtocol(ClientSide):
                 self.deadline = self._queue_deadline
                 return
         text, extra = no_upstream_answer(choice, self._head.host)
+        if choice.code:
+            text, extra = f"edge: {choice.code}: {text[6:]}", extra + error_line(choice.code)
         self._answer(choice.status, text, extra)
 
     def _dequeued(self) -> None:
@@ -243,6 +254,8 @@ class HttpProxyProtocol(ClientSide):
             self._choose()
 
     def _waited_too_long(self) -> None:
+        if self._replay_timed_out(self._loop.time()):
+            return
         choice = self._last_refusal
         if self._queue is None or choice is None:
             return
@@ -289,6 +302,8 @@ class HttpProxyProtocol(ClientSide):
             if reason != "cancelled" and self._attempts <= self._router.retries:
                 self._exclude = self._exclude | {up.machine_id}
                 self._choose()
+            elif self._flow is not None and self._replay_unreachable("retries_exhausted", None):
+                return
             else:
                 self._answer(502, f"edge: could not reach a machine of app {up.app!r} ({reason})\n")
             return
@@ -310,6 +325,9 @@ class HttpProxyProtocol(ClientSide):
         self._sent = len(head)
         self.deadline = self._loop.time() + up.timeout
         conn.write(head)
+        if self._resend is not None:  # a replayed request: its body was kept
+            self._sent += len(self._resend)
+            conn.write(self._resend)
         if self._body_mode == NO_BODY:
             self._req_done = True
         elif not self._req_done:
@@ -333,6 +351,8 @@ class HttpProxyProtocol(ClientSide):
         up = self._upstream
         assert up is not None and self.transport is not None
         self._router.responded(up, status, self._loop.time() - self._chosen_at)
+        if (b"eplay" in head or b"EPLAY" in head) and self._intercept(up, status, head, body):
+            return  # a fly-replay answer (see http_replay): the client never sees it
         self.deadline = INF
         self._resp_started = True
         listener = self._l
@@ -347,6 +367,8 @@ class HttpProxyProtocol(ClientSide):
             tail = tails.http10 if self._http10 else tails.keep
         plain = tail is tails.keep
         out = head_for_client(head, resp, upgrade, listener.ulids.next(), tail, plain)
+        if up.policy.edits_response:
+            out = apply_policy(out, up.policy)
         self._back += len(out) + len(body)
         if not body:
             self.transport.write(out)
@@ -358,11 +380,16 @@ class HttpProxyProtocol(ClientSide):
             self._start_tunnel()
 
     def response_body(self, data: bytes) -> None:
-        if self.transport is not None:
+        if self._signal is not None:
+            self._signal_data(data)
+        elif self.transport is not None:
             self._back += len(data)
             self.transport.write(data)
 
     def response_end(self, conn: UpstreamConnection, reusable: bool) -> None:
+        if self._signal is not None:
+            self._signal_end(conn, reusable)
+            return
         self._conn = None
         if reusable and self._req_done:
             self._l.pool.put(conn)

@@ -34,16 +34,16 @@ def replay_app_service(
     target = snapshot.apps.get(replay.app)
     if target is None:
         return NoUpstream(
-            502, f"fly-replay target app {replay.app!r} does not exist", hints.source_app,
+            502, f"fly-replay target app {replay.app!r} does not exist", replay.source_app,
             code=ErrorCode.PA04,
         )  # fmt: skip
-    source = snapshot.apps.get(hints.source_app or "")
+    source = snapshot.apps.get(replay.source_app or "")
     if source is None or source.org != target.org:
         return NoUpstream(
             403,
             f"fly-replay target app {replay.app!r} is in another org than "
-            f"{hints.source_app!r}: replays stay within an org",
-            hints.source_app,
+            f"{replay.source_app!r}: replays stay within an org",
+            replay.source_app,
             code=ErrorCode.PA05,
         )
     service = target.services.get(port)
@@ -52,7 +52,7 @@ def replay_app_service(
         service = target.services[http[0]] if http else None
     if service is None:
         return NoUpstream(
-            502, f"fly-replay target app {replay.app!r} has no HTTP service", hints.source_app,
+            502, f"fly-replay target app {replay.app!r} has no HTTP service", replay.source_app,
             code=ErrorCode.PA04,
         )  # fmt: skip
     return service

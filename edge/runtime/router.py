@@ -256,7 +256,7 @@ class AppRouter(BaseRouter):
     def choose(
         self, client: ClientInfo, hints: RouteHints | None, exclude: frozenset[str]
     ) -> Choice:
-        if hints is not None and hints.replay is not None and hints.replay.app is not None:
+        if hints is not None and hints.replay is not None:
             return self.replay_target(client, hints, exclude)
         service = self._service(self.state.snapshot)
         if service is None:
@@ -283,7 +283,7 @@ class SharedRouter(BaseRouter):
     def choose(
         self, client: ClientInfo, hints: RouteHints | None, exclude: frozenset[str]
     ) -> Choice:
-        if hints is not None and hints.replay is not None and hints.replay.app is not None:
+        if hints is not None and hints.replay is not None:
             return self.replay_target(client, hints, exclude)
         app_name = self.app_for(client, hints)
         app = None if app_name is None else self.state.snapshot.apps.get(app_name)
