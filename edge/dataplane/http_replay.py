@@ -276,15 +276,21 @@ class ReplaySide(ClientSide):
     def _refuse(self, app: str, source: Upstream, code: ErrorCode, status: int, text: str) -> None:
         flow = self._flow
         instruction = "" if flow is None else flow.instruction.describe()
-        self._router.replayed(
-            app,
-            f"refused_{code}",
-            ReplayReport(
-                time.time(), app, source.machine_id, source.region, instruction,
-                f"refused_{code}", why=text, pop=source.pop,
-            ),
+        result = f"refused_{code}"
+        report = ReplayReport(
+            time.time(), app, source.machine_id, source.region, instruction, result,
+            why=text, pop=source.pop,
         )  # fmt: skip
+        self._router.replayed(app, result, report)
         self._answer(status, f"edge: {code}: {text}\n", error_line(code))
+
+    def _report_refusal(self, flow: ReplayFlow, code: str, text: str) -> None:
+        result = f"refused_{code}"
+        report = ReplayReport(
+            time.time(), flow.source_app, flow.source_machine, flow.source_region,
+            flow.instruction.describe(), result, why=text,
+        )  # fmt: skip
+        self._router.replayed(flow.source_app, result, report)
 
     # -- when the target cannot be reached ----------------------------------------------------
 
@@ -293,6 +299,11 @@ class ReplaySide(ClientSide):
         flow = self._flow
         if flow is None or flow.fallback or flow.count == 0:
             return False
+        if refusal is not None and refusal.code:  # PA04, PA05: not a reachability problem
+            self._report_refusal(flow, refusal.code, refusal.reason)
+            return False
+        if reason == "no_candidate" and self._exclude:
+            reason = "retries_exhausted"  # it had candidates, and connecting failed
         route = fallback_route(flow.instruction, flow.source_machine, flow.source_app)
         if route is None:
             self._router.replayed(flow.source_app, "failed", None)

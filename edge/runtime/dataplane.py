@@ -93,10 +93,12 @@ class DataPlane:
         self, snapshot: StoreSnapshot
     ) -> dict[tuple[str, str], dict[int, int]]:
         services = {app.name: app.services for app in snapshot.apps}
+        primaries = {app.name: app.primary_region for app in snapshot.apps}
         ports: dict[tuple[str, str], dict[int, int]] = {}
         wanted: set[str] = set()
         for machine in (m for m in snapshot.machines if m.demo):
-            identity = DemoIdentity(machine.app, machine.id, machine.region)
+            primary = primaries.get(machine.app, "")
+            identity = DemoIdentity(machine.app, machine.id, machine.region, primary)
             for service in services.get(machine.app, ()):
                 key = f"{machine.app}/{machine.id}/{service.internal_port}"
                 wanted.add(key)

@@ -30,6 +30,7 @@ from edge.runtime.traffic import Decision
 
 _CLIENT_REGION_CACHE_SIZE = 4096
 LOG = logging.getLogger("edge.outlier")
+REPLAY_LOG = logging.getLogger("edge.replay")
 
 
 class BaseRouter:
@@ -54,8 +55,15 @@ class BaseRouter:
 
     def replayed(self, app: str, result: str, record: ReplayRecord | None) -> None:
         self.recorder.replay(app, result)
-        if record is not None:
-            self.state.replays.append(record)
+        if record is None:
+            return
+        self.state.replays.append(record)
+        if result.startswith("refused_"):
+            code = result.removeprefix("refused_")
+            REPLAY_LOG.warning(
+                "fly-replay of %s from %s refused: %s", app, record.source_machine, record.why,
+                extra={"app": app, "machine": record.source_machine, "error_code": code},
+            )  # fmt: skip
 
     def replay_target(
         self, client: ClientInfo, hints: RouteHints, exclude: frozenset[str]
