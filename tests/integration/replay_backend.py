@@ -16,7 +16,7 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -101,10 +101,8 @@ def unreachable_port() -> Iterator[int]:
         for _ in range(4):  # fill the accept queue: later SYNs are dropped, connects hang
             filler = socket.socket()
             filler.setblocking(False)
-            try:
+            with suppress(BlockingIOError):
                 filler.connect(listener.getsockname())
-            except BlockingIOError:
-                pass
             fillers.append(filler)
         yield listener.getsockname()[1]
     finally:

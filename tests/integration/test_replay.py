@@ -6,6 +6,7 @@ process (``replay_backend``) that answer fly-replay when a request header asks t
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import socket
@@ -128,7 +129,7 @@ def request(
 
 
 def test_no_replay_reaches_the_nearest_machine(setup: Setup) -> None:
-    status, headers, body = request(setup)
+    status, _, body = request(setup)
     assert status == 200 and body["machine"] == "db-lhr"
     assert "fly-replay-src" not in body["headers"]
 
@@ -163,7 +164,7 @@ def test_a_quoted_region_list_is_tried_in_order(setup: Setup) -> None:
 
 
 def test_a_forced_region_list_without_a_machine_fails(setup: Setup) -> None:
-    status, headers, body = request(setup, headers={"X-Replay-On-db-lhr": "region=fra"})
+    status, _, body = request(setup, headers={"X-Replay-On-db-lhr": "region=fra"})
     assert status == 503
     assert "fra" in body
 
@@ -242,7 +243,6 @@ def test_a_body_under_the_buffer_is_replayed_whole(setup: Setup) -> None:
     _, _, body = request(setup, "/up", {"X-Replay-On-db-lhr": "region=iad"}, "PUT", payload)
     assert body["machine"] == "db-iad"
     assert body["body_bytes"] == len(payload)
-    import hashlib
 
     assert body["body_sha256"] == hashlib.sha256(payload).hexdigest()
 
