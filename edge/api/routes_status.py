@@ -7,6 +7,7 @@ from aiohttp import web
 from edge.api.app_context import CONTEXT
 from edge.api.auth import IDENTITY
 from edge.errors import BadRequest
+from edge.runtime.replay_explain import recent_replays, replay_view
 from edge.runtime.status import route_view, status_view
 
 routes = web.RouteTableDef()
@@ -29,11 +30,17 @@ async def route(request: web.Request) -> web.Response:
     port_text = query.get("port")
     if port_text is not None and not port_text.isdigit():
         raise BadRequest(f"port: must be a number, not {port_text!r}")
+    dataplane = context.dataplane()
     body = route_view(
-        context.dataplane(),
+        dataplane,
         app,
         query.get("from", context.config.edge.local_region),
         int(port_text) if port_text else None,
         query.get("prefer"),
     )
+    replay = query.get("replay")
+    if replay is not None and body["pop"] is not None:
+        service = dataplane.state.snapshot.apps[app].services[body["port"]]
+        body["replay"] = replay_view(dataplane, app, service, body["pop"], body["port"], replay)
+    body["recent_replays"] = recent_replays(dataplane, app)
     return web.json_response(body)
