@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from edge.core.replay import ReplayInstruction, ReplayRoute, replay_route
 
@@ -43,29 +43,43 @@ class CacheEntry:
     source_machine: str
 
 
-CacheKey = tuple[str, str, str]  # (host or "", session scope or "", path prefix)
+PathKey = tuple[str, str]  # (host, path prefix)
+SessionKey = tuple[str, str, str]  # (host, "cookie:name=value", path prefix)
 
 
 @dataclass(frozen=True, slots=True)
 class ReplayCache:
-    entries: Mapping[CacheKey, CacheEntry] = field(default_factory=dict)
+    paths: Mapping[PathKey, CacheEntry] = field(default_factory=dict)
+    sessions: Mapping[SessionKey, CacheEntry] = field(default_factory=dict)
+    # The lengths of the path prefixes in ``paths``: a lookup tries only these.
+    lengths: frozenset[int] = frozenset()
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self.paths) + len(self.sessions)
+
+    @property
+    def entries(self) -> bool:
+        """Whether there is anything to look up (the relay's per-request test)."""
+        return bool(self.paths or self.sessions)
 
 
 EMPTY: Final = ReplayCache()
 SessionValue = Callable[[SessionKind, str], str | None]  # the request's cookie/header value
 
 
-def parse_prefix(pattern: str) -> tuple[str, str]:
-    """``example.com/api/*`` -> ``("example.com", "/api/")``; ``/api/*`` -> ``("", "/api/")``."""
+def parse_prefix(pattern: str, host: str) -> tuple[str, str]:
+    """``example.com/api/*`` -> ``("example.com", "/api/")``; ``/api/*`` -> ``(host, "/api/")``.
+
+    Entries are per host name (as on the platform), so on a shared address one app's
+    replays never route another app's requests.
+    """
     pattern = pattern.strip()
     slash = pattern.find("/")
-    host, path = ("", pattern) if slash <= 0 else (pattern[:slash].lower(), pattern[slash:])
-    if not path.startswith("/"):
-        path = "/" + path
-    return host, path.rstrip("*")
+    if slash > 0:
+        host, pattern = pattern[:slash].lower(), pattern[slash:]
+    elif slash < 0:
+        pattern = "/" + pattern
+    return host, pattern.rstrip("*")
 
 
 def lookup(
@@ -76,17 +90,18 @@ def lookup(
     specs: tuple[SessionCacheSpec, ...],
     now: float,
 ) -> CacheEntry | None:
-    """The live entry for a request (longest prefix first), or None."""
+    """The live entry for a request (longest prefix first; a session's before a path's)."""
     best: tuple[int, int, CacheEntry] | None = None
     for spec in specs:
-        if path.startswith(spec.path_prefix):
+        if cache.sessions and path.startswith(spec.path_prefix):
             value = session(spec.type, spec.name)
             if value is not None:
-                entry = cache.entries.get(("", _scope(spec, value), spec.path_prefix))
+                entry = cache.sessions.get((host, _scope(spec, value), spec.path_prefix))
                 best = _better(best, len(spec.path_prefix), 1, entry, now)
-    for (entry_host, scope, prefix), entry in cache.entries.items():
-        if not scope and path.startswith(prefix) and entry_host in ("", host):
-            best = _better(best, len(prefix), 0, entry, now)
+    for length in cache.lengths:
+        if length <= len(path):
+            entry = cache.paths.get((host, path[:length]))
+            best = _better(best, length, 0, entry, now)
     return None if best is None else best[2]
 
 
@@ -111,14 +126,16 @@ def _scope(spec: SessionCacheSpec, value: str) -> str:
 def store(
     cache: ReplayCache,
     instruction: ReplayInstruction,
-    source_machine: str,
-    source_app: str,
-    path: str,
+    request: tuple[str, str],
+    source: tuple[str, str],
     session: SessionValue,
     specs: tuple[SessionCacheSpec, ...],
     now: float,
 ) -> ReplayCache:
-    """The cache after a replay: entries for the instruction's prefix and matching sessions."""
+    """The cache after a replay of the request (``host``, ``path``) by ``source``
+    (machine, app): entries for the instruction's prefix and for matching sessions."""
+    host, path = request
+    source_machine, source_app = source
     bare = ReplayInstruction(
         regions=instruction.regions,
         instance=instruction.instance,
@@ -127,28 +144,42 @@ def store(
         elsewhere=instruction.elsewhere,
     )
     route = replay_route(bare, source_machine, source_app)
-    added: dict[CacheKey, CacheEntry] = {}
+    paths = dict(cache.paths)
+    sessions = dict(cache.sessions)
     if instruction.cache_prefix:
-        host, prefix = parse_prefix(instruction.cache_prefix)
-        added[(host, "", prefix)] = CacheEntry(route, now + instruction.cache_ttl, source_machine)
+        key = parse_prefix(instruction.cache_prefix, host)
+        paths[key] = CacheEntry(route, now + instruction.cache_ttl, source_machine)
     for spec in specs:
         value = session(spec.type, spec.name) if path.startswith(spec.path_prefix) else None
         if value is not None:
-            key = ("", _scope(spec, value), spec.path_prefix)
-            added[key] = CacheEntry(route, now + spec.ttl_seconds, source_machine)
-    if not added:
+            entry = CacheEntry(route, now + spec.ttl_seconds, source_machine)
+            sessions[(host, _scope(spec, value), spec.path_prefix)] = entry
+    return _bounded(ReplayCache(paths, sessions, _lengths(paths)), now)
+
+
+def _lengths(paths: Mapping[PathKey, CacheEntry]) -> frozenset[int]:
+    return frozenset(len(prefix) for _, prefix in paths)
+
+
+def _bounded(cache: ReplayCache, now: float) -> ReplayCache:
+    """At most ``MAX_ENTRIES``: expired entries go first, then those expiring soonest."""
+    if len(cache) <= MAX_ENTRIES:
         return cache
-    entries = dict(expire(cache, now).entries) if len(cache) >= MAX_ENTRIES else dict(cache.entries)
-    while len(entries) + len(added) > MAX_ENTRIES and entries:
-        del entries[min(entries, key=lambda k: entries[k].expires)]
-    entries.update(added)
-    return ReplayCache(entries)
+    cache = expire(cache, now)
+    paths, sessions = dict(cache.paths), dict(cache.sessions)
+    while len(paths) + len(sessions) > MAX_ENTRIES:
+        table: dict[Any, CacheEntry] = sessions if len(sessions) >= len(paths) else paths
+        del table[min(table, key=lambda key: table[key].expires)]
+    return ReplayCache(paths, sessions, _lengths(paths))
 
 
 def expire(cache: ReplayCache, now: float) -> ReplayCache:
     """The cache without the entries whose TTL passed."""
-    live = {key: entry for key, entry in cache.entries.items() if entry.expires > now}
-    return cache if len(live) == len(cache.entries) else ReplayCache(live)
+    paths = {key: entry for key, entry in cache.paths.items() if entry.expires > now}
+    sessions = {key: entry for key, entry in cache.sessions.items() if entry.expires > now}
+    if len(paths) + len(sessions) == len(cache):
+        return cache
+    return ReplayCache(paths, sessions, _lengths(paths))
 
 
 def cacheable(

@@ -365,8 +365,8 @@ class ReplaySide(ClientSide):
         specs = self._session_specs()
         if cacheable(instruction, path, specs):
             self._l.replay_cache = store(
-                self._l.replay_cache, instruction, source.machine_id, source.app, path,
-                self._session(self._orig_head), specs, now,
+                self._l.replay_cache, instruction, (self._host_name(), path),
+                (source.machine_id, source.app), self._session(self._orig_head), specs, now,
             )  # fmt: skip
 
     def _session_specs(self) -> tuple[SessionCacheSpec, ...]:
