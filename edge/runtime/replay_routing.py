@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 from collections.abc import Iterator
+from typing import Any
 
 from edge.config.model import HttpSpec, PortSpec, ServiceSpec
 from edge.core.error_codes import ErrorCode
@@ -22,6 +23,7 @@ from edge.core.routing import RouteDecision, RoutingSnapshot, ServiceRoutes
 from edge.dataplane.contract import NoUpstream, PortPolicy, ReplayReport, RouteHints
 
 RECENT_REPLAYS = 100
+REPLAY_WINDOW = 30.0  # seconds of replays the dashboard shows
 ReplayRecord = ReplayReport
 
 
@@ -124,3 +126,18 @@ class ReplayLog:
 
     def for_app(self, app: str) -> list[ReplayReport]:
         return [r for r in self._recent if app in (r.app, r.target_app)]
+
+    def flows(
+        self, apps: set[str], now: float, window: float = REPLAY_WINDOW
+    ) -> list[dict[str, Any]]:
+        """Replays of the last ``window`` seconds by (app, from region, to region, result),
+        for the dashboard map: each is an arc from the replaying machine's region."""
+        counts: dict[tuple[str, str, str, str], int] = {}
+        for r in self._recent:
+            if r.at >= now - window and r.app in apps and r.target_region:
+                key = (r.app, r.source_region, r.target_region, r.result)
+                counts[key] = counts.get(key, 0) + 1
+        return [
+            {"app": a, "from_region": f, "to_region": t, "result": res, "count": n}
+            for (a, f, t, res), n in sorted(counts.items())
+        ]

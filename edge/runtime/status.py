@@ -92,6 +92,7 @@ def status_view(
             for (a, c, p, m), r in dataplane.state.traffic.flows(now)
             if a in names
         ],
+        "replays": dataplane.state.replays.flows(names, now),
         "recent": [
             {
                 "at": d.at,

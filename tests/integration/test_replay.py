@@ -426,3 +426,27 @@ def test_idle_timeout_closes_idle_keep_alive_connections(setup: Setup) -> None:
             pass
         waited = time.monotonic() - started
     assert 0.5 < waited < 5  # idle_timeout: 1 (s), checked every 0.1 s
+
+
+# --- the demo app: writes go to the primary region ---------------------------------------------
+
+
+def test_demo_app_forwards_writes_to_its_primary_region(edge_factory: Any, tmp_path: Path) -> None:
+    from tests.integration.edgeconf import http_app, write_edge_config
+
+    hello, http_port, _ = http_app("hello", ["lhr", "syd"])
+    edge = edge_factory(config=write_edge_config(tmp_path, [hello]))
+    ip = Api.admin(edge).get("/v1/apps/hello/ip_assignments")[1]["ips"][0]["ip"]
+    conn = http.client.HTTPConnection(ip, http_port, timeout=10)
+    try:
+        sydney = {"Edge-Client-Region": "syd"}
+        conn.request("GET", "/read", headers=sydney)
+        assert json.loads(conn.getresponse().read())["machine_id"] == "hello-syd"
+        conn.request("POST", "/write/order", body=b'{"n": 1}', headers=sydney)
+        response = conn.getresponse()
+        body = json.loads(response.read())
+    finally:
+        conn.close()
+    assert response.status == 200
+    assert (body["machine_id"], body["method"], body["body_bytes"]) == ("hello-lhr", "POST", 8)
+    assert body["headers"]["fly-replay-src"].startswith("instance=hello-syd;region=syd;t=")
