@@ -87,6 +87,7 @@ SCHEMAS: dict[str, Any] = {
             "created_at": {"type": "string", "format": "date-time"},
             "shared": BOOL,
             "primary": BOOL,
+            "app": STR,
             "listeners": {"type": "array", "items": ref("Listener")},
         },
         ("ip", "type", "region", "created_at", "shared", "primary"),
@@ -131,6 +132,7 @@ SCHEMAS: dict[str, Any] = {
         ("app_name",),
     ),
     "AllocateIp": _obj({"type": IP_TYPE, "region": STR}),
+    "MoveIp": _obj({"app": STR}, ("app",)),
     "Fault": _obj(
         {
             "id": STR,
@@ -386,6 +388,16 @@ def _paths() -> dict[str, Any]:
                 "Stop a machine: it gets no new traffic",
                 (200, "Stopped", ref("Machine")),
                 (401, 404),
+            ),
+        },
+        "/v1/apps/{app}/ip_assignments/{ip}/move": {
+            "parameters": [APP_PARAM, IP_PARAM],
+            "post": operation(
+                "Serve the address from another app of the same org; answered once its "
+                "listeners serve that app (the address keeps its created time)",
+                (200, "Moved (as the target app now holds it)", ref("IpAssignment")),
+                (400, 401, 404, 409),
+                body="MoveIp",
             ),
         },
         "/v1/apps/{app}/ip_assignments/{ip}": {

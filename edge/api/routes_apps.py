@@ -140,6 +140,7 @@ async def deploy_app(request: web.Request) -> web.Response:
         updated=list(result.updated),
         removed=list(result.removed),
         services_updated=result.app_updated,
-        listeners=listeners.for_addresses(ip.address for ip in result.ips),
+        ips_moved=list(result.moved_ips),
+        listeners=listeners.for_addresses([*(ip.address for ip in result.ips), *result.moved_ips]),
     )
     return web.json_response(answer, status=201 if result.created else 200)

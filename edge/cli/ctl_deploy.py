@@ -37,6 +37,8 @@ def summary(answer: dict[str, Any]) -> str:
     ]
     if answer.get("services_updated"):
         parts.append("services updated")
+    if answer.get("ips_moved"):
+        parts.append(f"IP(s) moved here: {', '.join(answer['ips_moved'])}")
     if not answer["created"] and not parts:
         return f"App {answer['name']} is already up to date"
     detail = f": {', '.join(parts)}" if parts else ""

@@ -1,9 +1,10 @@
-"""``edgectl ips``: list, allocate (and the platform's allocate-v4/-v6), release."""
+"""``edgectl ips``: list, allocate (and the platform's allocate-v4/-v6), release, move."""
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
+import sys
 from typing import Any
 
 from edge.cli.argtypes import SubParsers, app_command
@@ -29,9 +30,17 @@ def print_ips(ips: list[dict[str, Any]], as_json: bool) -> None:
         print_table(IP_HEADERS, ip_rows(ips), "No IP addresses are allocated to this app.")
 
 
+REGION_NOTE = (
+    "REGION is where an address was allocated; the address itself is anycast, announced "
+    "from every PoP and served wherever a client enters."
+)
+
+
 def cmd_list(client: ApiClient, args: argparse.Namespace) -> int:
     body = client.get(f"/v1/apps/{args.app}/ip_assignments")
     print_ips(body["ips"], args.json)
+    if body["ips"] and not args.json:
+        print(f"\n{REGION_NOTE}")
     return 0
 
 
@@ -70,6 +79,30 @@ def cmd_release(client: ApiClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_move(client: ApiClient, args: argparse.Namespace) -> int:
+    try:
+        ipaddress.ip_address(args.address)
+    except ValueError:
+        raise BadRequest(f"Invalid IP address: '{args.address}'; nothing was moved") from None
+    moved = client.post(
+        f"/v1/apps/{args.from_app}/ip_assignments/{args.address}/move", {"app": args.to_app}
+    )
+    if args.json:
+        print_json(moved)
+        return 0
+    print(f"Moved {moved['ip']} from app {args.from_app} to app {args.to_app}")
+    print_ips([moved], False)
+    return report_unbound(moved)
+
+
+def report_unbound(assignment: dict[str, Any]) -> int:
+    """Say which of the address's listeners could not be bound; 1 if any, else 0."""
+    failed = [x for x in assignment.get("listeners", []) if not x.get("bound", True)]
+    for listener in failed:
+        print(f"warning: {listener.get('error') or 'a listener is not bound'}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def register(commands: SubParsers) -> None:
     ips = commands.add_parser("ips", help="manage an app's IP addresses")
     sub = ips.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
@@ -95,3 +128,11 @@ def register(commands: SubParsers) -> None:
     release = app_parser("release", "release addresses (permanent)")
     release.add_argument("addresses", nargs="+", metavar="ADDRESS")
     release.set_defaults(handler=cmd_release)
+    move = sub.add_parser(
+        "move", help="serve an address from another app of the same org (keeps the address)"
+    )
+    move.add_argument("address", metavar="ADDRESS")
+    move.add_argument("--from", dest="from_app", required=True, metavar="APP", help="its app now")
+    move.add_argument("--to", dest="to_app", required=True, metavar="APP", help="the new app")
+    move.add_argument("-j", "--json", action="store_true", help="print JSON")
+    move.set_defaults(handler=cmd_move)

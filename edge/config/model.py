@@ -239,6 +239,9 @@ class ServiceSpec(Frozen):
     outlier: OutlierSpec = OutlierSpec()
     panic_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     slow_start: Duration = 0.0
+    # Addresses of the org this service is reached on (only these, when given); a
+    # deploy moves each one to the app if another app of the org holds it.
+    ips: tuple[IPAddress, ...] = ()
 
 
 class MachineSpec(Frozen):

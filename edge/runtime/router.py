@@ -79,10 +79,6 @@ class BaseRouter:
         """The PoP of clients with no other information: local clients' ingress."""
         return self.state.ingress(self.state.config.edge.local_region) or ""
 
-    @property
-    def retries(self) -> int:
-        return 2
-
     def client_region(self, client: ClientInfo, hints: RouteHints | None) -> str:
         if hints is not None and hints.client_region and self._trust_region_header:
             claimed = hints.client_region.strip().lower().decode("latin-1")
@@ -158,6 +154,7 @@ class BaseRouter:
             upstream_delay=model.rtt(pop, endpoint.region) if simulate else 0.0,
             timeout=spec.timeout,
             connect_timeout=spec.connect_timeout,
+            retries=spec.retries,
             pop=pop,
             faults=faults,
             policy=self.policies.for_service(spec, self.port),
@@ -255,11 +252,6 @@ class AppRouter(BaseRouter):
     def _service(self, snapshot: RoutingSnapshot) -> ServiceRoutes | None:
         app = snapshot.apps.get(self.app)
         return None if app is None else app.services.get(self.port)
-
-    @property
-    def retries(self) -> int:
-        service = self._service(self.state.snapshot)
-        return 0 if service is None else service.spec.retries
 
     def choose(
         self, client: ClientInfo, hints: RouteHints | None, exclude: frozenset[str]

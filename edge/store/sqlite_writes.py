@@ -138,6 +138,20 @@ def release(tx: Tx, app: StoredApp, assignment: IpAssignment, why: str) -> None:
     tx.audit_app(app, "ip.release", assignment.address, detail)
 
 
+def move_assignment(tx: Tx, source: StoredApp, target: StoredApp, held: IpAssignment) -> None:
+    """Hand ``held`` from ``source`` to ``target``: the same row (its created time and
+    history stay), never the target's primary; audited on both apps."""
+    tx.conn.execute(
+        "UPDATE ip_assignments SET app_id = ?, is_primary = 0 "
+        "WHERE app_id = ? AND address = ? AND released_at IS NULL",
+        (target.id, source.id, held.address),
+    )
+    what = f"{held.type} {held.address}"
+    tx.audit_app(source, "ip.move", held.address, f"moved {what} to app {target.record.name}")
+    detail = f"moved {what} here from app {source.record.name}"
+    tx.audit_app(target, "ip.move", held.address, detail)
+
+
 # --- machines ----------------------------------------------------------------------------
 
 
