@@ -19,6 +19,7 @@ RULES = {
     "cross_region": "no machine of the nearest region could take it: the next nearest region",
     "prefer_region": "the first preferred region (fly-prefer-region) with a candidate",
     "force_region": "the first forced region (fly-force-region) with a candidate",
+    "replay": "the app's fly-replay instruction chose the target",
     "prefer_instance": "the preferred machine (fly-prefer-instance-id)",
     "force_instance": "the forced machine (fly-force-instance-id)",
     "panic": "panic mode: too few healthy machines, so health is ignored",
@@ -110,12 +111,11 @@ def print_replay(replay: dict[str, Any]) -> None:
         "The target app has no machines.",
     )
     chosen = replay["chosen"]
+    reason, detail = replay["reason"], replay["detail"]
+    rule = f"Rule:   {reason}: {RULES.get(reason, reason)}" + (f" ({detail})" if detail else "")
     print()
-    if chosen is None:
-        print(f"Replayed to: none ({replay['detail']})")
-    else:
-        print(f"Replayed to: {chosen['machine_id']} in {chosen['region']}")
-        print(f"Why:    {replay['detail']}")
+    where = "none" if chosen is None else f"{chosen['machine_id']} in {chosen['region']}"
+    print(f"Replayed to: {where}\n{rule}")
 
 
 def print_recent_replays(replays: list[dict[str, Any]]) -> None:

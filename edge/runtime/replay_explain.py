@@ -56,7 +56,11 @@ def replay_view(
             "timeout_s": instruction.timeout,
         }
     )
-    return {**answer, **explain_request(target, request, dataplane)}
+    explained = explain_request(target, request, dataplane)
+    if explained["chosen"] is not None:  # as the live decision says it (router.as_replay)
+        rule = explained["reason"] + (f": {explained['detail']}" if explained["detail"] else "")
+        explained.update(reason="replay", detail=f"{route.why}; {rule}")
+    return {**answer, **explained}
 
 
 def recent_replays(dataplane: DataPlane, app: str, limit: int = 10) -> list[dict[str, Any]]:
