@@ -24,6 +24,7 @@ class ReplaySignal:
     json: bool  # the body is the JSON form
     cache: bytes | None  # fly-replay-cache
     cache_ttl: bytes | None  # fly-replay-cache-ttl-secs
+    chunked: bool = False  # the body (the JSON form's) comes in chunks
 
 
 def header_lines(head: bytes) -> list[bytes]:
@@ -53,9 +54,35 @@ def replay_signal(head: bytes) -> ReplaySignal | None:
     header = fields.get(b"fly-replay")
     if header is None and not is_json:
         return None
+    chunked = fields.get(b"transfer-encoding", b"").lower().endswith(b"chunked")
     return ReplaySignal(
-        header, is_json, fields.get(b"fly-replay-cache"), fields.get(b"fly-replay-cache-ttl-secs")
+        header,
+        is_json,
+        fields.get(b"fly-replay-cache"),
+        fields.get(b"fly-replay-cache-ttl-secs"),
+        chunked,
     )
+
+
+def dechunk(data: bytes) -> bytes:
+    """A whole chunked body (as relayed: framing included) without its framing.
+
+    The relay's scanner already checked the framing; ValueError if it is cut short.
+    """
+    out: list[bytes] = []
+    pos = 0
+    while True:
+        line_end = data.find(b"\r\n", pos)
+        if line_end < 0:
+            raise ValueError("a chunked body cut short")
+        size = int(data[pos:line_end].partition(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            return b"".join(out)
+        start = line_end + 2
+        if start + size > len(data):
+            raise ValueError("a chunked body cut short")
+        out.append(data[start : start + size])
+        pos = start + size + 2
 
 
 def cookie_value(head: bytes, name: str) -> str | None:

@@ -299,7 +299,7 @@ class HttpProxyProtocol(ReplaySide):
             if reason != "cancelled":
                 self._router.connect_failed(up, reason)
             self._release(report=False)
-            if reason != "cancelled" and self._attempts <= up.retries:
+            if reason != "cancelled" and self._attempts - self._retry_base <= up.retries:
                 self._exclude = self._exclude | {up.machine_id}
                 self._choose()
             elif self._flow is not None and self._replay_unreachable("retries_exhausted", None):
@@ -419,7 +419,7 @@ class HttpProxyProtocol(ReplaySide):
             self._fresh_only = True  # a pooled connection the machine had closed: not its fault
             self._connect()
             return True
-        if self._attempts <= up.retries:
+        if self._attempts - self._retry_base <= up.retries:
             self._router.connect_failed(up, "reset")
             self._release()
             self._exclude = self._exclude | {up.machine_id}

@@ -50,6 +50,7 @@ from edge.dataplane.http_client_side import INF, NO_BODY, ClientSide
 from edge.dataplane.http_heads_extra import (
     ReplaySignal,
     cookie_value,
+    dechunk,
     edit_request,
     header_value,
     replay_signal,
@@ -115,6 +116,7 @@ class ReplaySide(ClientSide):
         self._cache_bypass = False
         self._replay_waiting = False  # replay once the rest of the body has arrived
         self._pending: tuple[Upstream, ReplayInstruction] | None = None
+        self._retry_base = 0  # _attempts when the current target was first chosen
 
     # -- hooks of HttpProxyProtocol ------------------------------------------------------------
 
@@ -126,6 +128,7 @@ class ReplaySide(ClientSide):
         self._body_size = 0
         self._flow = self._signal = self._resend = None
         self._cache_bypass = self._replay_waiting = False
+        self._retry_base = 0
         if self._l.replay_cache.entries:
             self._route_from_cache(head, hints)
 
@@ -179,7 +182,13 @@ class ReplaySide(ClientSide):
         if signal.header is not None:
             instruction = parse_header(signal.header)
         else:
-            instruction = parse_json(bytes(self._signal_body))
+            body = bytes(self._signal_body)
+            if signal.chunked:
+                try:
+                    body = dechunk(body)
+                except ValueError as exc:
+                    raise InvalidReplay(f"the replay JSON body: {exc}") from None
+            instruction = parse_json(body)
         return with_cache_headers(instruction, signal.cache, signal.cache_ttl)
 
     # -- replaying --------------------------------------------------------------------------
@@ -240,7 +249,9 @@ class ReplaySide(ClientSide):
             replay=route,
         )
         self._fwd_pop = ""
-        self._attempts = 0
+        # Retries count from here; _attempts itself only grows, so a connect still under
+        # way for an earlier target (a replay timeout) is recognised as stale.
+        self._retry_base = self._attempts
         self._exclude = frozenset()
         self._queue_deadline = 0.0
         self._resp_started = False

@@ -2,11 +2,11 @@
 
 Each machine answers from what the request asks of it, so one daemon serves every
 test: a request header ``X-Replay-On-<machine>: <fly-replay value>`` makes that machine
-answer with the header form, ``X-Replay-Json-On-<machine>: <json>`` with the JSON form,
-``X-Replay-Always: <value>`` makes every machine replay (unless the request is a
-fallback), ``X-Replay-Cache-On-<machine>: <prefix>`` adds ``fly-replay-cache`` to the
-replay answer. Otherwise a machine answers 200 with JSON naming itself and echoing the
-request (headers as received, body length and a hash of it).
+answer with the header form, ``X-Replay-Json-On-<machine>: <json>`` with the JSON form
+(``X-Replay-Chunked: 1``: in chunks), ``X-Replay-Always: <value>`` makes every machine
+replay (unless the request is a fallback), ``X-Replay-Cache-On-<machine>: <prefix>``
+adds ``fly-replay-cache`` to the replay answer. Otherwise a machine answers 200 with
+JSON naming itself and echoing the request (headers as received, body length, hash).
 """
 
 from __future__ import annotations
@@ -35,7 +35,11 @@ class _Handler(BaseHTTPRequestHandler):
         replay = self.headers.get(f"x-replay-on-{name}") or self.headers.get("x-replay-always")
         as_json = self.headers.get(f"x-replay-json-on-{name}")
         if failed is None and as_json is not None:
-            self._send(200, {"Content-Type": "application/vnd.fly.replay+json"}, as_json.encode())
+            content_type = {"Content-Type": "application/vnd.fly.replay+json"}
+            if self.headers.get("x-replay-chunked"):
+                self._send_chunked(content_type, as_json.encode())
+            else:
+                self._send(200, content_type, as_json.encode())
             return
         if failed is None and replay is not None:
             extra = {"fly-replay": replay}
@@ -63,6 +67,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("X-Served-By", self.server.machine)
         self.end_headers()
         self.wfile.write(body)
+
+    def _send_chunked(self, headers: dict[str, str], body: bytes) -> None:
+        self.send_response(200)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for start in range(0, len(body), 5):
+            piece = body[start : start + 5]
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        self.wfile.write(b"0\r\n\r\n")
 
     do_GET = do_POST = do_PUT = _serve
 

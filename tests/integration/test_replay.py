@@ -230,6 +230,14 @@ def test_json_form_with_an_alias_region(setup: Setup) -> None:
     assert body["machine"] == "db-syd"
 
 
+def test_json_form_in_chunks(setup: Setup) -> None:
+    instruction = json.dumps({"instance": "db-iad", "state": "chunked"})
+    headers = {"X-Replay-Json-On-db-lhr": instruction, "X-Replay-Chunked": "1"}
+    _, _, body = request(setup, headers=headers)
+    assert body["machine"] == "db-iad"
+    assert body["headers"]["fly-replay-src"].endswith(";state=chunked")
+
+
 def test_invalid_json_form(setup: Setup) -> None:
     status, headers, _ = request(setup, headers={"X-Replay-Json-On-db-lhr": "{not json"})
     assert (status, headers["edge-error-code"]) == (502, "PA03")
@@ -369,9 +377,17 @@ def test_replay_with_an_alias(setup: Setup) -> None:
 def test_metrics_count_replays_by_app_and_result(setup: Setup) -> None:
     request(setup, headers={"X-Replay-On-db-lhr": "region=iad"})
     request(setup, headers={"X-Replay-On-db-lhr": "app=foreign"})
+    request(setup, headers={"X-Replay-On-db-lhr": "region=fra;fallback=force_self"})
     text = setup.edge.get_text("/metrics")
-    assert 'edge_replays_total{app="db",result="replayed"}' in text
-    assert 'edge_replays_total{app="db",result="refused_PA05"}' in text
+    for result in ("replayed", "refused_PA05", "fallback"):
+        assert f'edge_replays_total{{app="db",result="{result}"}}' in text
+
+
+def test_metrics_count_cache_hits(setup: Setup) -> None:
+    asks = {"X-Replay-On-db-lhr": "region=syd", "X-Replay-Cache-On-db-lhr": "/counted/*"}
+    request(setup, "/counted/1", asks)
+    request(setup, "/counted/2")
+    assert 'edge_replays_total{app="db",result="cache_hit"}' in setup.edge.get_text("/metrics")
 
 
 def test_edgectl_route_explains_a_replay(setup: Setup) -> None:

@@ -15,6 +15,7 @@ from edge.dataplane.contract import PortPolicy
 from edge.dataplane.http_heads_extra import (
     apply_policy,
     cookie_value,
+    dechunk,
     edit_request,
     header_value,
     replay_signal,
@@ -157,3 +158,10 @@ def test_replay_signal(head: bytes, header: bytes | None, json: bool) -> None:
 def test_not_a_replay_signal() -> None:
     assert replay_signal(b"HTTP/1.1 200 OK\r\nX-Replayed: yes\r\n\r\n") is None
     assert replay_signal(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n") is None
+
+
+def test_dechunk() -> None:
+    assert dechunk(b"3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n") == b"abcde"
+    for cut in (b"3\r\nab", b"3\r\nabc\r\n", b"zz\r\n"):
+        with pytest.raises(ValueError):
+            dechunk(cut)
