@@ -64,6 +64,7 @@ class ReplayInstruction:
     transform: ReplayTransform | None = None
     cache_prefix: str | None = None  # fly-replay-cache (path form), or the JSON cache.prefix
     cache_ttl: float = MIN_CACHE_TTL
+    cache_invalidate: bool = False  # drop the cache entry that routed this request here
 
     @property
     def forced_regions(self) -> bool:
@@ -209,7 +210,10 @@ def parse_json(body: bytes) -> ReplayInstruction:
     fields = {name: _json_scalar(name, doc[name]) for name in _FIELDS if name in doc}
     base = _instruction(fields)
     transform = _transform(doc.get("transform"))
-    prefix, ttl = _json_cache(doc.get("cache"))
+    cache = doc.get("cache")
+    if isinstance(cache, dict) and cache.get("invalidate") is True:
+        return _replace(base, transform=transform, cache_invalidate=True)
+    prefix, ttl = _json_cache(cache)
     return _replace(base, transform=transform, cache_prefix=prefix, cache_ttl=ttl)
 
 
@@ -262,7 +266,9 @@ def _json_cache(value: object) -> tuple[str | None, float]:
     if value is None:
         return None, MIN_CACHE_TTL
     if not isinstance(value, dict) or not isinstance(value.get("prefix"), str):
-        raise InvalidReplay("cache must be an object with a prefix (and ttl in seconds)")
+        raise InvalidReplay(
+            "cache must be an object with a prefix (and ttl in seconds), or {invalidate: true}"
+        )
     ttl = value.get("ttl", MIN_CACHE_TTL)
     if not isinstance(ttl, int | float) or isinstance(ttl, bool):
         raise InvalidReplay("cache.ttl must be a number of seconds")
@@ -281,6 +287,8 @@ def with_cache_headers(
     """The header form's ``fly-replay-cache`` / ``fly-replay-cache-ttl-secs`` response lines."""
     if not cache:
         return instruction
+    if cache.strip().lower() == b"invalidate":
+        return _replace(instruction, cache_invalidate=True)
     try:
         seconds = float(ttl) if ttl else MIN_CACHE_TTL
     except ValueError:

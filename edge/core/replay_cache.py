@@ -7,7 +7,9 @@ Two kinds of entry, both with a TTL:
   cookie or header; a replay of a request under that prefix is remembered for that
   cookie's (header's) value only.
 
-Longest prefix wins; session entries before path entries of the same length. An entry
+Longest prefix wins; session entries before path entries of the same length. A
+target that answers ``fly-replay-cache: invalidate`` (with its replay back) removes
+the entry that routed the request to it (``invalidate``). An entry
 keeps only where to go (never state, transform, timeout or fallback, as on the
 platform). ``ReplayCache`` is an immutable value: ``store`` and ``expire`` return a new
 one, time is an argument. The relay keeps one per listener and swaps it whole.
@@ -91,31 +93,63 @@ def lookup(
     now: float,
 ) -> CacheEntry | None:
     """The live entry for a request (longest prefix first; a session's before a path's)."""
-    best: tuple[int, int, CacheEntry] | None = None
+    found = _find(cache, host, path, session, specs, now)
+    return None if found is None else found[1]
+
+
+def invalidate(
+    cache: ReplayCache,
+    host: str,
+    path: str,
+    session: SessionValue,
+    specs: tuple[SessionCacheSpec, ...],
+    now: float,
+) -> ReplayCache:
+    """The cache without the entry that routes this request (``fly-replay-cache: invalidate``
+    in the target's replay answer: it sends the request back and wants no more of them)."""
+    found = _find(cache, host, path, session, specs, now)
+    if found is None:
+        return cache
+    key = found[0]
+    paths = {k: e for k, e in cache.paths.items() if k != key}
+    sessions = {k: e for k, e in cache.sessions.items() if k != key}
+    return ReplayCache(paths, sessions, _lengths(paths))
+
+
+def _find(
+    cache: ReplayCache,
+    host: str,
+    path: str,
+    session: SessionValue,
+    specs: tuple[SessionCacheSpec, ...],
+    now: float,
+) -> tuple[PathKey | SessionKey, CacheEntry] | None:
+    best: tuple[int, int, PathKey | SessionKey, CacheEntry] | None = None
     for spec in specs:
         if cache.sessions and path.startswith(spec.path_prefix):
             value = session(spec.type, spec.name)
             if value is not None:
-                entry = cache.sessions.get((host, _scope(spec, value), spec.path_prefix))
-                best = _better(best, len(spec.path_prefix), 1, entry, now)
+                skey = (host, _scope(spec, value), spec.path_prefix)
+                best = _better(best, len(spec.path_prefix), 1, skey, cache.sessions.get(skey), now)
     for length in cache.lengths:
         if length <= len(path):
-            entry = cache.paths.get((host, path[:length]))
-            best = _better(best, length, 0, entry, now)
-    return None if best is None else best[2]
+            pkey = (host, path[:length])
+            best = _better(best, length, 0, pkey, cache.paths.get(pkey), now)
+    return None if best is None else (best[2], best[3])
 
 
 def _better(
-    best: tuple[int, int, CacheEntry] | None,
+    best: tuple[int, int, PathKey | SessionKey, CacheEntry] | None,
     length: int,
     rank: int,
+    key: PathKey | SessionKey,
     entry: CacheEntry | None,
     now: float,
-) -> tuple[int, int, CacheEntry] | None:
+) -> tuple[int, int, PathKey | SessionKey, CacheEntry] | None:
     if entry is None or entry.expires <= now:
         return best
     if best is None or (length, rank) > best[:2]:
-        return (length, rank, entry)
+        return (length, rank, key, entry)
     return best
 
 

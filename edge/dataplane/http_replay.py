@@ -42,6 +42,7 @@ from edge.core.replay_cache import (
     SessionKind,
     SessionValue,
     cacheable,
+    invalidate,
     lookup,
     store,
 )
@@ -163,6 +164,9 @@ class ReplaySide(ClientSide):
     def _signal_end(self, conn: UpstreamConnection, reusable: bool) -> None:
         """The replay answer was read whole: give the connection back, then replay."""
         self._conn = None
+        if self._up_full:  # that connection's back-pressure is not ours any more
+            self._up_full = False
+            self._update_reading()
         if reusable and self._req_done:
             self._l.pool.put(conn)
         else:
@@ -374,7 +378,12 @@ class ReplaySide(ClientSide):
     def _remember(self, source: Upstream, instruction: ReplayInstruction, now: float) -> None:
         path = request_path(self._orig_head)
         specs = self._session_specs()
-        if cacheable(instruction, path, specs):
+        if instruction.cache_invalidate:
+            self._l.replay_cache = invalidate(
+                self._l.replay_cache, self._host_name(), path, self._session(self._orig_head),
+                specs, now,
+            )  # fmt: skip
+        elif cacheable(instruction, path, specs):
             self._l.replay_cache = store(
                 self._l.replay_cache, instruction, (self._host_name(), path),
                 (source.machine_id, source.app), self._session(self._orig_head), specs, now,

@@ -330,6 +330,19 @@ def test_path_cache_miss_hit_and_bypass(setup: Setup) -> None:
     assert (bypass["machine"], bypass["headers"]["fly-replay-cache-status"]) == ("db-syd", "bypass")
 
 
+def test_the_target_invalidates_the_cache_entry(setup: Setup) -> None:
+    asks = {"X-Replay-On-db-lhr": "region=iad", "X-Replay-Cache-On-db-lhr": "/inv/*"}
+    request(setup, "/inv/a", asks)
+    _, _, hit = request(setup, "/inv/b")
+    assert hit["machine"] == "db-iad"
+    # The target sends the request back to the origin and drops the entry.
+    back = {"X-Replay-On-db-iad": "instance=db-lhr", "X-Replay-Cache-On-db-iad": "invalidate"}
+    _, _, returned = request(setup, "/inv/c", back)
+    assert returned["machine"] == "db-lhr"
+    _, _, after = request(setup, "/inv/d")
+    assert after["machine"] == "db-lhr" and "fly-replay-cache-status" not in after["headers"]
+
+
 def test_session_cache_by_cookie(setup: Setup) -> None:
     cookie = {"Cookie": "theme=dark; session=abc"}
     _, _, first = request(setup, "/s/1", {**cookie, "X-Replay-On-db-lhr": "region=syd"})

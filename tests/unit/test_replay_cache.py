@@ -124,3 +124,22 @@ def test_the_cache_is_bounded() -> None:
     assert found(cache, "/s/", 11.0, values=first, specs=specs) is None
     last = {"cookie:session": str(MAX_ENTRIES + 4)}
     assert found(cache, "/s/", 11.0, values=last, specs=specs) == ("syd",)
+
+
+def test_invalidate_drops_the_entry_that_routed_the_request() -> None:
+    from edge.core.replay_cache import invalidate
+
+    cache = put(put(EMPTY, "iad", "/api/*"), "syd", "/api/v2/*")
+    cache = invalidate(cache, "a.test", "/api/v2/x", NONE, (), 1.0)
+    assert found(cache, "/api/v2/x", 1.0) == ("iad",)  # the shorter prefix still holds
+    cache = invalidate(cache, "a.test", "/api/v2/x", NONE, (), 1.0)
+    assert found(cache, "/api/v2/x", 1.0) is None
+    assert invalidate(cache, "a.test", "/api/x", NONE, (), 1.0) is cache  # nothing to drop
+
+
+def test_invalidate_in_both_forms() -> None:
+    from edge.core.replay import parse_json, with_cache_headers
+
+    header = with_cache_headers(ReplayInstruction(instance="m1"), b"invalidate", None)
+    assert header.cache_invalidate and header.cache_prefix is None
+    assert parse_json(b'{"instance": "m1", "cache": {"invalidate": true}}').cache_invalidate
