@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from edge.core.error_codes import ErrorCode
 from edge.core.faults import Fault
 from edge.core.replay import ReplayRoute
 from edge.core.replay_cache import SessionCacheSpec
@@ -132,13 +133,13 @@ class NoUpstream:
     status: int  # 503 (none available), 404 (unknown host on shared_v4), 421 ...
     reason: str  # short text for the response body and logs
     app: str | None = None
+    code: ErrorCode | None = None  # the platform's error code (PR01 ...), None if it has none
     retry_after: int = 1
     wait: float = 0.0  # raw TCP: how long to hold the connection before closing
     pop: str = ""  # the PoP this client landed on; "" means router.pop
     # Set when every machine is at its hard limit: the caller may wait in this queue
     # (up to queue.timeout) and choose again when woken, instead of failing at once.
     queue: CapacityQueue | None = None
-    code: str = ""  # the platform's error code for the answer (PA04, PA05, ...), if any
 
 
 Choice = Upstream | NoUpstream

@@ -178,7 +178,7 @@ class ReplaySide(ClientSide):
         try:
             instruction = self._parse_signal(signal)
         except InvalidReplay as exc:
-            self._refuse(up.app, up, ErrorCode.PA03, 502, f"invalid fly-replay: {exc}")
+            self._refuse_replay(up.app, up, ErrorCode.PA03, 502, f"invalid fly-replay: {exc}")
             return
         self._replay(up, instruction)
 
@@ -208,7 +208,7 @@ class ReplaySide(ClientSide):
             self._router.policy.replay_buffer,
         )
         if refusal is not None:
-            self._refuse(source.app, source, refusal.code, refusal.status, refusal.text)
+            self._refuse_replay(source.app, source, refusal.code, refusal.status, refusal.text)
             return
         if not self._req_done:  # the machine answered before the whole body arrived
             self._replay_waiting = True
@@ -288,7 +288,9 @@ class ReplaySide(ClientSide):
         )
         self._router.replayed(flow.source_app, result, report)
 
-    def _refuse(self, app: str, source: Upstream, code: ErrorCode, status: int, text: str) -> None:
+    def _refuse_replay(
+        self, app: str, source: Upstream, code: ErrorCode, status: int, text: str
+    ) -> None:
         flow = self._flow
         instruction = "" if flow is None else flow.instruction.describe()
         result = f"refused_{code}"
