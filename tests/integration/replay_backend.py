@@ -5,7 +5,8 @@ test: a request header ``X-Replay-On-<machine>: <fly-replay value>`` makes that 
 answer with the header form, ``X-Replay-Json-On-<machine>: <json>`` with the JSON form
 (``X-Replay-Chunked: 1``: in chunks), ``X-Replay-Always: <value>`` makes every machine
 replay (unless the request is a fallback), ``X-Replay-Cache-On-<machine>: <prefix>``
-adds ``fly-replay-cache`` to the replay answer. Otherwise a machine answers 200 with
+adds ``fly-replay-cache`` to the replay answer, ``X-Replay-Early-On-<machine>`` answers
+before the request's body arrived. Otherwise a machine answers 200 with
 JSON naming itself and echoing the request (headers as received, body length, hash).
 """
 
@@ -28,9 +29,14 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _serve(self) -> None:
+        name = self.server.machine
+        early = self.headers.get(f"x-replay-early-on-{name}")
+        if early is not None:  # answer before reading the body, then close
+            self.close_connection = True
+            self._send(200, {"fly-replay": early, "Connection": "close"}, b"")
+            return
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        name = self.server.machine
         failed = self.headers.get("fly-replay-failed")
         replay = self.headers.get(f"x-replay-on-{name}") or self.headers.get("x-replay-always")
         as_json = self.headers.get(f"x-replay-json-on-{name}")

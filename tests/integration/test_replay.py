@@ -271,6 +271,38 @@ def test_a_body_over_the_buffer_is_still_served_without_a_replay(setup: Setup) -
     assert (body["machine"], body["body_bytes"]) == ("db-lhr", len(payload))
 
 
+def test_a_body_that_arrives_after_the_replay_answer_is_replayed_whole(setup: Setup) -> None:
+    with socket.create_connection((setup.ips["db"], PORT), timeout=10) as sock:
+        sock.sendall(
+            b"POST /late HTTP/1.1\r\nHost: db\r\nContent-Length: 10\r\n"
+            b"X-Replay-Early-On-db-lhr: region=iad\r\n\r\n12345"
+        )
+        time.sleep(0.5)  # db-lhr has answered by now; the edge waits for the rest
+        sock.sendall(b"67890")
+        data = b""
+        while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    body = json.loads(data.partition(b"\r\n\r\n")[2])
+    assert body["machine"] == "db-iad" and body["body_bytes"] == 10
+    assert body["body_sha256"] == hashlib.sha256(b"1234567890").hexdigest()
+
+
+def test_keep_alive_after_a_replay(setup: Setup) -> None:
+    conn = http.client.HTTPConnection(setup.ips["db"], PORT, timeout=10)
+    try:
+        conn.request("GET", "/one", headers={"X-Replay-On-db-lhr": "prefer_instance=db-syd"})
+        first = json.loads(conn.getresponse().read())
+        conn.request("GET", "/two")
+        second = json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+    assert first["machine"] == "db-syd"
+    assert second["machine"] == "db-lhr" and "fly-replay-src" not in second["headers"]
+
+
 # --- fallbacks ---------------------------------------------------------------------------------
 
 
