@@ -42,14 +42,9 @@ from edge.dataplane.http_client_side import (
     HttpSettings,
 )
 from edge.dataplane.http_framing import ChunkedScanner, https_location, no_upstream_answer
-from edge.dataplane.http_head import (
-    RequestHeadScan,
-    ResponseHeadScan,
-    head_for_client,
-    request_target,
-)
-from edge.dataplane.http_heads_extra import apply_policy
-from edge.dataplane.http_replay import ReplaySide, error_line
+from edge.dataplane.http_head import RequestHeadScan, request_target
+from edge.dataplane.http_replay import error_line
+from edge.dataplane.http_response import ResponseSide
 from edge.dataplane.http_tracker import HttpConnectionTracker
 from edge.dataplane.proxy_protocol import accept_proxy_header
 from edge.dataplane.upstream_conn import UpstreamConnection
@@ -59,10 +54,9 @@ __all__ = ["HttpProxyProtocol", "HttpSettings", "make_http_protocol_factory"]
 
 _IDEMPOTENT: Final = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 _NO_EXCLUDE: Final[frozenset[str]] = frozenset()
-_LARGE_WRITE: Final = 16 * 1024  # above this a head and a body go out via writelines
 
 
-class HttpProxyProtocol(ReplaySide):
+class HttpProxyProtocol(ResponseSide):
     """One client connection's requests: routing, the machine exchange, retries."""
 
     def __init__(self, listener: HttpListener, client: ClientInfo | None = None) -> None:
@@ -338,69 +332,7 @@ class HttpProxyProtocol(ReplaySide):
             if self._reading_paused:
                 self._update_reading()
 
-    # -- the machine's answer (ResponseSink) -----------------------------------------------
-
-    def response_interim(self, head: bytes) -> None:
-        if not self._http10 and self.transport is not None:
-            self._back += len(head)
-            self.transport.write(head)
-
-    def response_head(
-        self, status: int, head: bytes, resp: ResponseHeadScan, until_close: bool, body: bytes
-    ) -> None:
-        up = self._upstream
-        assert up is not None and self.transport is not None
-        self._router.responded(up, status, self._loop.time() - self._chosen_at)
-        if (b"eplay" in head or b"EPLAY" in head) and self._intercept(up, status, head, body):
-            return  # a fly-replay answer (see http_replay): the client never sees it
-        self.deadline = INF
-        self._resp_started = True
-        listener = self._l
-        tails = self._tails
-        upgrade = status == 101 and self._upgrade
-        if upgrade:
-            tail = tails.upgrade
-        elif until_close or not self._keep_alive or self._upgrade or listener.tracker.draining:
-            self._close_after = True
-            tail = tails.close
-        else:
-            tail = tails.http10 if self._http10 else tails.keep
-        plain = tail is tails.keep
-        out = head_for_client(head, resp, upgrade, listener.ulids.next(), tail, plain)
-        if up.policy.edits_response:
-            out = apply_policy(out, up.policy)
-        self._back += len(out) + len(body)
-        if not body:
-            self.transport.write(out)
-        elif len(body) < _LARGE_WRITE:
-            self.transport.write(out + body)
-        else:
-            self.transport.writelines((out, body))
-        if upgrade:
-            self._start_tunnel()
-
-    def response_body(self, data: bytes) -> None:
-        if self._signal is not None:
-            self._signal_data(data)
-        elif self.transport is not None:
-            self._back += len(data)
-            self.transport.write(data)
-
-    def response_end(self, conn: UpstreamConnection, reusable: bool) -> None:
-        if self._signal is not None:
-            self._signal_end(conn, reusable)
-            return
-        self._conn = None
-        if reusable and self._req_done:
-            self._l.pool.put(conn)
-        else:
-            conn.close()
-        up = self._upstream
-        if up is not None:  # _release, inlined: this runs for every request
-            self._upstream = None
-            self._router.transferred(up, self._sent, self._back)
-            self._router.release(up)
-        self._next_request(self._close_after or not self._req_done)
+    # -- the machine's answer: response_head, _body, _end in http_response.ResponseSide --
 
     def upstream_lost(self, conn: UpstreamConnection, response_started: bool) -> None:
         self._conn = None
