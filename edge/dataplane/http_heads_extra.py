@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from edge.core.replay import JSON_CONTENT_TYPE, ReplayTransform
+from edge.core.replay_cache import SessionKind, SessionValue
 from edge.dataplane.contract import PortPolicy
 
 _EDGE_VIA: Final = b"via: 1.1 edge"
@@ -97,6 +98,25 @@ def cookie_value(head: bytes, name: str) -> str | None:
             if eq and cookie == wanted:
                 return found.decode("latin-1")
     return None
+
+
+def session_reader(head: bytes) -> SessionValue:
+    """What a session-scoped replay cache keys on: a cookie's or a header's value."""
+
+    def value(kind: SessionKind, name: str) -> str | None:
+        if kind == "cookie":
+            return cookie_value(head, name)
+        found = header_value(head, name.lower().encode("latin-1"))
+        return None if found is None else found.decode("latin-1")
+
+    return value
+
+
+def host_name(host: bytes | None) -> str:
+    """A Host header's name, lowercased, without the port (the replay cache's key)."""
+    host = host or b""
+    name = host[: host.find(b"]") + 1] if host.startswith(b"[") else host.partition(b":")[0]
+    return name.decode("latin-1").lower()
 
 
 def request_path(head: bytes) -> str:

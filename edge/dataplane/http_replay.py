@@ -39,7 +39,6 @@ from edge.core.replay import (
 from edge.core.replay_cache import (
     CacheStatus,
     SessionCacheSpec,
-    SessionKind,
     SessionValue,
     cacheable,
     invalidate,
@@ -50,12 +49,13 @@ from edge.dataplane.contract import NoUpstream, ReplayReport, RouteHints, Upstre
 from edge.dataplane.http_client_side import INF, NO_BODY, ClientSide
 from edge.dataplane.http_heads_extra import (
     ReplaySignal,
-    cookie_value,
     dechunk,
     edit_request,
     header_value,
+    host_name,
     replay_signal,
     request_path,
+    session_reader,
 )
 from edge.dataplane.upstream_conn import UpstreamConnection
 
@@ -293,21 +293,15 @@ class ReplaySide(ClientSide):
     ) -> None:
         flow = self._flow
         instruction = "" if flow is None else flow.instruction.describe()
-        result = f"refused_{code}"
-        report = ReplayReport(
-            time.time(), app, source.machine_id, source.region, instruction, result,
-            why=text, pop=source.pop,
-        )  # fmt: skip
-        self._router.replayed(app, result, report)
+        self._report_refusal(app, source.machine_id, source.region, instruction, code, text)
         self._answer(status, f"edge: {code}: {text}\n", error_line(code))
 
-    def _report_refusal(self, flow: ReplayFlow, code: str, text: str) -> None:
+    def _report_refusal(
+        self, app: str, machine: str, region: str, instruction: str, code: str, text: str
+    ) -> None:
         result = f"refused_{code}"
-        report = ReplayReport(
-            time.time(), flow.source_app, flow.source_machine, flow.source_region,
-            flow.instruction.describe(), result, why=text,
-        )  # fmt: skip
-        self._router.replayed(flow.source_app, result, report)
+        report = ReplayReport(time.time(), app, machine, region, instruction, result, why=text)
+        self._router.replayed(app, result, report)
 
     # -- when the target cannot be reached ----------------------------------------------------
 
@@ -317,7 +311,10 @@ class ReplaySide(ClientSide):
         if flow is None or flow.fallback or flow.count == 0:
             return False
         if refusal is not None and refusal.code:  # PA04, PA05: not a reachability problem
-            self._report_refusal(flow, refusal.code, refusal.reason)
+            self._report_refusal(
+                flow.source_app, flow.source_machine, flow.source_region,
+                flow.instruction.describe(), refusal.code, refusal.reason,
+            )  # fmt: skip
             return False
         if reason == "no_candidate" and self._exclude:
             reason = "retries_exhausted"  # it had candidates, and connecting failed
@@ -396,17 +393,10 @@ class ReplaySide(ClientSide):
         return self._router.policy.replay_caches
 
     def _host_name(self) -> str:
-        host = self._head.host or b""
-        return host.partition(b":")[0].decode("latin-1").lower()
+        return host_name(self._head.host)
 
     def _session(self, head: bytes) -> SessionValue:
-        def value(kind: SessionKind, name: str) -> str | None:
-            if kind == "cookie":
-                return cookie_value(head, name)
-            found = header_value(head, name.lower().encode("latin-1"))
-            return None if found is None else found.decode("latin-1")
-
-        return value
+        return session_reader(head)
 
     # -- provided by HttpProxyProtocol --------------------------------------------------------
 

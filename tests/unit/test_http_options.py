@@ -18,8 +18,10 @@ from edge.dataplane.http_heads_extra import (
     dechunk,
     edit_request,
     header_value,
+    host_name,
     replay_signal,
     request_path,
+    session_reader,
 )
 from edge.errors import ConfigError
 from edge.runtime.replay_routing import port_policy
@@ -131,6 +133,14 @@ def test_edit_request() -> None:
     assert edit_request(REQUEST, transform, b"A: 1\r\n") == (
         b"POST /new HTTP/1.1\r\nCookie: a=1; sid=xyz\r\nHost: other\r\nX-N: v\r\nA: 1\r\n\r\n"
     )
+
+
+def test_host_names_and_sessions() -> None:
+    assert host_name(b"Shop.Example:8080") == "shop.example"
+    assert host_name(b"[::1]:8080") == "[::1]" and host_name(None) == ""
+    read = session_reader(REQUEST)
+    assert read("cookie", "sid") == "xyz" and read("header", "X-Secret") == "s"
+    assert read("header", "x-none") is None
 
 
 def test_request_helpers() -> None:
