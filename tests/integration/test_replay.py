@@ -35,6 +35,7 @@ def _app(name: str, org: str, machines: list[tuple[str, str, int]], **port: Any)
             {
                 "internal_port": 8080,
                 "retries": 1,
+                "timeout": "3s",  # for the answer; also how long a replay waits for a body
                 "ports": [{"port": PORT, "handlers": ["http"], **port}],
             }
         ],
@@ -288,6 +289,20 @@ def test_a_body_that_arrives_after_the_replay_answer_is_replayed_whole(setup: Se
     body = json.loads(data.partition(b"\r\n\r\n")[2])
     assert body["machine"] == "db-iad" and body["body_bytes"] == 10
     assert body["body_sha256"] == hashlib.sha256(b"1234567890").hexdigest()
+
+
+def test_a_body_that_never_arrives_after_the_replay_answer_is_408(setup: Setup) -> None:
+    with socket.create_connection((setup.ips["db"], PORT), timeout=10) as sock:
+        sock.sendall(
+            b"POST /late HTTP/1.1\r\nHost: db\r\nContent-Length: 10\r\n"
+            b"X-Replay-Early-On-db-lhr: region=iad\r\n\r\n12345"
+        )
+        started = time.monotonic()
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 408 ")
+    assert 2.5 < time.monotonic() - started < 8
 
 
 def test_keep_alive_after_a_replay(setup: Setup) -> None:
