@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import sys
 from typing import Any
 
 from edge.cli.argtypes import SubParsers, app_command
 from edge.cli.client import ApiClient
 from edge.cli.output import print_json, print_table
+from edge.cli.preflight import check_releasable, report_listeners
 from edge.errors import BadRequest
 
 IP_HEADERS = ("type", "address", "region", "created")
@@ -50,7 +50,7 @@ def _allocate(client: ApiClient, args: argparse.Namespace, ip_type: str) -> int:
         request["region"] = args.region
     assignment = client.post(f"/v1/apps/{args.app}/ip_assignments", request)
     print_ips([assignment], args.json)
-    return 0
+    return report_listeners(assignment.get("listeners"), args.json)
 
 
 def cmd_allocate(client: ApiClient, args: argparse.Namespace) -> int:
@@ -68,12 +68,7 @@ def cmd_allocate_v6(client: ApiClient, args: argparse.Namespace) -> int:
 
 
 def cmd_release(client: ApiClient, args: argparse.Namespace) -> int:
-    for address in args.addresses:  # check them all before sending anything
-        try:
-            ipaddress.ip_address(address)
-        except ValueError:
-            raise BadRequest(f"Invalid IP address: '{address}'; nothing was released") from None
-    for address in args.addresses:
+    for address in check_releasable(client, args.app, args.addresses):
         client.delete(f"/v1/apps/{args.app}/ip_assignments/{address}")
         print(f"Successfully released IP address {address}")
     return 0
@@ -89,18 +84,10 @@ def cmd_move(client: ApiClient, args: argparse.Namespace) -> int:
     )
     if args.json:
         print_json(moved)
-        return 0
-    print(f"Moved {moved['ip']} from app {args.from_app} to app {args.to_app}")
-    print_ips([moved], False)
-    return report_unbound(moved)
-
-
-def report_unbound(assignment: dict[str, Any]) -> int:
-    """Say which of the address's listeners could not be bound; 1 if any, else 0."""
-    failed = [x for x in assignment.get("listeners", []) if not x.get("bound", True)]
-    for listener in failed:
-        print(f"warning: {listener.get('error') or 'a listener is not bound'}", file=sys.stderr)
-    return 1 if failed else 0
+    else:
+        print(f"Moved {moved['ip']} from app {args.from_app} to app {args.to_app}")
+        print_ips([moved], False)
+    return report_listeners(moved.get("listeners"), args.json)
 
 
 def register(commands: SubParsers) -> None:

@@ -18,7 +18,7 @@ from edge.core.route_headers import route_request
 from edge.core.routing import Endpoint, RoutingSnapshot, ServiceRoutes, decide
 from edge.core.strategies import why_not
 from edge.dataplane.contract import Choice, ClientInfo, NoUpstream, RouteHints, Upstream
-from edge.runtime.metrics import Recorder
+from edge.runtime.metrics import SHARED_APP, Recorder
 from edge.runtime.replay_routing import (
     PolicyCache,
     ReplayRecord,
@@ -36,7 +36,7 @@ REPLAY_LOG = logging.getLogger("edge.replay")
 class BaseRouter:
     """What every listener router shares: client geography, the decision, the reports."""
 
-    app_label = "shared"  # the app in connection metrics before a request names one
+    app_label = SHARED_APP  # the app in connection metrics before a request names one
 
     def __init__(self, state: RoutingState, port: PortSpec, recorder: Recorder) -> None:
         self.state = state
@@ -198,7 +198,9 @@ class BaseRouter:
             self._failed(upstream, f"status {status}")
         else:
             outlier.record_success(_endpoint(upstream).stats)
-        self.recorder.request(upstream.app, upstream.pop, status, seconds)
+        self.recorder.request(
+            upstream.app, upstream.pop, status, seconds, upstream.machine_id, upstream.region
+        )
 
     def _failed(self, upstream: Upstream, why: str) -> None:
         """Passive health: count a failure of the machine; eject it after enough in a row."""
@@ -290,7 +292,7 @@ class SharedRouter(BaseRouter):
         service = None if app is None else app.services.get(self.port)
         if service is None:
             if hints is not None:
-                self.recorder.request("unknown", self.pop, 404, None)
+                self.recorder.request(SHARED_APP, self.pop, 404, None)
             domain = self.state.config.edge.app_domain
             return NoUpstream(
                 404,

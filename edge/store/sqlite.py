@@ -311,7 +311,9 @@ class SqliteStore:
         ip_type = ipam.parse_ip_type(ip_type)
         with self._write(by, now) as tx:
             found = rows.find_app(tx.conn, app, tx.by.org)
-            ref = AppRef(app, found.record.org, found.record.primary_region)
+            record = found.record
+            tcp_ports = ipam.raw_tcp_ports(record.services)
+            ref = AppRef(app, record.org, record.primary_region, tcp_ports)
             state = rows.ipam_state(tx.conn, found)
             new = ipam.plan_allocation(
                 self.policy, ref, ip_type, region, state, regions=self.regions, now=tx.now

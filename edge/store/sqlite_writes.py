@@ -25,7 +25,7 @@ from edge.core.apps import (
 from edge.core.ipam import AppRef, IpamPolicy, IpAssignment, IpType
 from edge.errors import Conflict, NotFound
 from edge.store.base import Caller, CreatedApp
-from edge.store.sqlite_rows import StoredApp, app_by_id, find_machine, ipam_state
+from edge.store.sqlite_rows import StoredApp, app_by_id, app_ips, find_machine, ipam_state
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +101,9 @@ def create_app(tx: Tx, rules: Rules, spec: AppSpec, types: tuple[IpType, ...]) -
 
 
 def set_services(tx: Tx, app: StoredApp, services: tuple[ServiceSpec, ...]) -> StoredApp:
+    """Conflict (nothing written) when the app holds the shared IPv4 and a port is raw TCP."""
+    if any(ip.shared for ip in app_ips(tx.conn, app.id)):
+        ipam.check_shared_v4_ports(app.record.name, ipam.raw_tcp_ports(services))
     sql = "UPDATE apps SET services = ? WHERE id = ?"
     tx.conn.execute(sql, (services_to_json(services), app.id))
     tx.audit_app(app, "app.update", app.record.name, f"set {len(services)} service(s)")
