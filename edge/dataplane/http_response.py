@@ -1,7 +1,7 @@
 """The machine's answer on its way to the client: the ``ResponseSink`` of the HTTP relay.
 
 ``UpstreamConnection`` calls these as a response arrives: the head (edited in place,
-``http_head.head_for_client``, then the port's ``http_options.response`` if it has one),
+``http_rewrite.head_for_client``, then the port's ``http_options.response`` if it has one),
 body bytes untouched, the end (the machine connection back to the pool, the load slot
 released, the next request). A fly-replay answer turns aside here, before the client
 sees anything (``http_replay.ReplaySide``). Part of ``HttpProxyProtocol``, split out to
@@ -13,9 +13,10 @@ from __future__ import annotations
 from typing import Final
 
 from edge.dataplane.http_client_side import INF
-from edge.dataplane.http_head import ResponseHeadScan, head_for_client
+from edge.dataplane.http_head import ResponseHeadScan
 from edge.dataplane.http_heads_extra import apply_policy
 from edge.dataplane.http_replay import ReplaySide
+from edge.dataplane.http_rewrite import head_for_client
 from edge.dataplane.upstream_conn import UpstreamConnection
 
 _LARGE_WRITE: Final = 16 * 1024  # above this a head and a body go out via writelines
