@@ -19,10 +19,12 @@ from collections.abc import Callable, Sequence
 
 from edge.core.error_codes import no_candidate_code
 from edge.dataplane.contract import (
+    DEFAULT_POLICY,
     Choice,
     ClientInfo,
     EdgeAnswer,
     NoUpstream,
+    ReplayReport,
     RouteHints,
     Upstream,
 )
@@ -86,6 +88,8 @@ class StaticRouter:
         self.last_hints: RouteHints | None = None
         self.last_client: ClientInfo | None = None
         self.answers: list[EdgeAnswer] = []  # the edge's own error answers (the first 1000)
+        self.policy = DEFAULT_POLICY
+        self.replays: list[tuple[str, str]] = []  # (app, result) of every replay reported
 
     @property
     def in_flight(self) -> int:
@@ -136,6 +140,9 @@ class StaticRouter:
     def answered(self, client: ClientInfo, answer: EdgeAnswer) -> None:
         if len(self.answers) < _ANSWERS_KEPT:
             self.answers.append(answer)
+
+    def replayed(self, app: str, result: str, report: ReplayReport | None) -> None:
+        self.replays.append((app, result))
 
     def opened(self, client: ClientInfo) -> object:
         self.opened_count += 1
