@@ -146,6 +146,18 @@ class NoUpstream:
 Choice = Upstream | NoUpstream
 
 
+@dataclass(frozen=True, slots=True)
+class EdgeAnswer:
+    """An error answer the edge made itself, or a raw TCP connection it refused or closed."""
+
+    status: int  # the HTTP status; 0 for a raw TCP connection (nothing to answer with)
+    code: ErrorCode | None  # the platform's error code; None where the platform has none
+    reason: str  # the body's text (one line), for the log
+    app: str | None = None  # None: the listener's own app (none on the shared address)
+    pop: str = ""  # the PoP the client landed on; "" means router.pop
+    request_id: str = ""  # the Fly-Request-Id of the answer (HTTP)
+
+
 class ListenerRouter(Protocol):
     """One per listener (address, port); the data plane's only view of the world."""
 
@@ -204,6 +216,10 @@ class ListenerRouter(Protocol):
 
     def release(self, upstream: Upstream) -> None:
         """The connection or request is over: its load slot is free again."""
+        ...
+
+    def answered(self, client: ClientInfo, answer: EdgeAnswer) -> None:
+        """The edge answered an error itself (or closed a raw connection): log and count it."""
         ...
 
 

@@ -89,11 +89,6 @@ class ReplayFlow:
         self.cache_status: CacheStatus | None = None
 
 
-def error_line(code: str) -> bytes:
-    """The header line naming the platform's error code in an answer of the edge."""
-    return b"Edge-Error-Code: " + code.encode() + b"\r\n"
-
-
 class ReplaySide(ClientSide):
     """The replay half of the HTTP relay (see the module docstring)."""
 
@@ -294,7 +289,7 @@ class ReplaySide(ClientSide):
         flow = self._flow
         instruction = "" if flow is None else flow.instruction.describe()
         self._report_refusal(app, source.machine_id, source.region, instruction, code, text)
-        self._answer(status, f"edge: {code}: {text}\n", error_line(code))
+        self._answer(status, f"edge: {text}\n", b"", code)
 
     def _report_refusal(
         self, app: str, machine: str, region: str, instruction: str, code: str, text: str
