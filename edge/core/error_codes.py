@@ -162,26 +162,39 @@ _TABLE: tuple[ErrorInfo, ...] = (
         ErrorCode.PA01,
         "the request body was larger than the replay buffer",
         "replay only small requests, or raise http.replay_buffer",
+        edge_gives=(
+            "502: an app's fly-replay for a request whose body was over http.replay_buffer "
+            "(streamed to the machine, so it cannot be delivered again)"
+        ),
     ),
     ErrorInfo(
         ErrorCode.PA02,
         "the request was replayed more than 10 times",
         "fix the replay loop between the app's machines",
+        edge_gives=("502: the request would be replayed more than 10 times"),
     ),
     ErrorInfo(
         ErrorCode.PA03,
         "the app's fly-replay was not valid",
         "fix the fly-replay header or JSON body the app sends",
+        edge_gives=(
+            "502: the app's fly-replay (header or JSON body) cannot be parsed, or a fallback "
+            "request asks to be replayed again"
+        ),
     ),
     ErrorInfo(
         ErrorCode.PA04,
         "the replay target app does not exist",
         "name an app of the same org in app=",
+        edge_gives=("502: the fly-replay app= target does not exist or has no HTTP service"),
     ),
     ErrorInfo(
         ErrorCode.PA05,
         "the replay target app belongs to another org",
         "replay only to apps of the same org",
+        edge_gives=(
+            "403: the fly-replay app= target belongs to another org than the replaying app"
+        ),
     ),
     ErrorInfo(
         ErrorCode.PR01,
