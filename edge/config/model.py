@@ -36,7 +36,7 @@ from edge.config.types import (
 
 _APP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-_LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+_LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
 
 
 def _check_region(value: str, info: ValidationInfo) -> str:
@@ -223,7 +223,6 @@ class ServiceSpec(Frozen):
     min_machines_running: int = Field(default=0, ge=0)  # counted in the primary region only
 
 
-
 KillSignal = Literal["SIGINT", "SIGTERM", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGKILL", "SIGHUP"]
 RestartPolicy = Literal["no", "on-failure", "always"]
 
@@ -368,8 +367,11 @@ class EdgeSpec(Frozen):
     def _autostop_interval(self) -> EdgeSpec:
         if self.autostop_interval < 0.1:
             raise ValueError("autostop_interval must be at least 100ms")
-        if not ipaddress.ip_network(self.machine_network).subnet_of(_LOOPBACK):
-            raise ValueError(f"machine_network must be inside 127.0.0.0/8, not {self.machine_network}")
+        network = ipaddress.ip_network(self.machine_network)
+        if not isinstance(network, ipaddress.IPv4Network) or not network.subnet_of(_LOOPBACK):
+            raise ValueError(
+                f"machine_network must be inside 127.0.0.0/8, not {self.machine_network}"
+            )
         return self
 
 

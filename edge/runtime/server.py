@@ -31,6 +31,7 @@ from edge.runtime.bootstrap import bootstrap
 from edge.runtime.dataplane import DataPlane
 from edge.runtime.gauges import register_gauges
 from edge.runtime.listeners import bind_socket
+from edge.runtime.machine_control import DaemonMachineControl
 from edge.runtime.metrics import Metrics
 from edge.runtime.statedir import prepare_state_dir
 from edge.runtime.store_runner import StoreRunner
@@ -81,6 +82,7 @@ class EdgeDaemon:
         self._refresh_lock = asyncio.Lock()
         self._applied_version = -1
         self._watcher: asyncio.Task[None] | None = None
+        self._autostop: asyncio.Task[None] | None = None
 
     def status(self) -> dict[str, Any]:
         return {"state_dir": str(self.options.state_dir), "pops": list(self.config.edge.pops)}
@@ -92,13 +94,22 @@ class EdgeDaemon:
         api_socket = self._bind_api()
         store = await self._open_store()
         admin_hash = await store.call(bootstrap, store.store, self.options.state_dir, self.config)
+        self._control_machines(store)
         await self.refresh()
         await self._start_api(store, admin_hash, api_socket)
         self._watcher = spawn(self._watch_store(), name="store-watcher")
+        self._autostop = spawn(self.dataplane.autostop.run(), name="autostop")
         LOG.info(
             "edge started",
             extra={"api": self.options.api_listen, "state_dir": str(self.options.state_dir)},
         )
+
+    def _control_machines(self, store: StoreRunner) -> None:
+        """Autostart, autostop and the supervisor change machines through the store."""
+        control = DaemonMachineControl(store, self.refresh, self.metrics, self.dataplane.region_of)
+        self.dataplane.hooks = control
+        self.dataplane.autostart.control = control
+        self.dataplane.autostop.control = control
 
     async def _open_store(self) -> StoreRunner:
         try:
@@ -177,8 +188,9 @@ class EdgeDaemon:
     async def stop(self) -> None:
         """Stop accepting, let in-flight work finish within the drain timeout, close."""
         started = time.monotonic()
-        if self._watcher is not None:
-            self._watcher.cancel()
+        for task in (self._watcher, self._autostop):
+            if task is not None:
+                task.cancel()
         cleanups = [self.dataplane.close()]
         if self._runner is not None:
             cleanups.append(self._runner.cleanup())

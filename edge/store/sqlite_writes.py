@@ -170,6 +170,7 @@ def insert_machine(
     where = m.address or ("demo" if m.demo else "command " + shlex.join(_command(m)))
     detail = f"added machine in {m.region} at {where}, {m.state}"
     tx.audit_app(app, "machine.add", m.id, detail)
+    insert_machine_event(tx, app, m.id, "created", f"{where}, {m.state} (by {tx.by.actor})", None)
     return m
 
 
@@ -209,6 +210,10 @@ def set_machine_state(
     )
     detail = f"machine {state}" + (f": {reason}" if reason else "")
     tx.audit_app(app, f"machine.{state}", machine_id, detail)
+    verb = {"started": "start", "stopped": "stop", "suspended": "suspend"}[state]
+    insert_machine_event(
+        tx, app, machine_id, verb, f"by {tx.by.actor}" + (f": {reason}" if reason else ""), None
+    )
     return find_machine(tx.conn, app, machine_id)
 
 
