@@ -184,7 +184,7 @@ SCHEMAS: dict[str, Any] = {
             "id": STR,
             "app": STR,
             "region": STR,
-            "state": {"type": "string", "enum": ["started", "stopped"]},
+            "state": {"type": "string", "enum": ["started", "stopped", "suspended"]},
             "address": {"type": ["string", "null"]},
             "ports": {"type": "object", "additionalProperties": INT},
             "weight": INT,
@@ -205,6 +205,13 @@ SCHEMAS: dict[str, Any] = {
             "weight": INT,
             "demo": BOOL,
             "state": {"type": "string", "enum": ["started", "stopped"]},
+            "command": {"type": ["string", "array"], "items": STR},
+            "env": {"type": "object", "additionalProperties": STR},
+            "workdir": STR,
+            "kill_signal": STR,
+            "kill_timeout": {"type": ["string", "number"]},
+            "start_timeout": {"type": ["string", "number"]},
+            "restart": _obj({"policy": STR, "max_retries": INT}),
         },
         ("region",),
     ),
@@ -395,6 +402,60 @@ def _paths() -> dict[str, Any]:
     }
 
 
+def _process_paths() -> dict[str, Any]:
+    """Machines that edge runs (edge.api.routes_process)."""
+    since = {"name": "since", "in": "query", "schema": INT}
+    limit = {"name": "limit", "in": "query", "schema": INT}
+    return {
+        "/v1/apps/{app}/logs": {
+            "parameters": [
+                APP_PARAM,
+                {"name": "machine", "in": "query", "schema": STR},
+                since,
+                limit,
+            ],
+            "get": operation(
+                "What the app's process machines wrote (stdout, stderr, edge's notes), after "
+                "line number since",
+                (200, "Lines and next_since", {"type": "object"}),
+                (400, 401, 404),
+            ),
+        },
+        "/v1/apps/{app}/machines/{id}/logs": {
+            "parameters": [APP_PARAM, MACHINE_PARAM, since, limit],
+            "get": operation(
+                "What one process machine wrote, after line number since",
+                (200, "Lines and next_since", {"type": "object"}),
+                (400, 401, 404),
+            ),
+        },
+        "/v1/apps/{app}/machines/{id}/events": {
+            "parameters": [APP_PARAM, MACHINE_PARAM, limit],
+            "get": operation(
+                "The machine and its lifecycle events, newest first",
+                (200, "The machine with events", {"type": "object"}),
+                (400, 401, 404),
+            ),
+        },
+        "/v1/apps/{app}/machines/{id}/restart": {
+            "parameters": [APP_PARAM, MACHINE_PARAM],
+            "post": operation(
+                "Stop the machine's process (kill_signal, then SIGKILL) and start it again",
+                (200, "Restarted", ref("Machine")),
+                (401, 404, 409),
+            ),
+        },
+        "/v1/apps/{app}/ips/private": {
+            "parameters": [APP_PARAM],
+            "get": operation(
+                "Each machine's private address (a process machine's own loopback address)",
+                (200, "Addresses", {"type": "object"}),
+                (401, 404),
+            ),
+        },
+    }
+
+
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     return {
@@ -407,7 +468,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "servers": [{"url": "http://127.0.0.1:4280"}],
         "security": [{"bearer": []}],
-        "paths": _paths(),
+        "paths": {**_paths(), **_process_paths()},
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

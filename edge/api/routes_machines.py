@@ -27,6 +27,13 @@ class AddMachine(Body):
     weight: int = 1
     demo: bool = False
     state: str = "started"
+    command: str | list[str] | None = None
+    env: dict[str, str] | None = None
+    workdir: str | None = None
+    kill_signal: str | None = None
+    kill_timeout: str | float | None = None
+    start_timeout: str | float | None = None
+    restart: dict[str, Any] | None = None
 
 
 def _spec(context: ApiContext, body: AddMachine) -> MachineSpec:

@@ -25,6 +25,11 @@ def read_app_file(path: Path) -> dict[str, Any]:
         raise BadRequest("\n  ".join([exc.message, *exc.problems])) from None
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert isinstance(data, dict)  # load_app_file checked it
+    base = path.resolve().parent
+    for machine in data.get("machines") or ():
+        # A process machine runs where its file is, unless its workdir says otherwise.
+        if isinstance(machine, dict) and machine.get("command") is not None:
+            machine["workdir"] = str(base / str(machine.get("workdir") or "."))
     return data
 
 

@@ -6,6 +6,7 @@ import argparse
 import ipaddress
 from typing import Any
 
+from edge.cli import ctl_process
 from edge.cli.argtypes import SubParsers, app_command
 from edge.cli.client import ApiClient
 from edge.cli.output import print_json, print_table
@@ -95,3 +96,4 @@ def register(commands: SubParsers) -> None:
     release = app_parser("release", "release addresses (permanent)")
     release.add_argument("addresses", nargs="+", metavar="ADDRESS")
     release.set_defaults(handler=cmd_release)
+    ctl_process.add_ips_commands(app_parser)  # private

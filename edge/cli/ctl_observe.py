@@ -76,6 +76,10 @@ def print_route(answer: dict[str, Any], prefer: str | None = None) -> None:
     )
     print()
     print(_verdict(answer))
+    cold = answer.get("last_cold_start")
+    if cold:
+        who = "request" if cold["waiters"] == 1 else "requests"
+        print(f"Cold start: {cold['text']} ({cold['waiters']} {who} waited)")
 
 
 def _landing(answer: dict[str, Any]) -> str:
@@ -174,6 +178,10 @@ def print_status(status: dict[str, Any]) -> None:
         [_machine_row(app, m) for app, m in machines],
         "No machines.",
     )
+    reasons = [(app, m["id"], m["state_reason"]) for app, m in machines if m.get("state_reason")]
+    if reasons:
+        print()
+        print_table(("app", "machine", "why (last start or stop by edge)"), reasons, "")
     if status["flows"]:
         print()
         print_table(

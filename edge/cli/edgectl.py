@@ -10,7 +10,15 @@ import os
 import sys
 from collections.abc import Sequence
 
-from edge.cli import ctl_apps, ctl_deploy, ctl_faults, ctl_ips, ctl_machines, ctl_observe
+from edge.cli import (
+    ctl_apps,
+    ctl_deploy,
+    ctl_faults,
+    ctl_ips,
+    ctl_machines,
+    ctl_observe,
+    ctl_process,
+)
 from edge.cli.client import ApiClient
 from edge.errors import EdgeError
 
@@ -31,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     ctl_deploy.register(commands)
     ctl_faults.register(commands)
     ctl_observe.register(commands)
+    ctl_process.register(commands)  # logs
     return parser
 
 

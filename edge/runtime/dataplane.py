@@ -91,6 +91,8 @@ class DataPlane:
         self.last_snapshot: StoreSnapshot | None = None
         self._stored: dict[tuple[str, str], records.Machine] = {}
         self.hooks = MachineHooks()  # the daemon's store-side reactions, set at start
+        # Why each machine was last stopped or started by edge itself (autostop ...).
+        self.state_reasons: dict[tuple[str, str], str] = {}
         self.logs = MachineLogs(state_dir / "machines")
         supervisor = Supervisor(
             self.logs,
@@ -127,6 +129,12 @@ class DataPlane:
         self.health.sync(self.state.snapshot)  # before any await: verdicts precede traffic
         self.autostart.changed.set()
         await self.listeners.reconcile(desired_listeners(snapshot))
+
+    async def restart_demo(self, machine: records.Machine) -> None:
+        """Stop a demo machine's servers; the next apply starts them again."""
+        prefix = f"{machine.app}/{machine.id}/"
+        for key in [k for k in self._demo_keys if k.startswith(prefix)]:
+            await self.demo.stop(key)
 
     def reroute(self) -> None:
         """A process machine came up or went down: rebuild routing from the last snapshot."""
@@ -211,6 +219,7 @@ class DataPlane:
             "listening": self._listening(machine),
             "health": word,
             "process": process,
+            "state_reason": self.state_reasons.get((machine.app, machine.id)),
             "load": sum(s["load"] for s in services),
             "ejected": any(s["ejected_for"] > 0 for s in services),
             "services": services,

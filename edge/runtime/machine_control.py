@@ -33,7 +33,9 @@ class DaemonMachineControl(MachineHooks):
         refresh: Callable[[], Awaitable[Any]],
         metrics: Metrics,
         regions: Callable[[str, str], str],
+        reasons: dict[tuple[str, str], str],
     ) -> None:
+        self._reasons = reasons  # the data plane's: shown with the machine
         self._store = store
         self._refresh = refresh
         self._metrics = metrics
@@ -51,6 +53,7 @@ class DaemonMachineControl(MachineHooks):
             by=Caller(actor),
             reason=reason,
         )
+        self._reasons[(app, machine_id)] = f"{state} by {actor}: {reason}"
         await self._refresh()
 
     def event(self, key: str, kind: str, detail: str, code: int | None) -> None:

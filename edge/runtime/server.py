@@ -106,7 +106,10 @@ class EdgeDaemon:
 
     def _control_machines(self, store: StoreRunner) -> None:
         """Autostart, autostop and the supervisor change machines through the store."""
-        control = DaemonMachineControl(store, self.refresh, self.metrics, self.dataplane.region_of)
+        plane = self.dataplane
+        control = DaemonMachineControl(
+            store, self.refresh, self.metrics, plane.region_of, plane.state_reasons
+        )
         self.dataplane.hooks = control
         self.dataplane.autostart.control = control
         self.dataplane.autostop.control = control
