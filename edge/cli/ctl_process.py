@@ -50,7 +50,7 @@ def cmd_logs(client: ApiClient, args: argparse.Namespace) -> int:
 
 
 def _event_text(event: dict[str, Any]) -> str:
-    kind = event["kind"]
+    kind = str(event["kind"])
     if event["exit_code"] is not None and kind in ("exited", "stopped", "restarting", "failed"):
         kind += f" code={event['exit_code']}"
     return kind
