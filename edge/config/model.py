@@ -298,6 +298,9 @@ class MachineSpec(Frozen):
             raise ValueError("env and workdir are for a machine with a command")
         if self.command is not None and not self.command:
             raise ValueError("command must not be empty")
+        for name in self.env:
+            if not name or "=" in name or "\0" in name:
+                raise ValueError(f"env: {name!r} is not a valid variable name")
         if self.address is not None and ":" in self.address.strip("[]") and "]" not in self.address:
             split_host_port(self.address)  # a v4 host or name with a port: check it
         return self
