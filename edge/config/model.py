@@ -292,7 +292,7 @@ class MachineSpec(Frozen):
         if len(kinds) != 1:
             both = f" (this one gives {' and '.join(kinds)})" if kinds else ""
             raise ValueError(
-                "give exactly one of address (HOST:PORT or HOST), demo: true or command" + both
+                "give either address (HOST:PORT or HOST), demo: true or command" + both
             )
         if self.command is None and (self.env or self.workdir):
             raise ValueError("env and workdir are for a machine with a command")

@@ -36,7 +36,7 @@ def test_a_command_machine_and_its_defaults() -> None:
     [
         ({"address": "127.0.0.1:9", "command": "x"}, "this one gives address and command"),
         ({"demo": True, "command": "x"}, "this one gives demo and command"),
-        ({}, "give exactly one of address"),
+        ({}, "give either address"),
         ({"command": ""}, "command must not be empty"),
         ({"command": "'unclosed"}, "cannot split the command"),
         ({"command": "x", "kill_signal": "SIGWHAT"}, "SIGINT"),
