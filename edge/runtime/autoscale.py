@@ -108,7 +108,9 @@ class AutoStarter:
             state = "stopped"
         return rules.StartCandidate(machine_id, region, state, rtt)
 
-    def admit(self, service: ServiceRoutes, pop: str) -> tuple[WaitQueue | None, str]:
+    def admit(
+        self, service: ServiceRoutes, pop: str, cause: str = "found no machine to take it"
+    ) -> tuple[WaitQueue | None, str]:
         candidates = [
             self._candidate(service, ep.machine_id, ep.region, pop)
             for ep in service.endpoints
@@ -121,7 +123,7 @@ class AutoStarter:
         key = (service.app, plan.machine_id)
         pending = self._pending.get(key)
         if pending is None:
-            pending = self._begin(key, service, plan)
+            pending = self._begin(key, service, plan, f"a request at PoP {pop or '?'} {cause}")
         timeout = pending.queue.timeout - WAIT_MARGIN
         return pending.queue, (
             f"PM03: machine {plan.machine_id} did not start within {timeout:g}s "
@@ -133,15 +135,16 @@ class AutoStarter:
             return
         soft = service.spec.concurrency.soft_limit
         if all(ep.stats.active >= soft for ep in service.started):
-            self.admit(service, pop)
+            self.admit(service, pop, "found every started machine at its soft limit")
 
     def _begin(
-        self, key: tuple[str, str], service: ServiceRoutes, plan: rules.StartPlan
+        self, key: tuple[str, str], service: ServiceRoutes, plan: rules.StartPlan, cause: str
     ) -> _Pending:
         endpoint = service.by_machine[key[1]]
         pending = _Pending(self._start_timeout(*key) + WAIT_MARGIN, endpoint.region)
         self._pending[key] = pending
-        spawn(self._start(key, pending, plan.detail), name=f"autostart {key[0]}/{key[1]}")
+        why = f"{plan.detail}: {cause}"
+        spawn(self._start(key, pending, why), name=f"autostart {key[0]}/{key[1]}")
         return pending
 
     async def _start(self, key: tuple[str, str], pending: _Pending, detail: str) -> None:
@@ -193,6 +196,9 @@ class AutoStarter:
                 "cold_start_ms": round(cold.seconds * 1000, 1),
             },
         )
+
+    def is_starting(self, app: str, machine_id: str) -> bool:
+        return (app, machine_id) in self._pending
 
     def routable(self, app: str, machine_id: str) -> bool:
         routes = self._snapshot().apps.get(app)

@@ -213,8 +213,12 @@ class DataPlane:
             )
         process = self.processes.view(machine)
         word = machine_health(machine.state, [s["check_state"] for s in services])
-        if process is not None and machine.state == "started" and process["state"] != "started":
-            word = process["state"]  # starting, failed, stopping: not taking traffic yet
+        if machine.state == "suspended":
+            word = "suspended"
+        if process is not None and process["state"] in ("starting", "stopping", "failed"):
+            word = process["state"]  # coming up, going down, or could not start
+        elif self.autostart.is_starting(machine.app, machine.id):
+            word = "starting"
         return {
             "listening": self._listening(machine),
             "health": word,

@@ -53,7 +53,8 @@ class DaemonMachineControl(MachineHooks):
             by=Caller(actor),
             reason=reason,
         )
-        self._reasons[(app, machine_id)] = f"{state} by {actor}: {reason}"
+        why = reason.removeprefix(f"{actor}: ")
+        self._reasons[(app, machine_id)] = f"{state} by {actor}: {why}"
         await self._refresh()
 
     def event(self, key: str, kind: str, detail: str, code: int | None) -> None:

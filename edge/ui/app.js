@@ -18,6 +18,11 @@ const HEALTH_TEXT = {
   unknown: "checking",
   maint: "maintenance",
   drain: "draining",
+  // machines edge runs (process machines) and autostart / autostop
+  starting: "starting",
+  stopping: "stopping",
+  suspended: "suspended",
+  failed: "failed to start",
 };
 
 const $ = (selector) => document.querySelector(selector);
