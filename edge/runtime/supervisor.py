@@ -247,7 +247,7 @@ class ProcessMachine:
             )
         self.state = "stopped"
         kind = "stopped" if self._stop_requested else "exited"
-        self.owner.emit(self.key, kind, f"code={code}", code)
+        self.owner.emit(self.key, kind, describe_exit(code), code)
         if was_ready:
             self.owner.ready_changed()
         return code
@@ -323,6 +323,16 @@ class ProcessMachine:
         while chunk := await stream.read(65536):
             self.logs.feed(app, machine_id, name, chunk)
         self.logs.flush(app, machine_id, name)
+
+
+def describe_exit(code: int) -> str:
+    """How a process ended, from its exit code (negative: the signal that killed it)."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return "exited cleanly" if code == 0 else f"exit status {code}"
 
 
 class Supervisor:

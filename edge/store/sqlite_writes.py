@@ -211,9 +211,8 @@ def set_machine_state(
     detail = f"machine {state}" + (f": {reason}" if reason else "")
     tx.audit_app(app, f"machine.{state}", machine_id, detail)
     verb = {"started": "start", "stopped": "stop", "suspended": "suspend"}[state]
-    insert_machine_event(
-        tx, app, machine_id, verb, f"by {tx.by.actor}" + (f": {reason}" if reason else ""), None
-    )
+    why = "" if not reason else ": " + reason.removeprefix(f"{tx.by.actor}: ")
+    insert_machine_event(tx, app, machine_id, verb, f"by {tx.by.actor}{why}", None)
     return find_machine(tx.conn, app, machine_id)
 
 

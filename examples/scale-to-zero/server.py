@@ -14,10 +14,17 @@ time.sleep(0.4)  # loading config, warming caches ...
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        body = json.dumps(
-            {"machine": os.environ["FLY_MACHINE_ID"], "region": os.environ["FLY_REGION"],
-             "pid": os.getpid(), "path": self.path}
-        ).encode() + b"\n"
+        body = (
+            json.dumps(
+                {
+                    "machine": os.environ["FLY_MACHINE_ID"],
+                    "region": os.environ["FLY_REGION"],
+                    "pid": os.getpid(),
+                    "path": self.path,
+                }
+            ).encode()
+            + b"\n"
+        )
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -30,4 +37,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 address = (os.environ["FLY_PRIVATE_IP"], int(os.environ["PORT"]))
 print(f"listening on {address[0]}:{address[1]}", flush=True)
-http.server.HTTPServer(address, Handler).serve_forever()
+try:
+    http.server.HTTPServer(address, Handler).serve_forever()
+except KeyboardInterrupt:  # edge stops a machine with its kill_signal, SIGINT here
+    print("SIGINT: shutting down", flush=True)

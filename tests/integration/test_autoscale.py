@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -58,7 +59,7 @@ def test_an_idle_machine_is_stopped_and_the_first_request_starts_it_and_waits(
     wait_for("autostop", lambda: stored_state(api, "zero", "zero-lhr-1") == "stopped", edge=edge)
     wait_for("the process to end", lambda: not alive(pid))
     stopped = machine(api, "zero", "zero-lhr-1")
-    assert stopped["state_reason"].startswith("stopped by autostop: autostop: no load")
+    assert stopped["state_reason"].startswith("stopped by autostop: no load")
     status = edgectl(edge, "status")
     assert "stopped by autostop" in status.stdout
     # The first request finds no started machine: it starts one and waits for it.
@@ -136,7 +137,8 @@ def test_suspend_freezes_the_process_and_a_request_resumes_it(
     edge, api = start(edge_factory, tmp_path, [app])
     pid = wait_process_state(api, "frozen", "ice-1", "started")["process"]["pid"]
     wait_for("suspend", lambda: stored_state(api, "frozen", "ice-1") == "suspended", edge=edge)
-    assert machine(api, "frozen", "ice-1")["process"]["state"] == "suspended"
+    frozen = wait_process_state(api, "frozen", "ice-1", "suspended")
+    assert frozen["health"] == "suspended"
     assert proc_state(pid) == "T"  # stopped by SIGSTOP, memory kept
     code, body = get(primary_ip(api, "frozen"), port)
     assert code == 200 and body["pid"] == pid  # the same process, resumed
@@ -175,3 +177,20 @@ def test_a_machine_that_fails_to_start_answers_waiting_requests_with_the_reason(
     code, text = get(primary_ip(api, "nostart2"), port)
     assert code == 503
     assert "PM08" in text and "failed to start" in text
+
+
+def test_a_tcp_connection_waits_for_the_start_too(edge_factory: Factory, tmp_path: Path) -> None:
+    server = write_server(tmp_path)
+    app, port = process_app(
+        "rawtcp", [process_machine(server, "tcp-1", "lhr", "--slow-start", "0.3", state="stopped")]
+    )
+    app["services"][0]["ports"] = [{"port": port}]  # raw TCP: no http handler
+    _, api = start(edge_factory, tmp_path, [app], interval="10m")
+    with socket.create_connection((primary_ip(api, "rawtcp"), port), timeout=20) as sock:
+        sock.sendall(b"GET /raw HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.0 200") or answer.startswith(b"HTTP/1.1 200"), answer
+    assert b'"FLY_MACHINE_ID": "tcp-1"' in answer
+    assert stored_state(api, "rawtcp", "tcp-1") == "started"
