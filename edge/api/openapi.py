@@ -269,7 +269,7 @@ def _paths() -> dict[str, Any]:
             "put": operation(
                 "Deploy an app file: create the app or bring it in line (201 when created)",
                 (200, "Updated", ref("App")),
-                (400, 401, 404, 409, 422, 503),
+                (400, 401, 403, 404, 409, 422, 503),
                 body="AppFile",
             ),
             "delete": operation(
@@ -351,9 +351,9 @@ def _paths() -> dict[str, Any]:
                 (401, 404),
             ),
             "post": operation(
-                "Add a machine (an address, or a demo machine served by the edge)",
+                "Add a machine (an address, a demo machine, or a command: admin only)",
                 (201, "Added", ref("Machine")),
-                (400, 401, 404, 409),
+                (400, 401, 403, 404, 409),
                 body="AddMachine",
             ),
         },

@@ -131,6 +131,9 @@ async def deploy_app(request: web.Request) -> web.Response:
         raise BadRequest(f"app: the file is for {data['app']!r} but the URL names {name!r}")
     data.setdefault("org", identity.org_scope or "personal")
     spec = context.validate_app(data, renames={})
+    if any(m.command is not None for m in spec.machines):
+        # A command runs on this host as edge's user: only the operator may ask for one.
+        identity.require_admin("a machine with a command")
     result = await context.store.call(context.store.store.deploy_app, spec, by=identity.caller)
     listeners = await context.changed()
     answer = app_json(result.app, result.ips)

@@ -64,6 +64,8 @@ async def list_machines(request: web.Request) -> web.Response:
 async def add_machine(request: web.Request) -> web.Response:
     identity, context = request[IDENTITY], request.app[CONTEXT]
     body = await read_body(request, AddMachine)
+    if body.command is not None:
+        identity.require_admin("a machine with a command")  # it runs on this host
     machine = await context.store.call(
         context.store.store.add_machine,
         request.match_info["app"],

@@ -296,6 +296,11 @@ class MachineSpec(Frozen):
             )
         if self.command is None and (self.env or self.workdir):
             raise ValueError("env and workdir are for a machine with a command")
+        if self.command is not None and self.ports:
+            raise ValueError(
+                "ports is for address and demo machines: a machine with a command listens on "
+                "its own address at each service's internal_port ($PORT is the first)"
+            )
         if self.command is not None and not self.command:
             raise ValueError("command must not be empty")
         for name in self.env:

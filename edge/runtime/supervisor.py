@@ -105,6 +105,8 @@ class ProcessMachine:
         self._task: asyncio.Task[None] | None = None
         self._stop_requested = False
         self._wake = asyncio.Event()  # interrupts a restart backoff
+        self._stopping: asyncio.Task[None] | None = None  # a stop going on in the background
+        self._start_after_stop = False
 
     @property
     def key(self) -> str:
@@ -116,6 +118,9 @@ class ProcessMachine:
 
     def start(self) -> None:
         """Run it (and keep it running per its restart policy) unless it already runs."""
+        if self._stopping is not None:
+            self._start_after_stop = True  # started again while stopping: once it is down
+            return
         if self.state == "suspended":
             self.resume()
             return
@@ -124,6 +129,21 @@ class ProcessMachine:
         self._stop_requested = False
         self.error = ""
         self._task = spawn(self._run(), name=f"machine {self.key}")
+
+    def stop_soon(self) -> None:
+        """Stop it in the background (a long kill_timeout must not hold the caller)."""
+        self._start_after_stop = False
+        if self._stopping is None and (self.running or self.state == "suspended"):
+            self._stopping = spawn(self._stop_then_maybe_start(), name=f"stop {self.key}")
+
+    async def _stop_then_maybe_start(self) -> None:
+        try:
+            await self.stop()
+        finally:
+            self._stopping = None
+        if self._start_after_stop:
+            self._start_after_stop = False
+            self.start()
 
     async def stop(self) -> None:
         """Stop it: ``kill_signal`` to its group, SIGKILL after ``kill_timeout``."""
@@ -343,6 +363,7 @@ class Supervisor:
     ) -> None:
         self.logs = logs
         self.machines: dict[str, ProcessMachine] = {}
+        self._removed: set[ProcessMachine] = set()  # removed from the app, maybe still stopping
         self._on_event = on_event
         self._on_settled = on_settled
         self._on_ready = on_ready
@@ -366,8 +387,11 @@ class Supervisor:
 
     async def sync(self, wanted: Mapping[str, tuple[ProcessPlan, str]]) -> None:
         """Make the processes match ``wanted``: key -> (plan, stored state)."""
+        self._removed = {m for m in self._removed if m.running}
         for key in [k for k in self.machines if k not in wanted]:
-            await self.machines.pop(key).stop()
+            gone = self.machines.pop(key)
+            gone.stop_soon()
+            self._removed.add(gone)  # close_all still waits for it
         for key, (plan, state) in wanted.items():
             machine = self.machines.get(key)
             if machine is not None and machine.plan != plan:
@@ -382,9 +406,9 @@ class Supervisor:
             machine.start()
         elif state == "suspended":
             if not machine.suspend() and machine.state != "suspended":
-                await machine.stop()
-        elif machine.running or machine.state == "suspended":
-            await machine.stop()
+                machine.stop_soon()
+        else:
+            machine.stop_soon()
 
     def get(self, key: str) -> ProcessMachine | None:
         return self.machines.get(key)
@@ -395,6 +419,6 @@ class Supervisor:
 
     async def close_all(self) -> None:
         """Stop every machine at once (each within its kill_timeout)."""
-        machines, self.machines = list(self.machines.values()), {}
+        machines, self.machines = [*self.machines.values(), *self._removed], {}
         await asyncio.gather(*(m.stop() for m in machines), return_exceptions=True)
         self.logs.close()

@@ -46,6 +46,7 @@ def test_a_command_machine_and_its_defaults() -> None:
         ({"command": "x", "restart": {"policy": "sometimes"}}, "on-failure"),
         ({"command": "x", "env": {"A=B": "1"}}, "not a valid variable name"),
         ({"address": "127.0.0.1:9", "env": {"A": "1"}}, "for a machine with a command"),
+        ({"command": "x", "ports": {8080: 9000}}, "ports is for address and demo machines"),
     ],
 )
 def test_bad_process_machines_are_rejected(fields: dict[str, Any], message: str) -> None:
