@@ -88,7 +88,9 @@ class AutoStarter:
         self._start_timeout = start_timeout
         self.control: MachineControl | None = None
         self._pending: dict[tuple[str, str], _Pending] = {}
-        self._failed: dict[tuple[str, str], tuple[float, str]] = {}
+        # Machines whose last start failed: when, why, and the platform's code for it.
+        self._failed: dict[tuple[str, str], tuple[float, str, str]] = {}
+        self.error_of: Callable[[str, str], str] = lambda app, machine_id: ""
         self.last: dict[str, ColdStart] = {}  # the latest cold start of each app
         self.changed = asyncio.Event()  # set whenever routing was rebuilt
 
@@ -118,8 +120,10 @@ class AutoStarter:
         ]
         plan = rules.plan_autostart(service.spec.auto_start_machines, candidates)
         if plan.action == "none" or plan.machine_id is None or self.control is None:
-            code = "PM08: " if "failed" in plan.detail else ""
-            return None, code + plan.detail
+            failed = [
+                self._failed[(service.app, c.machine_id)] for c in candidates if c.state == "failed"
+            ]
+            return None, (f"{failed[0][2]}: " if failed else "") + plan.detail
         key = (service.app, plan.machine_id)
         pending = self._pending.get(key)
         if pending is None:
@@ -164,7 +168,10 @@ class AutoStarter:
             del self._pending[key]
         waiters = len(pending.queue)
         if why:
-            self._failed[key] = (time.monotonic(), why)
+            code = "PM03" if "timed out" in why else "PM08"
+            if why == "timed out":
+                why = f"waking the machine timed out after {pending.queue.timeout - WAIT_MARGIN:g}s"
+            self._failed[key] = (time.monotonic(), why, code)
             self._metrics.autostart_waits.labels(app, "failed").inc(waiters)
             LOG.warning(
                 "autostart of machine %s of %s failed: %s",
@@ -213,7 +220,7 @@ class AutoStarter:
         """'' once the machine takes traffic; else why not (failed, or out of time)."""
         while not self.routable(*key):
             if self._runtime_state(*key) == "failed":
-                return "the machine failed to start"
+                return self.error_of(*key) or "the machine failed to start"
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return "timed out"

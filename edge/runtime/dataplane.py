@@ -108,6 +108,7 @@ class DataPlane:
             self._stored_state,
             self._start_timeout,
         )
+        self.autostart.error_of = self.processes.error
         self.state.autostart = self.autostart
         self.autostop = AutoStopper(
             lambda: self.state.snapshot, config.edge.autostop_interval, metrics

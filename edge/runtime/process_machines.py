@@ -73,6 +73,10 @@ class ProcessMachines:
         machine = self.supervisor.get(f"{app}/{machine_id}")
         return None if machine is None else machine.state
 
+    def error(self, app: str, machine_id: str) -> str:
+        machine = self.supervisor.get(f"{app}/{machine_id}")
+        return "" if machine is None else machine.error
+
     def listening(self, machine: records.Machine) -> list[str]:
         key = (machine.app, machine.id)
         if not self.supervisor.is_ready(f"{machine.app}/{machine.id}"):

@@ -253,8 +253,8 @@ class ProcessMachine:
             self.owner.ready_changed()
         elif proc.returncode is None and not self._stop_requested:
             self.error = (
-                f"did not accept connections on {plan.private_ip}:{plan.port} "
-                f"within start_timeout {plan.spec.start_timeout:g}s"
+                f"waking the machine timed out: it did not accept connections on "
+                f"{plan.private_ip}:{plan.port} within start_timeout {plan.spec.start_timeout:g}s"
             )
             await self._terminate(proc)
         code = await proc.wait()

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tests.integration.api import Api, edgectl
-from tests.integration.daemon import EdgeProcess
+from tests.integration.daemon import ROOT, EdgeProcess
 from tests.integration.edgeconf import write_edge_config
 from tests.integration.process_apps import (
     alive,
@@ -194,3 +197,39 @@ def test_a_tcp_connection_waits_for_the_start_too(edge_factory: Factory, tmp_pat
     assert answer.startswith(b"HTTP/1.0 200") or answer.startswith(b"HTTP/1.1 200"), answer
     assert b'"FLY_MACHINE_ID": "tcp-1"' in answer
     assert stored_state(api, "rawtcp", "tcp-1") == "started"
+
+
+def test_a_start_that_times_out_answers_with_pm03(edge_factory: Factory, tmp_path: Path) -> None:
+    server = write_server(tmp_path)
+    machines = [
+        process_machine(server, "slow-1", "lhr", "--no-listen", state="stopped",
+                        start_timeout="1s", restart={"policy": "no"})
+    ]  # fmt: skip
+    app, port = process_app("slowstart", machines)
+    _, api = start(edge_factory, tmp_path, [app], interval="10m")
+    began = time.monotonic()
+    code, text = get(primary_ip(api, "slowstart"), port)
+    assert code == 503 and "PM03" in text and "within start_timeout 1s" in text, text
+    assert 1.0 <= time.monotonic() - began < 10  # it waited for the start, then gave up
+    assert machine(api, "slowstart", "slow-1")["process"]["state"] == "failed"
+
+
+def test_logs_follow_prints_new_lines(edge_factory: Factory, tmp_path: Path) -> None:
+    server = write_server(tmp_path)
+    app, port = process_app("follow", [process_machine(server, "f-1", "lhr")])
+    edge, api = start(edge_factory, tmp_path, [app], interval="10m")
+    wait_process_state(api, "follow", "f-1", "started")
+    env = {**os.environ, "EDGE_API_URL": edge.url, "EDGE_STATE_DIR": str(edge.state_dir)}
+    command = [sys.executable, "-m", "edge.cli.edgectl", "logs", "-a", "follow", "-f"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT) as tail:
+        try:
+            assert tail.stdout is not None
+            assert "[edge] launched" in tail.stdout.readline()
+            get(primary_ip(api, "follow"), port, "/followed")
+            for _ in range(20):
+                if "served /followed" in tail.stdout.readline():
+                    break
+            else:
+                raise AssertionError("the new line did not come")
+        finally:
+            tail.kill()

@@ -241,7 +241,8 @@ def test_a_machine_that_cannot_start_is_an_error_never_a_hang(
     )
     quiet = wait_process_state(api, "broken", "silent", "failed", timeout=15)
     error = quiet["process"]["error"]
-    assert "did not accept connections on" in error and "within start_timeout 1s" in error
+    assert "waking the machine timed out: it did not accept connections on" in error
+    assert "within start_timeout 1s" in error
     assert "booting silent" in error  # the last lines of its output
     assert quiet["health"] in ("stopped", "failed")
 
