@@ -193,6 +193,13 @@ SCHEMAS: dict[str, Any] = {
             "updated_at": STR,
             "listening": {"type": "array", "items": STR},
             "services": {"type": "array", "items": {"type": "object"}},
+            "process": {
+                "type": ["object", "null"],
+                "description": "A process machine: command, state (starting, started, "
+                "stopping, stopped, suspended, failed), pid, private_ip, port, restarts, "
+                "exit_code, error",
+            },
+            "state_reason": {"type": ["string", "null"]},
         },
         ("id", "app", "region", "state", "weight", "demo"),
     ),

@@ -12,7 +12,7 @@ from edge.cli.argtypes import SubParsers
 from edge.cli.client import ApiClient
 from edge.cli.ctl_ips import print_ips
 from edge.cli.output import print_json
-from edge.config.load import load_app_file
+from edge.config.load import anchor_workdirs, load_app_file
 from edge.config.regions import default_catalogue
 from edge.errors import BadRequest, ConfigError
 
@@ -25,11 +25,7 @@ def read_app_file(path: Path) -> dict[str, Any]:
         raise BadRequest("\n  ".join([exc.message, *exc.problems])) from None
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert isinstance(data, dict)  # load_app_file checked it
-    base = path.resolve().parent
-    for machine in data.get("machines") or ():
-        # A process machine runs where its file is, unless its workdir says otherwise.
-        if isinstance(machine, dict) and machine.get("command") is not None:
-            machine["workdir"] = str(base / str(machine.get("workdir") or "."))
+    anchor_workdirs(data, path)  # sent as absolute paths: the daemon runs elsewhere
     return data
 
 

@@ -116,6 +116,12 @@ class MachineLogs:
                 log.file.close()
             log.file = None
 
+    def release(self, app: str, machine_id: str) -> None:
+        """The machine's process ended: close its file (reopened by the next line)."""
+        log = self._logs.get((app, machine_id))
+        if log is not None:
+            self._close_file(log)
+
     def lines(
         self, app: str, machine_ids: Iterable[str] | None = None, since: int = 0, limit: int = 500
     ) -> list[LogLine]:

@@ -12,7 +12,8 @@ from typing import Any
 
 from edge.core import apps as records
 from edge.core.machine_net import MachineKey, assign_private_ips
-from edge.runtime.supervisor import ProcessPlan, Supervisor
+from edge.runtime.process_plan import ProcessPlan
+from edge.runtime.supervisor import Supervisor
 from edge.store import StoreSnapshot
 
 DEFAULT_PORT = 8080  # PORT for an app without services

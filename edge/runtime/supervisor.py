@@ -22,13 +22,12 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from edge.config.model import ProcessSpec
 from edge.core.autoscale import after_exit
 from edge.runtime.machine_logs import MachineLogs
+from edge.runtime.process_plan import LAUNCHER, ProcessPlan, describe_exit
 from edge.runtime.tasks import spawn
 
 LOG = logging.getLogger("edge.machines")
@@ -36,53 +35,6 @@ LOG = logging.getLogger("edge.machines")
 RunState = Literal["stopped", "starting", "started", "stopping", "suspended", "failed"]
 READY_POLL = 0.05  # seconds between tries of the machine's port while it starts
 TAIL_LINES = 10  # output lines kept in a failure's explanation
-
-# Runs in the child before the app's command: die with edge, then become the command.
-_LAUNCHER = """
-import ctypes, os, signal, sys
-libc = ctypes.CDLL(None, use_errno=True)
-libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-if os.getppid() != int(sys.argv[1]):
-    os._exit(1)  # edge died between fork and prctl
-try:
-    os.execvp(sys.argv[2], sys.argv[2:])
-except OSError as exc:
-    print(f"edge: cannot run {sys.argv[2]}: {exc.strerror}", file=sys.stderr)
-    os._exit(127)
-"""
-
-_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER", "LOGNAME")
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessPlan:
-    """Everything needed to run one process machine."""
-
-    app: str
-    machine_id: str
-    region: str
-    primary_region: str
-    spec: ProcessSpec
-    private_ip: str
-    port: int  # PORT: the first service's internal port
-    public_ip: str
-
-    def environment(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k in _INHERITED or k.startswith("LC_")}
-        env.update(
-            PORT=str(self.port),
-            FLY_APP_NAME=self.app,
-            FLY_MACHINE_ID=self.machine_id,
-            FLY_ALLOC_ID=self.machine_id,
-            FLY_REGION=self.region,
-            FLY_PUBLIC_IP=self.public_ip,
-            FLY_PRIVATE_IP=self.private_ip,
-            PRIMARY_REGION=self.primary_region,
-            FLY_PROCESS_GROUP=self.spec.process_group,
-        )
-        env.update(self.spec.env)
-        return env
-
 
 Event = Callable[[str, str, str, int | None], None]  # (key, kind, detail, exit code)
 Settled = Callable[[str, str], None]  # (key, reason): the process is gone for good
@@ -259,6 +211,7 @@ class ProcessMachine:
             await self._terminate(proc)
         code = await proc.wait()
         await asyncio.gather(*readers, return_exceptions=True)
+        self.logs.release(plan.app, plan.machine_id)  # no descriptor kept while it is down
         self._proc, self.pid, self.exit_code = None, None, code
         was_ready = self.started_at > 0
         if not was_ready and not self._stop_requested:
@@ -297,7 +250,7 @@ class ProcessMachine:
                 "-I",
                 "-S",
                 "-c",
-                _LAUNCHER,
+                LAUNCHER,
                 str(os.getpid()),
                 *command,
                 stdin=asyncio.subprocess.DEVNULL,
@@ -343,16 +296,6 @@ class ProcessMachine:
         while chunk := await stream.read(65536):
             self.logs.feed(app, machine_id, name, chunk)
         self.logs.flush(app, machine_id, name)
-
-
-def describe_exit(code: int) -> str:
-    """How a process ended, from its exit code (negative: the signal that killed it)."""
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return "exited cleanly" if code == 0 else f"exit status {code}"
 
 
 class Supervisor:
