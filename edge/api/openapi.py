@@ -7,10 +7,9 @@ and that the document validates.
 from __future__ import annotations
 
 import functools
-from typing import Any, get_args
+from typing import Any
 
 from edge import __version__
-from edge.config.model import KillSignal, RestartPolicy
 from edge.config.regions import default_catalogue
 from edge.core.faults import FAULT_KINDS
 
