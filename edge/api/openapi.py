@@ -167,6 +167,63 @@ def _fault_of(kind: str) -> dict[str, Any]:
     return variants[0] if len(variants) == 1 else {"oneOf": variants}
 
 
+# --- machines of an app file that edge runs (a command): edge.config.model.MachineSpec ---
+_NO_NUL = {"type": "string", "pattern": "^[^\\u0000]*$"}
+_WORDS = "[A-Za-z0-9_./=:,+@%-]+"
+_SECONDS = {"type": "number", "minimum": 0, "maximum": 300, "description": "seconds"}
+PROCESS_FIELDS: dict[str, Any] = {
+    "command": {
+        "anyOf": [
+            {"type": "array", "minItems": 1, "items": _NO_NUL},
+            {"type": "string", "pattern": f"^{_WORDS}( {_WORDS})*$"},
+        ],
+        "description": "a list, or plain words separated by single spaces",
+    },
+    "env": {
+        "type": "object",
+        "propertyNames": {"pattern": "^[^=\\u0000]+$"},
+        "additionalProperties": _NO_NUL,
+    },
+    "workdir": _NO_NUL,
+    "kill_signal": {
+        "enum": ["SIGINT", "SIGTERM", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGKILL", "SIGHUP"]
+    },
+    "kill_timeout": _SECONDS,
+    "start_timeout": {**_SECONDS, "minimum": 0.001},
+    "restart": {
+        "type": "object",
+        "properties": {
+            "policy": {"enum": ["no", "on-failure", "always"]},
+            "max_retries": {"type": "integer", "minimum": 0, "maximum": 1000},
+        },
+        "additionalProperties": False,
+    },
+}
+
+
+def machine_of_file(add_machine: dict[str, Any]) -> dict[str, Any]:
+    """A machine in an app file: AddMachine, or a machine with a command (admin only)."""
+    only_command = {"anyOf": [{"required": [k]} for k in ("command", "env", "workdir")]}
+    branches = [
+        {
+            **branch,
+            "not": only_command
+            if "not" not in branch
+            else {"anyOf": [branch["not"], only_command]},
+        }
+        for branch in add_machine["oneOf"]
+    ]
+    branches.append(
+        {
+            "required": ["command"],
+            "properties": {"demo": {"const": False}, "ports": {"maxProperties": 0}},
+            "not": {"required": ["address"]},
+        }
+    )
+    properties = {**add_machine["properties"], **PROCESS_FIELDS}
+    return {**add_machine, "properties": properties, "oneOf": branches}
+
+
 SCHEMAS: dict[str, Any] = {
     "Error": _obj({"error": STR}, ("error",)),
     "IpAssignment": _obj(
@@ -299,6 +356,9 @@ SCHEMAS: dict[str, Any] = {
             "retries": {"type": "integer", "minimum": 0, "maximum": 10},
             "timeout": DURATION,
             "connect_timeout": DURATION,
+            "auto_stop_machines": {"enum": ["off", "stop", "suspend", True, False]},
+            "auto_start_machines": BOOL,
+            "min_machines_running": {"type": "integer", "minimum": 0},
         },
         ("ports",),
     ),
@@ -340,47 +400,15 @@ SCHEMAS: dict[str, Any] = {
                 "weight": {"type": "integer", "minimum": 1, "maximum": 1000},
                 "demo": BOOL,
                 "state": {"type": "string", "enum": ["started", "stopped"]},
-                "command": {"type": ["string", "array"], "items": STR},
-                "env": {"type": "object", "additionalProperties": STR},
-                "workdir": STR,
-                "kill_signal": {
-                    "type": "string",
-                    "enum": [
-                        "SIGINT",
-                        "SIGTERM",
-                        "SIGQUIT",
-                        "SIGUSR1",
-                        "SIGUSR2",
-                        "SIGKILL",
-                        "SIGHUP",
-                    ],
-                },
-                "kill_timeout": {"type": ["string", "number"]},
-                "start_timeout": {"type": ["string", "number"]},
-                "restart": _obj(
-                    {
-                        "policy": {"type": "string", "enum": ["no", "on-failure", "always"]},
-                        "max_retries": INT,
-                    }
-                ),
             },
             ("region",),
         ),
-        # An address, a demo machine served by the edge, or a command edge runs (admin).
+        # Either an address, or a demo machine served by the edge.
         "oneOf": [
-            {
-                "required": ["address"],
-                "properties": {"demo": {"const": False}},
-                "not": {"required": ["command"]},
-            },
+            {"required": ["address"], "properties": {"demo": {"const": False}}},
             {
                 "required": ["demo"],
                 "properties": {"demo": {"const": True}},
-                "not": {"anyOf": [{"required": ["address"]}, {"required": ["command"]}]},
-            },
-            {
-                "required": ["command"],
-                "properties": {"demo": {"const": False}},
                 "not": {"required": ["address"]},
             },
         ],
@@ -388,10 +416,10 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
-SCHEMAS["MachineOfFile"] = SCHEMAS["AddMachine"]
+SCHEMAS["MachineOfFile"] = machine_of_file(SCHEMAS["AddMachine"])
 REQUEST_BODIES = (
     "CreateOrg", "CreateApp", "AllocateIp", "AdminState", "AppFile", "Service",
-    "AddMachine", "MoveIp", "UiRedeem",
+    "AddMachine", "MachineOfFile", "MoveIp", "UiRedeem",
 )  # fmt: skip
 for _name in REQUEST_BODIES:
     SCHEMAS[_name]["additionalProperties"] = False

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import shlex
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -235,12 +234,19 @@ KillSignal = Literal["SIGINT", "SIGTERM", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGK
 RestartPolicy = Literal["no", "on-failure", "always"]
 
 
+_PLAIN_WORDS = re.compile(r"^[A-Za-z0-9_./=:,+@%-]+( [A-Za-z0-9_./=:,+@%-]+)*$")
+
+
 def _command(value: object) -> object:
+    # A string is plain words separated by single spaces (no shell: no quoting rules to
+    # guess); anything else is written as a list, one item per argument.
     if isinstance(value, str):
-        try:
-            return tuple(shlex.split(value))
-        except ValueError as exc:
-            raise ValueError(f"cannot split the command: {exc}") from None
+        if not _PLAIN_WORDS.match(value):
+            raise ValueError(
+                f"a command string is plain words separated by single spaces, not {value!r}; "
+                "write it as a list (one item per argument) for anything else"
+            )
+        return tuple(value.split(" "))
     return value
 
 
@@ -314,6 +320,9 @@ class MachineSpec(Frozen):
         for name in self.env:
             if not name or "=" in name or "\0" in name:
                 raise ValueError(f"env: {name!r} is not a valid variable name")
+        texts = [*(self.command or ()), *self.env.values(), self.workdir or ""]
+        if any("\0" in text for text in texts):
+            raise ValueError("command, env and workdir must not contain a NUL character")
         if self.address is not None and (
             not self.address
             or not self.address.isprintable()

@@ -82,7 +82,9 @@ def _check_host_port(value: object) -> str:
 def parse_seconds(value: object) -> float:
     """Like ``parse_duration``, but a bare number means seconds (fly.toml's kill_timeout)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        value = f"{value}s" if value >= 0 else value
+        if not value >= 0:  # negative, or NaN
+            raise ValueError("must not be negative")
+        return float(value)
     return parse_duration(value)
 
 

@@ -16,8 +16,9 @@ def spec(**fields: Any) -> MachineSpec:
 
 
 def test_a_command_machine_and_its_defaults() -> None:
-    machine = spec(command="python3 -m http.server 'a b'")
-    assert machine.command == ("python3", "-m", "http.server", "a b")
+    machine = spec(command="python3 -m http.server 8080")
+    assert machine.command == ("python3", "-m", "http.server", "8080")
+    assert spec(command=["sh", "-c", "echo 'a b'"]).command == ("sh", "-c", "echo 'a b'")
     process = machine.process
     assert process is not None
     assert (process.kill_signal, process.kill_timeout, process.start_timeout) == (
@@ -37,8 +38,11 @@ def test_a_command_machine_and_its_defaults() -> None:
         ({"address": "127.0.0.1:9", "command": "x"}, "this one gives address and command"),
         ({"demo": True, "command": "x"}, "this one gives demo and command"),
         ({}, "give either address"),
-        ({"command": ""}, "command must not be empty"),
-        ({"command": "'unclosed"}, "cannot split the command"),
+        ({"command": []}, "command must not be empty"),
+        ({"command": "sh -c 'echo hi'"}, "write it as a list"),
+        ({"command": "a  b"}, "plain words separated by single spaces"),
+        ({"command": ["a\0b"]}, "must not contain a NUL"),
+        ({"command": ["a"], "env": {"A": "x\0"}}, "must not contain a NUL"),
         ({"command": "x", "kill_signal": "SIGWHAT"}, "SIGINT"),
         ({"command": "x", "kill_timeout": "301s"}, "less than or equal to 300"),
         ({"command": "x", "kill_timeout": -1}, "must not be negative"),
