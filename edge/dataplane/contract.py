@@ -8,10 +8,12 @@ Expected failures are values (``NoUpstream``), never exceptions.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from edge.core.error_codes import ErrorCode
 from edge.core.faults import Fault
 
 ProxyProtoVersion = Literal["v1", "v2"]
@@ -90,6 +92,7 @@ class NoUpstream:
     status: int  # 503 (none available), 404 (unknown host on shared_v4), 421 ...
     reason: str  # short text for the response body and logs
     app: str | None = None
+    code: ErrorCode | None = None  # the platform's error code (PR01 ...), None if it has none
     retry_after: int = 1
     wait: float = 0.0  # raw TCP: how long to hold the connection before closing
     pop: str = ""  # the PoP this client landed on; "" means router.pop
@@ -99,6 +102,18 @@ class NoUpstream:
 
 
 Choice = Upstream | NoUpstream
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeAnswer:
+    """An error answer the edge made itself, or a raw TCP connection it refused or closed."""
+
+    status: int  # the HTTP status; 0 for a raw TCP connection (nothing to answer with)
+    code: ErrorCode | None  # the platform's error code; None where the platform has none
+    reason: str  # the body's text (one line), for the log
+    app: str | None = None  # None: the listener's own app (none on the shared address)
+    pop: str = ""  # the PoP the client landed on; "" means router.pop
+    request_id: str = ""  # the Fly-Request-Id of the answer (HTTP)
 
 
 class ListenerRouter(Protocol):
@@ -136,7 +151,8 @@ class ListenerRouter(Protocol):
         ...
 
     def connect_failed(self, upstream: Upstream, reason: str) -> None:
-        """Connecting failed: ``refused``, ``timeout``, ``reset`` or ``unreachable``."""
+        """Connecting failed: ``refused``, ``timeout``, ``reset``, ``unreachable`` or
+        ``exhausted`` (the edge's own descriptors ran out: not held against the machine)."""
         ...
 
     def responded(self, upstream: Upstream, status: int, seconds: float) -> None:
@@ -151,9 +167,16 @@ class ListenerRouter(Protocol):
         """The connection or request is over: its load slot is free again."""
         ...
 
+    def answered(self, client: ClientInfo, answer: EdgeAnswer) -> None:
+        """The edge answered an error itself (or closed a raw connection): log and count it."""
+        ...
+
 
 def connect_failure(exc: BaseException) -> str:
-    """The contract's name for why connecting to a machine failed (``connect_failed``)."""
+    """The contract's name for why connecting to a machine failed (``connect_failed``);
+    ``exhausted``: the edge itself is out of file descriptors (no fault of the machine)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+        return "exhausted"
     if isinstance(exc, ConnectionRefusedError):
         return "refused"
     if isinstance(exc, TimeoutError):

@@ -21,6 +21,8 @@ from typing import Final
 
 import httptools
 
+from edge.core.error_codes import ErrorCode, connect_failure_code
+from edge.core.request_rules import Refusal, judge_request
 from edge.dataplane.contract import (
     CapacityQueue,
     ClientInfo,
@@ -39,16 +41,11 @@ from edge.dataplane.http_client_side import (
     NO_BODY,
     TUNNEL,
     ClientSide,
-    HttpListener,
-    HttpSettings,
 )
-from edge.dataplane.http_framing import ChunkedScanner, https_location, no_upstream_answer
-from edge.dataplane.http_head import (
-    RequestHeadScan,
-    ResponseHeadScan,
-    head_for_client,
-    request_target,
-)
+from edge.dataplane.http_framing import ChunkedFramer, https_location, no_upstream_answer
+from edge.dataplane.http_head import RequestHeadScan, ResponseHeadScan
+from edge.dataplane.http_listener import HttpListener, HttpSettings
+from edge.dataplane.http_rewrite import head_for_client, request_target, retargeted
 from edge.dataplane.http_tracker import HttpConnectionTracker
 from edge.dataplane.proxy_protocol import accept_proxy_header
 from edge.dataplane.upstream_conn import UpstreamConnection
@@ -75,10 +72,11 @@ class HttpProxyProtocol(ClientSide):
         self._queue_token: object = None
         self._queue_deadline = 0.0
         self._last_refusal: NoUpstream | None = None
+        self._last_cause = ""  # why the last connect of this request failed (contract name)
         self._head_request = False
         self._replayable = False
         self._body_left = 0
-        self._chunks = ChunkedScanner()
+        self._chunks = ChunkedFramer()
         self._close_after = False
         self._attempts = 0
         self._exclude = _NO_EXCLUDE
@@ -92,19 +90,27 @@ class HttpProxyProtocol(ClientSide):
     def _start_request(self, head: bytes, rest: bytes, upgrade: bool) -> None:
         req = self._head
         method = self._parser.get_method()
-        if head[0] in (10, 13):
-            head = head.lstrip(b"\r\n")
+        self._head_request = method == b"HEAD"
+        verdict = judge_request(
+            head[: head.find(b"\r\n")], req.host, 1 + req.extra_hosts, self._sni
+        )
+        if verdict is not None:
+            if isinstance(verdict, Refusal):
+                self._reject(verdict.status, verdict.text)
+                return
+            head = retargeted(head, verdict)
+            req.host = verdict.host
         http10 = self._http10 = head[head.find(b"\r\n") - 1] == 48  # "HTTP/1.0"
         if req.rare or http10 or self._client_eof:  # else: HTTP/1.1, no Connection header
             self._keep_alive = req.keeps_alive(http10) and not self._client_eof
         else:
             self._keep_alive = True
         has_body = req.chunked or req.content_length > 0
-        self._head_request = method == b"HEAD"
         self._replayable = method in _IDEMPOTENT and not has_body
         self._upgrade = upgrade
         self._req_done = self._resp_started = self._close_after = False
         self._attempts = 0
+        self._last_cause = ""
         self._exclude = _NO_EXCLUDE
         self.deadline = INF
         self._in = HOLD
@@ -157,21 +163,22 @@ class HttpProxyProtocol(ClientSide):
             end = min(self._body_left, len(data))
             self._body_left -= end
             done = self._body_left == 0
-        else:
-            end = self._chunks.scan(data, 0)
+            chunk = data if end == len(data) else data[:end]
+            try:
+                self._parser.feed_data(chunk)  # it follows the body too: framing checked twice
+            except httptools.HttpParserUpgrade:
+                pass
+            except httptools.HttpParserError:
+                self._bad_body()
+                return
+        else:  # the framer feeds the parser exactly the body's bytes
+            end = self._chunks.scan(data, 0, self._parser, self._head)
             if end == -2:
                 self._bad_body()
                 return
             done = end >= 0
             end = end if done else len(data)
-        chunk = data if end == len(data) else data[:end]
-        try:
-            self._parser.feed_data(chunk)  # it follows the body too: framing is checked twice
-        except httptools.HttpParserUpgrade:
-            pass
-        except httptools.HttpParserError:
-            self._bad_body()
-            return
+            chunk = data if end == len(data) else data[:end]
         if self._conn is not None:
             self._sent += len(chunk)
             self._conn.write(chunk)
@@ -190,6 +197,7 @@ class HttpProxyProtocol(ClientSide):
         assert self._client is not None
         router = self._router
         choice = router.choose(self._client, self._hints, self._exclude)
+        self._app = choice.app
         if isinstance(choice, NoUpstream):
             self._no_upstream(choice)
             return
@@ -233,8 +241,7 @@ class HttpProxyProtocol(ClientSide):
                 self._queue_token = queue.wait(self._dequeued)
                 self.deadline = self._queue_deadline
                 return
-        text, extra = no_upstream_answer(choice, self._head.host)
-        self._answer(choice.status, text, extra)
+        self._refuse(choice)
 
     def _dequeued(self) -> None:
         self._queue = self._queue_token = None
@@ -247,8 +254,15 @@ class HttpProxyProtocol(ClientSide):
         if self._queue is None or choice is None:
             return
         self._stop_waiting()
+        self._refuse(choice)
+
+    def _refuse(self, choice: NoUpstream) -> None:
+        """Answer a request no machine can take, naming the last failed connect if any."""
         text, extra = no_upstream_answer(choice, self._head.host)
-        self._answer(choice.status, text, extra)
+        if self._last_cause:
+            text += f"edge: the last connect failed: {self._last_cause} "
+            text += f"({connect_failure_code(self._last_cause)})\n"
+        self._answer(choice.status, text, extra, choice.code)
 
     def _stop_waiting(self) -> None:
         queue, self._queue = self._queue, None
@@ -286,11 +300,15 @@ class HttpProxyProtocol(ClientSide):
             if reason != "cancelled":
                 self._router.connect_failed(up, reason)
             self._release(report=False)
-            if reason != "cancelled" and self._attempts <= up.retries:
+            self._last_cause = reason
+            if reason == "exhausted":  # every other machine would fail the same way
+                self._answer(503, "edge: the edge is out of file descriptors, try again\n")
+            elif reason != "cancelled" and self._attempts <= up.retries:
                 self._exclude = self._exclude | {up.machine_id}
                 self._choose()
             else:
-                self._answer(502, f"edge: could not reach a machine of app {up.app!r} ({reason})\n")
+                text = f"edge: could not reach a machine of app {up.app!r} ({reason})\n"
+                self._answer(502, text, b"", connect_failure_code(reason, self._attempts))
             return
         self._router.connected(up, self._loop.time() - self._connect_started)
         self._attach(conn)
@@ -384,7 +402,8 @@ class HttpProxyProtocol(ClientSide):
             return
         if self._replayable and not response_started and self._retry_lost(up):
             return
-        self._fail(502, "edge: the machine closed the connection before answering\n")
+        text = "edge: the machine closed the connection before answering\n"
+        self._fail(502, text, code=ErrorCode.PU02)
 
     def _retry_lost(self, up: Upstream) -> bool:
         """Replay an idempotent bodiless request no byte of an answer came for."""
@@ -414,7 +433,9 @@ class HttpProxyProtocol(ClientSide):
 
     # -- failures ---------------------------------------------------------------------------
 
-    def _fail(self, status: int, text: str, now: float | None = None) -> None:
+    def _fail(
+        self, status: int, text: str, now: float | None = None, code: ErrorCode | None = None
+    ) -> None:
         """The machine failed this request before answering: say so, then close."""
         up = self._upstream
         if up is not None:
@@ -422,7 +443,7 @@ class HttpProxyProtocol(ClientSide):
             self._router.responded(up, status, elapsed)
             self._release()
         self._keep_alive = False
-        self._answer(status, text)
+        self._answer(status, text, b"", code)
 
     def _bad_body(self) -> None:
         conn, self._conn = self._conn, None

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from edge.core import autoscale as rules
+from edge.core.error_codes import ErrorCode
 from edge.core.routing import RoutingSnapshot, ServiceRoutes
 from edge.runtime.capacity import WaitQueue
 from edge.runtime.metrics import Metrics
@@ -89,7 +90,7 @@ class AutoStarter:
         self.control: MachineControl | None = None
         self._pending: dict[tuple[str, str], _Pending] = {}
         # Machines whose last start failed: when, why, and the platform's code for it.
-        self._failed: dict[tuple[str, str], tuple[float, str, str]] = {}
+        self._failed: dict[tuple[str, str], tuple[float, str, ErrorCode]] = {}
         self.error_of: Callable[[str, str], str] = lambda app, machine_id: ""
         self.last: dict[str, ColdStart] = {}  # the latest cold start of each app
         self.changed = asyncio.Event()  # set whenever routing was rebuilt
@@ -112,7 +113,7 @@ class AutoStarter:
 
     def admit(
         self, service: ServiceRoutes, pop: str, cause: str = "found no machine to take it"
-    ) -> tuple[WaitQueue | None, str]:
+    ) -> tuple[WaitQueue | None, str, ErrorCode | None]:
         candidates = [
             self._candidate(service, ep.machine_id, ep.region, pop)
             for ep in service.endpoints
@@ -123,16 +124,14 @@ class AutoStarter:
             failed = [
                 self._failed[(service.app, c.machine_id)] for c in candidates if c.state == "failed"
             ]
-            return None, (f"{failed[0][2]}: " if failed else "") + plan.detail
+            return None, plan.detail, (failed[0][2] if failed else None)
         key = (service.app, plan.machine_id)
         pending = self._pending.get(key)
         if pending is None:
             pending = self._begin(key, service, plan, f"a request at PoP {pop or '?'} {cause}")
         timeout = pending.queue.timeout - WAIT_MARGIN
-        return pending.queue, (
-            f"PM03: machine {plan.machine_id} did not start within {timeout:g}s "
-            "(waking the machine timed out)"
-        )
+        why = f"machine {plan.machine_id} did not start within {timeout:g}s"
+        return pending.queue, why, ErrorCode.PM03
 
     def over_soft(self, service: ServiceRoutes, pop: str) -> None:
         if not service.spec.auto_start_machines:
@@ -168,7 +167,7 @@ class AutoStarter:
             del self._pending[key]
         waiters = len(pending.queue)
         if why:
-            code = "PM03" if "timed out" in why else "PM08"
+            code = ErrorCode.PM03 if "timed out" in why else ErrorCode.PM08
             if why == "timed out":
                 why = f"waking the machine timed out after {pending.queue.timeout - WAIT_MARGIN:g}s"
             self._failed[key] = (time.monotonic(), why, code)

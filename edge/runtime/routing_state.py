@@ -16,6 +16,7 @@ from edge.config.model import EdgeConfig, ServiceSpec
 from edge.config.types import split_host_port
 from edge.core import apps as records
 from edge.core.anycast import ClientMap, ingress_pop
+from edge.core.error_codes import ErrorCode
 from edge.core.faults import Fault
 from edge.core.latency import LatencyModel
 from edge.core.routing import (
@@ -26,6 +27,7 @@ from edge.core.routing import (
     ServiceRoutes,
     build_snapshot,
 )
+from edge.runtime.answers import AnswerLog
 from edge.runtime.capacity import WaitQueue
 from edge.runtime.demo import DemoKind
 from edge.runtime.traffic import TrafficLog
@@ -35,8 +37,11 @@ from edge.store import StoreSnapshot
 class AutoStartHook(Protocol):
     """Autostart as routers see it (``edge.runtime.autoscale.AutoStarter``)."""
 
-    def admit(self, service: ServiceRoutes, pop: str) -> tuple[WaitQueue | None, str]:
-        """A queue to wait in while a stopped machine starts, or None and why not."""
+    def admit(
+        self, service: ServiceRoutes, pop: str
+    ) -> tuple[WaitQueue | None, str, ErrorCode | None]:
+        """A queue to wait in while a stopped machine starts (with the code to answer if
+        the wait runs out), or None, why not and the code of a start that failed."""
         ...
 
     def over_soft(self, service: ServiceRoutes, pop: str) -> None:
@@ -131,6 +136,9 @@ class RoutingState:
         self._ingress: dict[str, str | None] = {}
         self.shared_apps: frozenset[str] = frozenset()  # apps holding the shared IPv4
         self.traffic = TrafficLog()
+        self.answers = AnswerLog()  # the edge's own error answers: their log lines
+        # Jitter on simulated paths draws from its own generator: seeded, it repeats.
+        self.jitter_rng = random.Random(config.latency.jitter.seed)
         self.faults: tuple[Fault, ...] = ()  # toxics and ``down`` (edge.runtime.faults)
         # Wait queues of saturated services, by (app, internal port); created on demand.
         self.queues: dict[tuple[str, int], WaitQueue] = {}
