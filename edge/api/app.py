@@ -14,6 +14,7 @@ from edge.api import (
     routes_faults,
     routes_ips,
     routes_machines,
+    routes_process,
     routes_status,
 )
 from edge.api.app_context import CONTEXT, ApiContext
@@ -61,7 +62,8 @@ def build_api(context: ApiContext, tokens: TokenCheck) -> web.Application:
     )
     app[CONTEXT] = context
     app[LOGINS] = tokens.logins
-    tables = (routes, routes_apps.routes, routes_ips.routes, routes_machines.routes)
+    tables: tuple[web.RouteTableDef, ...] = (routes, routes_apps.routes, routes_ips.routes)
+    tables = (*tables, routes_machines.routes, routes_process.routes)
     for table in (*tables, routes_status.routes, routes_catchment.routes, routes_faults.routes):
         app.router.add_routes(table)
     app.router.add_routes(ui_routes)  # the dashboard: /ui

@@ -83,6 +83,10 @@ def print_route(answer: dict[str, Any], prefer: str | None = None) -> None:
     )
     print()
     print(_verdict(answer))
+    cold = answer.get("last_cold_start")
+    if cold:
+        who = "request" if cold["waiters"] == 1 else "requests"
+        print(f"Cold start: {cold['text']} ({cold['waiters']} {who} waited)")
     if answer.get("replay") is not None:
         print_replay(answer["replay"])
     if answer.get("recent_replays"):
@@ -229,6 +233,10 @@ def print_status(status: dict[str, Any]) -> None:
         [_machine_row(app, m) for app, m in machines],
         "No machines.",
     )
+    reasons = [(app, m["id"], m["state_reason"]) for app, m in machines if m.get("state_reason")]
+    if reasons:
+        print()
+        print_table(("app", "machine", "why (last start or stop by edge)"), reasons, "")
     if status["flows"]:
         print()
         print_table(

@@ -61,6 +61,7 @@ class EndpointStats:
         "ewma_rtt",
         "ewma_stamp",
         "healthy",
+        "picks",
         "ready_since",
     )
 
@@ -74,6 +75,7 @@ class EndpointStats:
         self.healthy = True  # the active checks' verdict
         self.admin: Admin = ""  # operator state: maint and drain take it out of rotation
         self.ready_since = float("-inf")  # for slow start: when it last became routable
+        self.picks = 0  # times chosen, ever: autostop compares it between passes
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)

@@ -32,6 +32,7 @@ from edge.runtime.dataplane import DataPlane
 from edge.runtime.gauges import register_gauges
 from edge.runtime.listeners import bind_socket
 from edge.runtime.logs import log_loop_exception
+from edge.runtime.machine_control import DaemonMachineControl
 from edge.runtime.metrics import Metrics
 from edge.runtime.statedir import prepare_state_dir
 from edge.runtime.store_runner import StoreRunner
@@ -89,6 +90,7 @@ class EdgeDaemon:
         self._refresh_lock = asyncio.Lock()
         self._applied_version = -1
         self._watcher: asyncio.Task[None] | None = None
+        self._autostop: asyncio.Task[None] | None = None
 
     def status(self) -> dict[str, Any]:
         """What the public ``/healthz`` adds to its status: nothing about the state directory,
@@ -106,9 +108,11 @@ class EdgeDaemon:
         api_socket = self._bind_api()
         store = await self._open_store()
         admin_hash = await store.call(bootstrap, store.store, self.options.state_dir, self.config)
+        self._control_machines(store)
         await self.refresh()
         await self._start_api(store, admin_hash, api_socket)
         self._watcher = spawn(self._watch_store(), name="store-watcher")
+        self._autostop = spawn(self.dataplane.autostop.run(), name="autostop")
         LOG.info(
             "edge started",
             extra={"api": self.options.api_listen, "state_dir": str(self.options.state_dir)},
@@ -118,6 +122,16 @@ class EdgeDaemon:
             dashboard_url(self.options.api_listen),
             self.options.state_dir / TOKEN_FILE,
         )
+
+    def _control_machines(self, store: StoreRunner) -> None:
+        """Autostart, autostop and the supervisor change machines through the store."""
+        plane = self.dataplane
+        control = DaemonMachineControl(
+            store, self.refresh, self.metrics, plane.region_of, plane.state_reasons
+        )
+        self.dataplane.hooks = control
+        self.dataplane.autostart.control = control
+        self.dataplane.autostop.control = control
 
     async def _open_store(self) -> StoreRunner:
         try:
@@ -207,8 +221,9 @@ class EdgeDaemon:
     async def stop(self) -> None:
         """Stop accepting, let in-flight work finish within the drain timeout, close."""
         started = time.monotonic()
-        if self._watcher is not None:
-            self._watcher.cancel()
+        for task in (self._watcher, self._autostop):
+            if task is not None:
+                task.cancel()
         cleanups = [self.dataplane.close()]
         if self._runner is not None:
             cleanups.append(self._runner.cleanup())

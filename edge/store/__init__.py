@@ -16,6 +16,7 @@ from edge.store.base import (
     Caller,
     CreatedApp,
     DeployResult,
+    MachineEvent,
     Store,
     StoreSnapshot,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "Caller",
     "CreatedApp",
     "DeployResult",
+    "MachineEvent",
     "SqliteStore",
     "Store",
     "StoreSnapshot",

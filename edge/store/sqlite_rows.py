@@ -10,11 +10,12 @@ import json
 import sqlite3
 from dataclasses import dataclass
 
+from edge.config.model import ProcessSpec
 from edge.core import ipam
 from edge.core.apps import AppRecord, Machine, parse_machine_state, services_from_json
 from edge.core.ipam import IpamState, IpAssignment
 from edge.errors import NotFound
-from edge.store.base import AuditEntry, OrgScope, StoreSnapshot
+from edge.store.base import AuditEntry, MachineEvent, OrgScope, StoreSnapshot
 
 IP_SELECT = (
     "SELECT i.address, i.type, i.region, a.name, o.slug, i.created_at, i.is_primary "
@@ -26,7 +27,7 @@ APP_SELECT = (
 )
 MACHINE_SELECT = (
     "SELECT m.id, a.name, m.region, m.state, m.address, m.ports, m.weight, m.demo, "
-    "m.created_at, m.updated_at FROM machines m JOIN apps a ON a.id = m.app_id "
+    "m.created_at, m.updated_at, m.process FROM machines m JOIN apps a ON a.id = m.app_id "
 )
 _DEDICATED = "type != 'shared_v4'"
 _LIVE_APP = APP_SELECT + "WHERE a.name = ? AND a.destroyed_at IS NULL "
@@ -59,8 +60,10 @@ def app_from_row(row: sqlite3.Row) -> StoredApp:
 def machine_from_row(row: sqlite3.Row) -> Machine:
     ports = tuple((int(k), int(v)) for k, v in json.loads(row[5]))
     state = parse_machine_state(row[3])
+    process = None if row[10] is None else ProcessSpec.model_validate_json(row[10])
     return Machine(
-        row[0], row[1], row[2], state, row[4], ports, int(row[6]), bool(row[7]), int(row[8]), row[9]
+        *(row[0], row[1], row[2], state, row[4], ports, int(row[6]), bool(row[7])),
+        *(int(row[8]), row[9], process),
     )
 
 
@@ -167,3 +170,14 @@ def read_audit(
         (org, org, app, app, limit),
     )
     return tuple(AuditEntry(*r) for r in rows)
+
+
+def read_machine_events(
+    conn: sqlite3.Connection, app: StoredApp, machine_id: str, limit: int
+) -> tuple[MachineEvent, ...]:
+    rows = conn.execute(
+        "SELECT at, kind, exit_code, detail FROM machine_events "
+        "WHERE app_id = ? AND machine_id = ? ORDER BY id DESC LIMIT ?",
+        (app.id, machine_id, limit),
+    )
+    return tuple(MachineEvent(machine_id, float(r[0]), r[1], r[2], r[3]) for r in rows)
