@@ -144,6 +144,10 @@ _TABLE: tuple[ErrorInfo, ...] = (
         ErrorCode.PM03,
         "the machine did not start in time",
         "make the app open its port faster, or raise start_timeout",
+        edge_gives=(
+            "503 / closed: autostart started a stopped machine for the request, and it was not "
+            "routable (started, checks passing) before the wait ended"
+        ),
     ),
     ErrorInfo(
         ErrorCode.PM05,
@@ -154,6 +158,10 @@ _TABLE: tuple[ErrorInfo, ...] = (
         ErrorCode.PM08,
         "the machine cannot be started in its state",
         "look at `edgectl machines status`: it is failed or being destroyed",
+        edge_gives=(
+            "503 / closed: autostart could not start the machine (it failed, or the start itself "
+            "failed)"
+        ),
     ),
     ErrorInfo(
         ErrorCode.PM11, "the machine was stopped recently", "retry: another machine will be chosen"

@@ -76,7 +76,7 @@ def test_capacity_codes() -> None:
 
 def test_edge_gives_text_exists_for_the_codes_edge_emits() -> None:
     emitted = {"PC01", "PC03", "PC04", "PC05", "PC06", "PC07", "PU02", "PR01", "PR02", "PR03"}
-    emitted |= {"PL01", "PL02", "PA01", "PA02", "PA03", "PA04", "PA05"}
+    emitted |= {"PL01", "PL02", "PA01", "PA02", "PA03", "PA04", "PA05", "PM03", "PM08"}
     for code in emitted:
         assert ERRORS[ErrorCode(code)].edge_gives
 
