@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from edge.cli import ctl_catchment
-from edge.cli.argtypes import SubParsers
+from edge.cli.argtypes import SubParsers, whole_number
 from edge.cli.client import ApiClient
 from edge.cli.output import print_json, print_table
 from edge.errors import NotFound
@@ -232,7 +232,9 @@ def register(commands: SubParsers) -> None:
     route.add_argument(
         "--from", dest="from_region", metavar="REGION", help="the client's region (default: local)"
     )
-    route.add_argument("--port", type=int, help="the public port (default: the first service)")
+    route.add_argument(
+        "--port", type=whole_number, help="the public port (default: the first service)"
+    )
     route.add_argument("--prefer", metavar="REGION[,REGION]", help="as fly-prefer-region")
     route.add_argument("-j", "--json", action="store_true", help="print JSON")
     route.set_defaults(handler=cmd_route)
