@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from edge.api.ui_sessions import SESSION_PATH, UiLogins
 from edge.core.tokens import bearer_token, hash_token, token_matches
 from edge.errors import Forbidden, Unauthorized
 from edge.store import ADMIN, Caller
 
-# Paths anyone may read: liveness, metrics for Prometheus, the API's own description.
-PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/v1/openapi.json"})
+# Paths anyone may read: liveness, metrics for Prometheus, the API's own description,
+# and the dashboard's code-for-session exchange (the one-time code is its credential).
+PUBLIC_PATHS = frozenset({"/healthz", "/metrics", "/v1/openapi.json", SESSION_PATH})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -51,10 +53,12 @@ class TokenCheck:
         admin_hash: str,
         find_org: Callable[[str], Awaitable[str | None]],
         metrics_hash: str | None = None,
+        logins: UiLogins | None = None,
     ) -> None:
         self._admin_hash = admin_hash
         self._find_org = find_org
         self._metrics_hash = metrics_hash
+        self.logins = UiLogins() if logins is None else logins  # dashboard sessions
 
     @property
     def metrics_protected(self) -> bool:
@@ -92,6 +96,9 @@ class TokenCheck:
         token = self._token(authorization)
         if token_matches(token, self._admin_hash):
             return Identity(ADMIN)
+        session = self.logins.caller(hash_token(token))
+        if session is not None:
+            return Identity(session)
         slug = await self._find_org(hash_token(token))
         if slug is None:
             raise Unauthorized("invalid token")

@@ -177,6 +177,7 @@ SCHEMAS: dict[str, Any] = {
             "created_at": {"type": "string", "format": "date-time"},
             "shared": BOOL,
             "primary": BOOL,
+            "app": STR,
             "listeners": {"type": "array", "items": ref("Listener")},
         },
         ("ip", "type", "region", "created_at", "shared", "primary"),
@@ -192,6 +193,8 @@ SCHEMAS: dict[str, Any] = {
             "created_at": {"type": "string", "format": "date-time"},
             "ips": {"type": "array", "items": ref("IpAssignment")},
             "listeners": {"type": "array", "items": ref("Listener")},
+            "declared_in_config": BOOL,
+            "warning": STR,
         },
         ("name", "org_slug", "primary_region", "created_at"),
     ),
@@ -212,6 +215,9 @@ SCHEMAS: dict[str, Any] = {
     "RegionCode": {"type": "string", "pattern": "^[a-z]{3}$"},
     "PopCode": {"type": "string", "pattern": "^[a-z]{3}$"},
     "CreateOrg": _obj({"slug": NAME}, ("slug",)),
+    "UiLoginCode": _obj({"code": STR, "path": STR, "expires_in": NUM}, ("code", "path")),
+    "UiRedeem": _obj({"code": STR}, ("code",)),
+    "UiSession": _obj({"token": STR, "expires_in": NUM}, ("token",)),
     "CreatedOrg": _obj({"slug": STR, "token": STR}, ("slug", "token")),
     "CreateApp": _obj(
         {
@@ -231,6 +237,7 @@ SCHEMAS: dict[str, Any] = {
         }
     },
     "AllocateIp": _obj({"type": IP_TYPE, "region": REGION}),
+    "MoveIp": _obj({"app": NAME}, ("app",)),
     "Fault": _obj(
         {
             "id": STR,
@@ -343,13 +350,23 @@ SCHEMAS: dict[str, Any] = {
 
 
 SCHEMAS["MachineOfFile"] = SCHEMAS["AddMachine"]
-REQUEST_BODIES = (
-    "CreateOrg", "CreateApp", "AllocateIp", "AdminState", "AppFile", "Service",
-    "AddMachine",
-)  # fmt: skip
-for _name in REQUEST_BODIES:
+# Objects nested in request bodies; the bodies themselves are found by _closed_bodies.
+for _name in ("Service", "AddMachine"):
     SCHEMAS[_name]["additionalProperties"] = False
 SCHEMAS["Service"]["properties"]["ports"]["items"]["additionalProperties"] = False
+
+
+def _closed_bodies(paths: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    """Request bodies refuse unknown keys (``edge.api.bodies.Body``): every schema used as
+    one says ``additionalProperties: false``, so an unknown key is not schema-valid."""
+    closed = dict(schemas)
+    for item in paths.values():
+        for op in (v for v in item.values() if isinstance(v, dict)):  # not "parameters"
+            target = op.get("requestBody", {}).get("content", {}).get(JSON, {}).get("schema")
+            name = str((target or {}).get("$ref", "")).rpartition("/")[2]
+            if name in closed and "properties" in closed[name]:
+                closed[name] = {**closed[name], "additionalProperties": False}
+    return closed
 
 
 def list_of(key: str, item: str) -> dict[str, Any]:
@@ -543,6 +560,16 @@ def _paths(regions: tuple[str, ...]) -> dict[str, Any]:
                 (401, 404),
             ),
         },
+        "/v1/apps/{app}/ip_assignments/{ip}/move": {
+            "parameters": [APP_PARAM, IP_PARAM],
+            "post": operation(
+                "Serve the address from another app of the same org; answered once its "
+                "listeners serve that app (the address keeps its created time)",
+                (200, "Moved (as the target app now holds it)", ref("IpAssignment")),
+                (400, 401, 404, 409),
+                body="MoveIp",
+            ),
+        },
         "/v1/apps/{app}/ip_assignments/{ip}": {
             "parameters": [APP_PARAM, IP_PARAM],
             "delete": operation(
@@ -551,7 +578,29 @@ def _paths(regions: tuple[str, ...]) -> dict[str, Any]:
                 (400, 401, 404, 409),
             ),
         },
+        **UI_LOGIN_PATHS,
     }
+
+
+# The dashboard's one-step sign-in (edge.api.ui_sessions): edgectl ui, then the page.
+UI_LOGIN_PATHS: dict[str, Any] = {
+    "/v1/ui/login-codes": {
+        "post": operation(
+            "A one-time code that signs a dashboard tab in as the caller (edgectl ui)",
+            (201, "The code, and the dashboard path that uses it", ref("UiLoginCode")),
+            (401,),
+        ),
+    },
+    "/v1/ui/session": {
+        "post": operation(
+            "Trade a one-time code for a dashboard session token (the code is used up)",
+            (201, "The session token", ref("UiSession")),
+            (400, 401),
+            body="UiRedeem",
+            public=True,
+        ),
+    },
+}
 
 
 @functools.cache
@@ -564,8 +613,9 @@ def openapi_document(
         catalogue = default_catalogue()
         regions = tuple(sorted(catalogue.codes())) if regions is None else regions
         pops = tuple(r.code for r in catalogue.current()) if pops is None else pops
+    paths = _paths(regions)
     schemas = {
-        **SCHEMAS,
+        **_closed_bodies(paths, SCHEMAS),
         "RegionCode": {"type": "string", "enum": list(regions)},
         "PopCode": {"type": "string", "enum": list(pops)},
     }
@@ -579,7 +629,7 @@ def openapi_document(
         },
         "servers": [{"url": "http://127.0.0.1:4280"}],
         "security": [{"bearer": []}],
-        "paths": _paths(regions),
+        "paths": paths,
         "components": {
             "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

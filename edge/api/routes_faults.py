@@ -49,6 +49,8 @@ async def _scope(body: AddFault, identity: Identity, context: ApiContext) -> tup
     if len(given) != 1:
         raise BadRequest("give exactly one scope: machine (with app), region or pop")
     scope, target = given[0]
+    if scope != "machine":
+        target = target.strip().lower()  # region and PoP codes are case-insensitive
     if scope == "machine":
         if not body.app:
             raise BadRequest("app: a machine fault needs the machine's app")

@@ -32,9 +32,13 @@ class AddMachine(Body):
 def _spec(context: ApiContext, body: AddMachine) -> MachineSpec:
     data: dict[str, Any] = body.model_dump(exclude_none=True)
     data["ports"] = port_keys(body.ports)
+    # The machine is checked as part of a stand-in app whose own fields are valid, so a
+    # problem names the machine's field ("region: unknown region 'xyz'"), once.
+    local = context.config.edge.local_region
+    fields = ("region", "id", "address", "ports", "weight", "demo", "state")
     spec = context.validate_app(
-        {"app": "x", "primary_region": body.region, "machines": [data]},
-        renames={},
+        {"app": "x", "primary_region": local, "machines": [data]},
+        renames={f"machines[0].{name}": name for name in fields} | {"machines[0]": "machine"},
     )
     return spec.machines[0]
 

@@ -12,7 +12,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
 
 from edge.config.types import Duration, HostPort, IPAddress, Network, Port, split_host_port
 
@@ -36,7 +44,12 @@ def _check_name(value: str) -> str:
     return value
 
 
-RegionCode = Annotated[str, AfterValidator(_check_region)]
+def region_code(value: object) -> object:
+    """Region codes are case-insensitive: ``LHR`` is ``lhr`` (config, API, CLI)."""
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+RegionCode = Annotated[str, BeforeValidator(region_code), AfterValidator(_check_region)]
 Name = Annotated[str, AfterValidator(_check_name)]
 
 
@@ -186,6 +199,9 @@ class ServiceSpec(Frozen):
     outlier: OutlierSpec = OutlierSpec()
     panic_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     slow_start: Duration = 0.0
+    # Addresses of the org this service is reached on (only these, when given); a
+    # deploy moves each one to the app if another app of the org holds it.
+    ips: tuple[IPAddress, ...] = ()
 
 
 class MachineSpec(Frozen):

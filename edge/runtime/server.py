@@ -27,7 +27,7 @@ from edge.config.types import split_host_port
 from edge.core.ipam import IpamPolicy
 from edge.core.regions import RegionCatalogue
 from edge.errors import EdgeError, StartupError
-from edge.runtime.bootstrap import bootstrap, ensure_metrics_token
+from edge.runtime.bootstrap import TOKEN_FILE, bootstrap, ensure_metrics_token
 from edge.runtime.dataplane import DataPlane
 from edge.runtime.gauges import register_gauges
 from edge.runtime.listeners import bind_socket
@@ -60,6 +60,13 @@ def describe_bind_error(what: str, address: str, exc: OSError) -> str:
     }
     cause = causes.get(exc.errno or 0, exc.strerror or str(exc))
     return f"cannot listen on {address} ({what}): {cause}"
+
+
+def dashboard_url(api_listen: str) -> str:
+    """Where a browser on this machine finds the dashboard (a wildcard is loopback)."""
+    host, port = split_host_port(api_listen)
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/ui"
 
 
 class EdgeDaemon:
@@ -105,6 +112,11 @@ class EdgeDaemon:
         LOG.info(
             "edge started",
             extra={"api": self.options.api_listen, "state_dir": str(self.options.state_dir)},
+        )
+        LOG.info(
+            "dashboard at %s (sign in with `edgectl ui`, or the token in %s)",
+            dashboard_url(self.options.api_listen),
+            self.options.state_dir / TOKEN_FILE,
         )
 
     async def _open_store(self) -> StoreRunner:
@@ -167,6 +179,7 @@ class EdgeDaemon:
             status=self.status,
             live_machine=self.dataplane.machine_view,
             dataplane=lambda: self.dataplane,
+            token_path=self.options.state_dir / TOKEN_FILE,
         )
         metrics_hash = None
         if self.config.metrics.require_token:
