@@ -185,3 +185,13 @@ def test_the_alert_is_the_one_haproxy_sends(
     assert (
         first_record(address, port, hello)[:7] == first_record("127.0.0.1", haproxy_tls, hello)[:7]
     )
+
+
+def test_plain_http_on_a_tls_port_is_closed_at_once(tls_port: tuple[EdgeProcess, str, int]) -> None:
+    """No alert to deliver: the edge must not wait for the handshake timeout (60 s)."""
+    _, address, port = tls_port
+    started = time.monotonic()
+    with socket.create_connection((address, port), timeout=10) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: web.edge.test\r\n\r\n")
+        assert sock.recv(64) == b""
+    assert time.monotonic() - started < 5
