@@ -52,13 +52,13 @@ class TokenCheck:
         self,
         admin_hash: str,
         find_org: Callable[[str], Awaitable[str | None]],
-        metrics_hash: str | None = None,
         logins: UiLogins | None = None,
+        metrics_hash: str | None = None,
     ) -> None:
         self._admin_hash = admin_hash
         self._find_org = find_org
-        self._metrics_hash = metrics_hash
         self.logins = UiLogins() if logins is None else logins  # dashboard sessions
+        self._metrics_hash = metrics_hash
 
     @property
     def metrics_protected(self) -> bool:

@@ -27,8 +27,8 @@ from edge.store import SYSTEM, Store
 
 LOG = logging.getLogger("edge")
 TOKEN_FILE = "token"
-METRICS_TOKEN_FILE = "metrics_token"
 APPLIED_FILE = "config-apps.json"  # app name -> hash of its config entry applied last
+METRICS_TOKEN_FILE = "metrics_token"
 DEFAULT_ORG = "personal"
 
 

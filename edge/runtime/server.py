@@ -184,7 +184,7 @@ class EdgeDaemon:
         metrics_hash = None
         if self.config.metrics.require_token:
             metrics_hash = ensure_metrics_token(self.options.state_dir)
-        api = build_api(context, TokenCheck(admin_hash, self._find_org, metrics_hash))
+        api = build_api(context, TokenCheck(admin_hash, self._find_org, metrics_hash=metrics_hash))
         # aiohttp's keep-alive timer runs from the connection's start and from each answer
         # until the next request head is complete: it is the API's header timeout.
         # Lingering (reading what is left of an unread body before closing) is bounded
