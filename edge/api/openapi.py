@@ -237,7 +237,10 @@ SCHEMAS: dict[str, Any] = {
         }
     },
     "AllocateIp": _obj({"type": IP_TYPE, "region": REGION}),
-    "MoveIp": _obj({"app": NAME}, ("app",)),
+    "MoveIp": _obj(
+        {"app": {**NAME, "description": "another app of the same org than the URL's"}},
+        ("app",),
+    ),
     "Fault": _obj(
         {
             "id": STR,
