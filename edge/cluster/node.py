@@ -121,6 +121,11 @@ class ClusterLink:
         ]
         return rows, fresh
 
+    async def view(self) -> dict[str, Any]:
+        """This node's link and every node, for ``/v1/status`` and ``edgectl status``."""
+        nodes, fresh = await self.nodes()
+        return {**self.status(), "nodes": nodes, "nodes_fresh": fresh}
+
     def status(self) -> dict[str, Any]:
         state = self.feed.state
         return {

@@ -105,9 +105,10 @@ class EdgeDaemon:
         store = await self._open_store()
         admin_hash = await store.call(bootstrap, store.store, self.options.state_dir, self.config)
         await self.refresh()
-        await self._start_api(store, admin_hash, api_socket)
         if isinstance(store.store, PostgresStore):
             self.cluster = self._cluster_link(store.store)
+        await self._start_api(store, admin_hash, api_socket)
+        if self.cluster is not None:
             self.cluster.start()
         else:
             self._watcher = spawn(self._watch_store(), name="store-watcher")
@@ -203,6 +204,7 @@ class EdgeDaemon:
             status=self.status,
             live_machine=self.dataplane.machine_view,
             dataplane=lambda: self.dataplane,
+            cluster=None if self.cluster is None else self.cluster.view,
         )
         api = build_api(context, TokenCheck(admin_hash, self._find_org))
         self._runner = web.AppRunner(api, access_log=None)
