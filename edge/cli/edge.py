@@ -168,6 +168,10 @@ def cmd_serve(args: argparse.Namespace, serve_argv: Sequence[str] = ()) -> int:
         ready_fd=args.ready_fd,
     )
     _validate_api_address(options.api_listen)
+    if args.worker is not None:
+        from edge.cluster.workers import die_with_supervisor
+
+        die_with_supervisor()
     if args.workers > 1 and args.worker is None:
         from edge.cluster.workers import Supervisor
         from edge.runtime.statedir import prepare_state_dir

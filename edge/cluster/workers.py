@@ -103,3 +103,17 @@ class Supervisor:
     def _reap(self) -> int:
         codes = [proc.wait() for proc in self.procs.values()]
         return max((c for c in codes if c > 0), default=0)
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def die_with_supervisor() -> None:
+    """In a worker: get SIGTERM (and drain) if the supervisor dies, even by SIGKILL, so no
+    worker is left holding the listeners of a node that is gone."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() == 1:  # the supervisor died before the line above
+        raise SystemExit(1)
