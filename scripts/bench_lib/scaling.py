@@ -55,8 +55,13 @@ def scaling_runs(
             for target in TARGETS:
                 for load, conns in LOADS:
                     run = Run(target, target, load, conns, seconds)
-                    run_wrk(ports[target], run, None)
-                    print(f"  scaling {target:10} {load:10} {run.rps:>10,.0f} req/s", flush=True)
+                    run_wrk(ports[target], run, procs.procs[target].pid)
+                    cpu = run.proxy_cpu_us_per_req or 0.0
+                    print(
+                        f"  scaling {target:10} {load:10} {run.rps:>10,.0f} req/s "
+                        f"{cpu:8.1f} us CPU/req",
+                        flush=True,
+                    )
                     if (target, load) not in best or run.rps > best[target, load].rps:
                         best[target, load] = run
     finally:
@@ -66,9 +71,11 @@ def scaling_runs(
 
 
 def summarise(best: dict[tuple[str, str], Run]) -> dict[str, Any]:
-    out: dict[str, Any] = {"cpus": os.cpu_count(), "rps": {}, "factors": {}}
+    out: dict[str, Any] = {"cpus": os.cpu_count(), "rps": {}, "cpu_us_per_req": {}, "factors": {}}
     for (target, load), run in best.items():
         out["rps"][f"{target} {load}"] = round(run.rps)
+        if run.proxy_cpu_us_per_req:
+            out["cpu_us_per_req"][f"{target} {load}"] = round(run.proxy_cpu_us_per_req, 1)
     for load, _ in LOADS:
         rps = {t: best[t, load].rps for t in TARGETS if (t, load) in best}
         out["factors"][load] = {
@@ -82,7 +89,8 @@ def summarise(best: dict[tuple[str, str], Run]) -> dict[str, Any]:
 def render_scaling(result: dict[str, Any]) -> str:
     lines = [f"Workers scaling (http relay, {result['cpus']} CPUs, wrk on the same machine):"]
     for key, rps in result["rps"].items():
-        lines.append(f"  {key:24} {rps:>10,} req/s")
+        cpu = result["cpu_us_per_req"].get(key)
+        lines.append(f"  {key:24} {rps:>10,} req/s" + (f"  {cpu:7.1f} us CPU/req" if cpu else ""))
     for load, factors in result["factors"].items():
         text = ", ".join(f"{name} {value}" for name, value in factors.items())
         lines.append(f"  {load}: {text}")
