@@ -20,6 +20,7 @@ same contract (``edge.store.base``), with the differences PostgreSQL needs:
 from __future__ import annotations
 
 import functools
+import logging
 import secrets
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -38,6 +39,10 @@ from edge.store.pg_migrations import migrate
 from edge.store.sql import SqlConn, SqlCursor
 from edge.store.sqlite import SqliteStore
 from edge.store.sqlite_writes import Rules, Tx
+
+# The pool retries in the background while the database is away and would log each try;
+# the change feed reports the outage once (edge.cluster.feed).
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 WRITE_LOCK = 0x65646765  # "edge": the advisory lock every write transaction holds
 CHANNEL = "edge_changes"
@@ -88,7 +93,8 @@ class PostgresStore(SqliteStore):
     ) -> None:
         # SqliteStore's methods need only these attributes and the overrides below.
         self.url = url
-        self.path = Path(redact(url))  # named in messages
+        self.where = redact(url)  # named in messages (no password)
+        self.path = Path(self.where)
         self.policy = policy
         self.regions = frozenset(regions)
         self.node = node
@@ -109,20 +115,18 @@ class PostgresStore(SqliteStore):
         self._open()
 
     def _open(self) -> None:
-        self._pool.open(wait=False)
+        """Migrate on a first connection of our own (its error is the clear one), then
+        open the pool."""
         try:
-            self._pool.wait(timeout=self._timeout)
-            with self._pool.connection() as raw:
-                migrate(raw, redact(self.url))
-        except (PoolTimeout, psycopg.OperationalError) as exc:
-            self._pool.close()
+            timeout = max(1, round(self._timeout))
+            with psycopg.connect(self.url, autocommit=True, connect_timeout=timeout) as raw:
+                migrate(raw, self.where)
+        except psycopg.OperationalError as exc:
             raise StartupError(
-                f"cannot reach the control plane database {self.path}: {first_line(exc)}; "
+                f"cannot reach the control plane database {self.where}: {first_line(exc)}; "
                 "start PostgreSQL (scripts/cluster up) or check --store"
             ) from None
-        except BaseException:
-            self._pool.close()
-            raise
+        self._pool.open(wait=False)
 
     def close(self) -> None:
         self._pool.close()
@@ -148,7 +152,7 @@ class PostgresStore(SqliteStore):
 
     def _unreachable(self, what: str) -> str:
         return (
-            f"the control plane database {self.path} {what}; this node keeps serving "
+            f"the control plane database {self.where} {what}; this node keeps serving "
             "from its last state but cannot make changes now; retry when it is back"
         )
 
