@@ -69,7 +69,7 @@ SCHEMA = (
         applied_version BIGINT NOT NULL, serving TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS machine_health (
         node TEXT NOT NULL, app TEXT NOT NULL, machine_id TEXT NOT NULL,
-        internal_port INTEGER NOT NULL, passing BOOLEAN NOT NULL,
+        internal_port INTEGER NOT NULL, passing INTEGER NOT NULL,
         checked_at DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (node, app, machine_id, internal_port))""",
     """CREATE TABLE IF NOT EXISTS machine_load (

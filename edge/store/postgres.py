@@ -62,6 +62,22 @@ def redact(url: str) -> str:
     return f"postgresql://{host}:{port}/{db or ''}"
 
 
+class BoolAsInt(psycopg.adapt.Dumper):
+    """Python booleans as 0/1, as sqlite3 sends them: the flags are INTEGER columns."""
+
+    oid = psycopg.postgres.types["int4"].oid
+
+    def dump(self, obj: bool) -> bytes:
+        return b"1" if obj else b"0"
+
+    def quote(self, obj: bool) -> bytes:
+        return self.dump(obj)
+
+
+def configure(conn: psycopg.Connection[Any]) -> None:
+    conn.adapters.register_dumper(bool, BoolAsInt)
+
+
 class PgConnection:
     """A psycopg connection that speaks the store's SQL and counts the rows it changed."""
 
@@ -107,6 +123,7 @@ class PostgresStore(SqliteStore):
             min_size=1,
             max_size=pool_size,
             kwargs={"autocommit": True, "cursor_factory": psycopg.ClientCursor},
+            configure=configure,
             check=ConnectionPool.check_connection,
             timeout=connect_timeout,
             name=f"edge-store-{node}",
@@ -120,6 +137,7 @@ class PostgresStore(SqliteStore):
         try:
             timeout = max(1, round(self._timeout))
             with psycopg.connect(self.url, autocommit=True, connect_timeout=timeout) as raw:
+                configure(raw)
                 migrate(raw, self.where)
         except psycopg.OperationalError as exc:
             raise StartupError(
