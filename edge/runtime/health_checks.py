@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from edge.config.model import CheckSpec, HttpCheckSpec
-from edge.core import health
+from edge.core import cluster, health
 from edge.core.health import CheckResult, Event, HealthState, MachineHealth, Transition
 from edge.core.routing import Endpoint, RoutingSnapshot, ServiceRoutes
 from edge.runtime.health_probes import ProbeOutcome, probe
@@ -346,13 +346,9 @@ class HealthMonitor:
         return remote if remote is not None and self._uses_remote(watched) else watched.health.state
 
     def _uses_remote(self, watched: _Watched) -> bool:
-        own = watched.health.state
-        if watched.key not in self._remote or not watched.health.started:
-            return False
-        if own in (HealthState.MAINT, HealthState.DRAIN):
-            return False
-        # A node taking the checks over routes on the last verdict until its own settle.
-        return not (self._owns(watched.key) and own is not HealthState.UNKNOWN)
+        key, health = watched.key, watched.health
+        remote = self._remote.get(key)
+        return cluster.uses_remote(health.state, health.started, self._owns(key), remote)
 
     def set_ownership(self, owns: Callable[[Key], bool]) -> None:
         """Run the checks of what ``owns`` says (and stop the others' checks)."""
