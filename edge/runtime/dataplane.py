@@ -17,6 +17,7 @@ from typing import Any
 from edge.config.model import EdgeConfig
 from edge.core import apps as records
 from edge.core.latency import LatencyModel
+from edge.core.region_aliases import RegionAliases
 from edge.core.regions import RegionCatalogue
 from edge.dataplane.http_proxy import make_http_protocol_factory
 from edge.dataplane.http_tracker import HttpConnectionTracker
@@ -24,6 +25,7 @@ from edge.dataplane.tcp_proxy import TcpRelay, make_tcp_protocol_factory
 from edge.dataplane.tls import CertificateStore, CertPair, server_ssl_context
 from edge.dataplane.tracker import ConnectionTracker
 from edge.dataplane.upstream_pool import UpstreamPool
+from edge.runtime.conn_gate import ConnectionGate
 from edge.runtime.demo import DemoIdentity, DemoMachines
 from edge.runtime.faults import FaultRegistry
 from edge.runtime.health_checks import NO_CHECKS, CheckStatus, HealthMonitor, ServiceHealth
@@ -59,18 +61,22 @@ class DataPlane:
         self.metrics = metrics
         self.recorder = Recorder(metrics) if config.metrics.enabled else NullRecorder()
         model = LatencyModel.build(config.latency, catalogue)
-        self.state = RoutingState(config, model, rng or random.Random())
+        aliases = RegionAliases.build(catalogue, model.by_rtt)
+        self.state = RoutingState(config, model, rng or random.Random(), aliases)
         checks = metrics.health_checks
+        self.gate = ConnectionGate(config.edge.max_connections, metrics.registry)
         self.health = HealthMonitor(
             self.state.rng,
             on_check=lambda app, region, outcome: checks.labels(
                 app, region, *check_labels(outcome)
             ).inc(),
+            on_exhausted=self.gate.exhaustion,
         )
         self.demo = DemoMachines()
         self.faults = FaultRegistry(self.state)
         self.certs = certificate_store(config, state_dir)
         self.listeners = ListenerSet(self._make_server, drain_timeout, metrics.listener_errors)
+        self.gate.on_change(self.listeners.set_accepting)
         self._pool: UpstreamPool | None = None
         self._demo_keys: set[str] = set()
         self.last_snapshot: StoreSnapshot | None = None
@@ -97,10 +103,12 @@ class DataPlane:
         self, snapshot: StoreSnapshot
     ) -> dict[tuple[str, str], dict[int, int]]:
         services = {app.name: app.services for app in snapshot.apps}
+        primaries = {app.name: app.primary_region for app in snapshot.apps}
         ports: dict[tuple[str, str], dict[int, int]] = {}
         wanted: set[str] = set()
         for machine in (m for m in snapshot.machines if m.demo):
-            identity = DemoIdentity(machine.app, machine.id, machine.region)
+            primary = primaries.get(machine.app, "")
+            identity = DemoIdentity(machine.app, machine.id, machine.region, primary)
             for service in services.get(machine.app, ()):
                 key = f"{machine.app}/{machine.id}/{service.internal_port}"
                 wanted.add(key)
@@ -161,8 +169,8 @@ class DataPlane:
 
     def _router(self, spec: ListenerSpec) -> AppRouter | SharedRouter:
         if spec.app is None:
-            return SharedRouter(self.state, spec.port, self.recorder)
-        return AppRouter(self.state, spec.app, spec.port, self.recorder)
+            return SharedRouter(self.state, spec.port, self.recorder, self.gate)
+        return AppRouter(self.state, spec.app, spec.port, self.recorder, self.gate)
 
     def _make_server(self, spec: ListenerSpec) -> tuple[Any, Any, Tracker]:
         """The protocol factory, TLS context and connection tracker of one listener."""
