@@ -60,6 +60,7 @@ from edge.dataplane.http_heads_extra import (
 from edge.dataplane.upstream_conn import UpstreamConnection
 
 _CACHE_CONTROL: Final = b"fly-replay-cache-control"
+_REFUSALS: Final = frozenset({ErrorCode.PA04, ErrorCode.PA05})  # the target app: no fallback
 
 
 class ReplayFlow:
@@ -289,7 +290,7 @@ class ReplaySide(ClientSide):
         flow = self._flow
         instruction = "" if flow is None else flow.instruction.describe()
         self._report_refusal(app, source.machine_id, source.region, instruction, code, text)
-        self._answer(status, f"edge: {text}\n", code=code)
+        self._answer(status, f"edge: {text}\n", b"", code)
 
     def _report_refusal(
         self, app: str, machine: str, region: str, instruction: str, code: str, text: str
@@ -305,7 +306,7 @@ class ReplaySide(ClientSide):
         flow = self._flow
         if flow is None or flow.fallback or flow.count == 0:
             return False
-        if refusal is not None and refusal.code:  # PA04, PA05: not a reachability problem
+        if refusal is not None and refusal.code in _REFUSALS:  # not a reachability problem
             self._report_refusal(
                 flow.source_app, flow.source_machine, flow.source_region,
                 flow.instruction.describe(), refusal.code, refusal.reason,

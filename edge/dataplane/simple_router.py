@@ -87,9 +87,9 @@ class StaticRouter:
         self.bytes_to_client = 0
         self.last_hints: RouteHints | None = None
         self.last_client: ClientInfo | None = None
-        self.answers: list[EdgeAnswer] = []  # the edge's own error answers (the first 1000)
         self.policy = DEFAULT_POLICY
         self.replays: list[tuple[str, str]] = []  # (app, result) of every replay reported
+        self.answers: list[EdgeAnswer] = []  # the edge's own error answers (the first 1000)
 
     @property
     def in_flight(self) -> int:
@@ -137,12 +137,12 @@ class StaticRouter:
     def release(self, upstream: Upstream) -> None:
         self.released += 1
 
+    def replayed(self, app: str, result: str, report: ReplayReport | None) -> None:
+        self.replays.append((app, result))
+
     def answered(self, client: ClientInfo, answer: EdgeAnswer) -> None:
         if len(self.answers) < _ANSWERS_KEPT:
             self.answers.append(answer)
-
-    def replayed(self, app: str, result: str, report: ReplayReport | None) -> None:
-        self.replays.append((app, result))
 
     def opened(self, client: ClientInfo) -> object:
         self.opened_count += 1
