@@ -126,9 +126,30 @@ _V2 = (
     )""",
 )
 
+# Process machines (a ``process`` JSON column), the suspended state (autostop) and each
+# machine's lifecycle events: SQLite's migration 2 of the process-machines work, here in
+# place (PostgreSQL changes a CHECK constraint without rebuilding the table).
+_V3 = (
+    "ALTER TABLE machines DROP CONSTRAINT IF EXISTS machines_state_check",
+    """ALTER TABLE machines ADD CONSTRAINT machines_state_check
+        CHECK (state IN ('started', 'stopped', 'suspended'))""",
+    "ALTER TABLE machines ADD COLUMN IF NOT EXISTS process TEXT",
+    """CREATE TABLE machine_events (
+        id BIGSERIAL PRIMARY KEY,
+        app_id BIGINT NOT NULL REFERENCES apps (id),
+        machine_id TEXT NOT NULL,
+        at DOUBLE PRECISION NOT NULL,
+        kind TEXT NOT NULL,
+        exit_code INTEGER,
+        detail TEXT NOT NULL
+    )""",
+    "CREATE INDEX machine_events_machine ON machine_events (app_id, machine_id, id)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "orgs, apps, machines, ip_assignments, audit, meta, changes", _V1),
     Migration(2, "nodes, machine_health, machine_load", _V2),
+    Migration(3, "process machines, the suspended state, machine events", _V3),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -175,13 +175,15 @@ class PostgresStore(SqliteStore):
         )
 
     @contextmanager
-    def _write(self, by: Caller, now: Now) -> Iterator[Tx]:
+    def _write(self, by: Caller, now: Now, bump: bool = True) -> Iterator[Tx]:
+        """One serialised write transaction; with ``bump`` (a change routing must see) a
+        new version, its changes row and the NOTIFY when it changed anything."""
         with self._session() as raw, raw.transaction():
             conn = PgConnection(raw)
             conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
             tx = Tx(conn, self._clock() if now is None else now, by)
             yield tx
-            if conn.total_changes:
+            if bump and conn.total_changes:
                 self._record_change(conn, tx)
 
     def _record_change(self, conn: PgConnection, tx: Tx) -> None:
