@@ -51,6 +51,8 @@ class ApiContext:
     live_machine: Callable[[Machine], dict[str, Any]] = lambda machine: {}
     started_at: float = field(default_factory=time.time)
     dataplane: Callable[[], DataPlane] = _no_dataplane
+    # In a cluster (a PostgreSQL store): this node and every other, for /v1/status.
+    cluster: Callable[[], Awaitable[dict[str, Any]]] | None = None
 
     @contextlib.contextmanager
     def counting(self, op: str) -> Iterator[None]:

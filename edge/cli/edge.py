@@ -49,6 +49,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="grace period for in-flight work at shutdown (default: drain_timeout, 10 s)",
     )
 
+    serve.add_argument(
+        "--store",
+        metavar="URL",
+        help="postgresql://... : a control plane shared by several nodes "
+        "(store.url; default: SQLite in the state directory)",
+    )
+    serve.add_argument(
+        "--node",
+        metavar="NAME",
+        help="this node's name in a cluster (default: the host name); shares listeners "
+        "with the other nodes on this host (SO_REUSEPORT)",
+    )
+    serve.add_argument(
+        "--pops",
+        type=region_list,
+        metavar="CODES",
+        help="the PoPs this node serves, e.g. lhr,fra (default: edge.pops)",
+    )
+
+    migrate = commands.add_parser("migrate", help="apply the store's schema migrations")
+    migrate.add_argument("--config", type=Path, help="edge.yaml (its store.url)")
+    migrate.add_argument("--store", metavar="URL", help="postgresql://... (overrides store.url)")
+    migrate.add_argument("--state-dir", type=Path, help="the SQLite state directory")
+    migrate.add_argument(
+        "--check", action="store_true", help="only report the schema version, change nothing"
+    )
+
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", type=Path)
 
@@ -84,17 +111,41 @@ def cmd_regions() -> int:
     return EXIT_OK
 
 
+def region_list(text: str) -> tuple[str, ...]:
+    codes = tuple(dict.fromkeys(c.strip().lower() for c in text.split(",") if c.strip()))
+    known = default_catalogue().codes()
+    unknown = [c for c in codes if c not in known]
+    if not codes or unknown:
+        what = ", ".join(unknown) if unknown else "none given"
+        raise argparse.ArgumentTypeError(
+            f"unknown region code(s): {what} (see `edge regions`); e.g. --pops lhr,fra"
+        )
+    return codes
+
+
+def with_pops(config: EdgeConfig, pops: tuple[str, ...] | None) -> EdgeConfig:
+    """The configuration with this node's PoPs (``--pops``) in place of ``edge.pops``."""
+    if not pops:
+        return config
+    return config.model_copy(update={"edge": config.edge.model_copy(update={"pops": pops})})
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from edge.runtime.server import EdgeDaemon, ServeOptions
 
     configure_logging(args.log_level, args.log_format)
     catalogue = default_catalogue()
     config = load_config(args.config, catalogue) if args.config else default_config(catalogue)
+    config = with_pops(config, args.pops)
+    store_url = _store_url(args.store, config)
     options = ServeOptions(
         config_path=args.config,
         state_dir=args.state_dir or default_state_dir(),
         api_listen=args.api or config.api.listen,
         drain_timeout=config.drain_timeout if args.drain_timeout is None else args.drain_timeout,
+        store_url=store_url,
+        node=args.node,
+        reuse_port=args.node is not None,
     )
     _validate_api_address(options.api_listen)
     import uvloop
@@ -102,6 +153,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
     daemon = EdgeDaemon(config, options, catalogue)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(daemon.run())
+    return EXIT_OK
+
+
+def _store_url(flag: str | None, config: EdgeConfig) -> str | None:
+    if flag is None:
+        return config.store.url
+    from edge.config.model import StoreSpec
+
+    try:
+        return StoreSpec(url=flag).url
+    except ValueError:
+        raise ConfigError(
+            f"--store {flag!r}: must be a postgresql:// URL (leave it out for SQLite)"
+        ) from None
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply (or with --check, report) the schema migrations of the configured store."""
+    from edge.store.migrate_cli import migrate_store
+
+    catalogue = default_catalogue()
+    config = load_config(args.config, catalogue) if args.config else default_config(catalogue)
+    url = _store_url(args.store, config)
+    print(migrate_store(url, args.state_dir or default_state_dir(), check=args.check))
     return EXIT_OK
 
 
@@ -121,6 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_check_config(args.file)
         if args.command == "regions":
             return cmd_regions()
+        if args.command == "migrate":
+            return cmd_migrate(args)
         return cmd_serve(args)
     except ConfigError as exc:
         details = "; ".join(exc.problems) if exc.problems != (exc.message,) else ""

@@ -22,6 +22,7 @@ from aiohttp import web
 from edge.api.app import build_api
 from edge.api.app_context import ApiContext, ListenerReport
 from edge.api.auth import TokenCheck
+from edge.cluster.node import ClusterLink
 from edge.config.model import EdgeConfig
 from edge.config.types import split_host_port
 from edge.core.ipam import IpamPolicy
@@ -36,6 +37,7 @@ from edge.runtime.statedir import prepare_state_dir
 from edge.runtime.store_runner import StoreRunner
 from edge.runtime.tasks import spawn
 from edge.store import open_store
+from edge.store.postgres import PostgresStore
 
 LOG = logging.getLogger("edge")
 STORE_POLL_INTERVAL = 1.0  # seconds between checks for changes made by other processes
@@ -49,6 +51,9 @@ class ServeOptions:
     state_dir: Path
     api_listen: str
     drain_timeout: float
+    store_url: str | None = None  # postgresql://...: a control plane shared by nodes
+    node: str | None = None  # this node's name in a cluster
+    reuse_port: bool = False  # share listeners with other nodes/workers (SO_REUSEPORT)
 
 
 def describe_bind_error(what: str, address: str, exc: OSError) -> str:
@@ -77,13 +82,20 @@ class EdgeDaemon:
         self.dataplane = DataPlane(
             config, catalogue, options.state_dir, options.drain_timeout, self.metrics
         )
+        self.dataplane.listeners.reuse_port = options.reuse_port
         register_gauges(self.metrics, self.dataplane)
         self._refresh_lock = asyncio.Lock()
         self._applied_version = -1
         self._watcher: asyncio.Task[None] | None = None
+        self.cluster: ClusterLink | None = None
 
     def status(self) -> dict[str, Any]:
-        return {"state_dir": str(self.options.state_dir), "pops": list(self.config.edge.pops)}
+        body = {"state_dir": str(self.options.state_dir), "pops": list(self.config.edge.pops)}
+        if self.cluster is not None:
+            body |= self.cluster.status()
+            if self.cluster.degraded:
+                body["status"] = "degraded"
+        return body
 
     async def start(self) -> None:
         prepare_state_dir(self.options.state_dir)
@@ -93,8 +105,13 @@ class EdgeDaemon:
         store = await self._open_store()
         admin_hash = await store.call(bootstrap, store.store, self.options.state_dir, self.config)
         await self.refresh()
+        if isinstance(store.store, PostgresStore):
+            self.cluster = self._cluster_link(store.store)
         await self._start_api(store, admin_hash, api_socket)
-        self._watcher = spawn(self._watch_store(), name="store-watcher")
+        if self.cluster is not None:
+            self.cluster.start()
+        else:
+            self._watcher = spawn(self._watch_store(), name="store-watcher")
         LOG.info(
             "edge started",
             extra={"api": self.options.api_listen, "state_dir": str(self.options.state_dir)},
@@ -104,7 +121,12 @@ class EdgeDaemon:
         try:
             policy = IpamPolicy.from_spec(self.config.ipam)
             store = await asyncio.to_thread(
-                open_store, self.options.state_dir, policy, self.catalogue.codes()
+                open_store,
+                self.options.state_dir,
+                policy,
+                self.catalogue.codes(),
+                url=self.options.store_url,
+                node=self.node_name,
             )
         except StartupError:
             raise
@@ -112,6 +134,28 @@ class EdgeDaemon:
             raise StartupError(f"cannot open the state database: {exc.message}") from None
         self._store = StoreRunner(store)
         return self._store
+
+    @property
+    def node_name(self) -> str:
+        return self.options.node or socket.gethostname()
+
+    def _cluster_link(self, store: PostgresStore) -> ClusterLink:
+        def serving() -> str:
+            snapshot = self.dataplane.last_snapshot
+            apps = 0 if snapshot is None else len(snapshot.apps)
+            bound = sum(self.dataplane.listeners.counts().values())
+            return f"{bound} listeners, {apps} apps"
+
+        return ClusterLink(
+            store,
+            self.node_name,
+            self.config.edge.pops,
+            self.options.api_listen,
+            self.metrics.registry,
+            lambda: self._applied_version,
+            self.refresh,
+            serving,
+        )
 
     async def refresh(self) -> ListenerReport:
         """Bring the data plane in line with the store (after every change)."""
@@ -160,6 +204,7 @@ class EdgeDaemon:
             status=self.status,
             live_machine=self.dataplane.machine_view,
             dataplane=lambda: self.dataplane,
+            cluster=None if self.cluster is None else self.cluster.view,
         )
         api = build_api(context, TokenCheck(admin_hash, self._find_org))
         self._runner = web.AppRunner(api, access_log=None)
@@ -179,6 +224,8 @@ class EdgeDaemon:
         started = time.monotonic()
         if self._watcher is not None:
             self._watcher.cancel()
+        if self.cluster is not None:
+            self.cluster.stop()
         cleanups = [self.dataplane.close()]
         if self._runner is not None:
             cleanups.append(self._runner.cleanup())

@@ -7,7 +7,6 @@ store opens and commits; none of them commits or catches anything itself.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
@@ -25,6 +24,7 @@ from edge.core.apps import (
 from edge.core.ipam import AppRef, IpamPolicy, IpAssignment, IpType
 from edge.errors import Conflict, NotFound
 from edge.store.base import Caller, CreatedApp
+from edge.store.sql import SqlConn
 from edge.store.sqlite_rows import StoredApp, app_by_id, find_machine, ipam_state
 
 
@@ -41,7 +41,7 @@ class Rules:
 class Tx:
     """One write transaction: its connection, its time and who asked."""
 
-    conn: sqlite3.Connection
+    conn: SqlConn
     now: float
     by: Caller
 
