@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--node", action="append", default=[], metavar="URL|TOKEN_FILE")
     parser.add_argument("--birdc-socket", required=True)
     parser.add_argument("--interval", type=float, default=0.2)
-    parser.add_argument("--faults-every", type=int, default=2)
+    parser.add_argument("--faults-every", type=int, default=1)
     parser.add_argument("--rise", type=int, default=2)
     parser.add_argument("--fall", type=int, default=2)
     args = parser.parse_args(argv)

@@ -184,7 +184,7 @@ def cmd_edgectl(args: argparse.Namespace) -> int:
         pop = topology.pop(args.pop)
     except KeyError:
         raise LabError(f"no PoP {args.pop!r} in this lab") from None
-    token = (control.node_dir(state, pop.region) / "state" / "token").read_text().strip()
+    token = control.token_file(state, pop.region).read_text().strip()
     env = {**os.environ, "EDGE_API_URL": pop.api_url, "EDGE_API_TOKEN": token}
     argv = [sys.executable, "-m", "edge.cli.edgectl", *_strip_dashes(args.argv)]
     os.execvpe(argv[0], argv, env)

@@ -236,6 +236,12 @@ def cluster_support() -> bool:
 
 
 def _start_postgres(topology: Topology, state: Path) -> str:
+    for folder in (state, *state.parents):
+        if not folder.stat().st_mode & 0o001:
+            raise LabError(
+                f"PostgreSQL runs as the postgres user and cannot enter {folder} (mode "
+                f"{folder.stat().st_mode & 0o777:o}); put the lab elsewhere with EDGE_LAB_DIR"
+            )
     data, sockets = state / "pg" / "data", state / "pg" / "run"
     sockets.mkdir(parents=True)
     os.chmod(state / "pg", 0o755)
@@ -258,6 +264,23 @@ def node_dir(state: Path, pop: str) -> Path:
     return state / "nodes" / pop
 
 
+def shared_store(state: Path) -> str | None:
+    try:
+        return (state / "store.txt").read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def node_state_dir(state: Path, pop: str) -> Path:
+    """On a shared store every node shares one state directory (the admin token, TLS
+    certificates), as scripts/cluster does; alone, each node has its own SQLite there."""
+    return state / "edge-state" if shared_store(state) else node_dir(state, pop) / "state"
+
+
+def token_file(state: Path, pop: str) -> Path:
+    return node_state_dir(state, pop) / "token"
+
+
 def _start_nodes(topology: Topology, state: Path, store: str | None) -> None:
     (state / "store.txt").write_text(store or "", encoding="utf-8")
     for index, pop in enumerate(topology.pops):
@@ -273,13 +296,13 @@ def _start_nodes(topology: Topology, state: Path, store: str | None) -> None:
 def start_node(topology: Topology, state: Path, region: str) -> None:
     """Start the PoP's edge node (again): its own state dir, the shared store if any."""
     pop = topology.pop(region)
-    store = (state / "store.txt").read_text(encoding="utf-8").strip() or None
+    store = shared_store(state)
     folder = node_dir(state, pop.region)
     folder.mkdir(parents=True, exist_ok=True)
     config = labconfig.node_config(topology, None if store else [pop.region])
     (folder / "edge.yaml").write_text(yaml.safe_dump(config, sort_keys=False), "utf-8")
     args = [sys.executable, "-m", "edge.cli.edge", "serve", "--config",
-            str(folder / "edge.yaml"), "--state-dir", str(folder / "state"),
+            str(folder / "edge.yaml"), "--state-dir", str(node_state_dir(state, region)),
             "--api", f"{pop.mgmt}:4280", "--log-format", "json"]  # fmt: skip
     if store is not None:
         args += ["--store", store, "--node", pop.region, "--pops", pop.region]
@@ -296,7 +319,7 @@ def node_healthy(api_url: str) -> bool:
 
 def start_agent(topology: Topology, state: Path, region: str) -> None:
     pop = topology.pop(region)
-    nodes = [f"{p.api_url}|{node_dir(state, p.region) / 'state' / 'token'}" for p in topology.pops]
+    nodes = [f"{p.api_url}|{token_file(state, p.region)}" for p in topology.pops]
     args = [
         sys.executable,
         "-m",

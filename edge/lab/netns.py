@@ -97,6 +97,11 @@ def _signal(pid: int, sig: signal.Signals) -> bool:
     return True
 
 
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting to be reaped does not count)."""
+    return _exists(pid)
+
+
 def _exists(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]

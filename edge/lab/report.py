@@ -10,7 +10,13 @@ from typing import Any
 
 from edge.core.anycast import ingress_pop
 from edge.lab import labconfig
-from edge.lab.control import bird_socket, latency_model, node_dir, node_healthy
+from edge.lab.control import (
+    bird_socket,
+    latency_model,
+    node_healthy,
+    shared_store,
+    token_file,
+)
 from edge.lab.netns import LabError, run
 from edge.lab.shape import Shape, parse_fault
 from edge.lab.topology import ANYCAST_PREFIX, Topology, expected_catchments
@@ -80,7 +86,7 @@ def announced(topology: Topology, state: Path) -> dict[str, bool]:
 def anycast_addresses(topology: Topology, state: Path) -> list[dict[str, Any]]:
     for pop in topology.pops:
         try:
-            token = (node_dir(state, pop.region) / "state" / "token").read_text().strip()
+            token = token_file(state, pop.region).read_text().strip()
             request = urllib.request.Request(
                 f"{pop.api_url}/v1/apps/{labconfig.APP}/ip_assignments",
                 headers={"Authorization": f"Bearer {token}"},
@@ -110,11 +116,12 @@ def status(topology: Topology, state: Path) -> dict[str, Any]:
         "prefix": topology.prefix,
         "policy": topology.policy,
         "state_dir": str(state),
+        "store": shared_store(state) or "sqlite (one per node)",
         "pops": [
             {"pop": p.region, "namespace": p.ns, "unicast": p.uplink, "mgmt": p.mgmt,
              "api_url": p.api_url, "asn": p.asn, "edge_healthy": node_healthy(p.api_url),
              "announced": up[p.region],
-             "token_file": str(node_dir(state, p.region) / "state" / "token")}
+             "token_file": str(token_file(state, p.region))}
             for p in topology.pops
         ],
         "clients": [
@@ -132,7 +139,8 @@ def status(topology: Topology, state: Path) -> dict[str, Any]:
 
 
 def print_status(data: dict[str, Any]) -> None:
-    print(f"lab {data['prefix']} (policy {data['policy']}), state in {data['state_dir']}\n")
+    print(f"lab {data['prefix']} (policy {data['policy']}), state in {data['state_dir']}")
+    print(f"control plane: {data['store']}\n")
     print("PoP  namespace        unicast       api                        edge  announced")
     for p in data["pops"]:
         print(
