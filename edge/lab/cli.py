@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     node.add_argument("action", choices=("stop", "kill", "start"))
     node.add_argument("pop")
+    measure = commands.add_parser("measure", help="withdraw/SIGKILL failover and ping figures")
+    measure.add_argument("--region", default="syd", help="client region under load")
+    measure.add_argument("--pop", default="syd", help="PoP to withdraw and kill")
+    measure.add_argument("--loops", type=int, default=4, help="concurrent request loops")
+    measure.add_argument("--out", type=Path, help="write the JSON (with timelines) here")
     ctl = commands.add_parser("edgectl", help="run edgectl against a PoP's node")
     ctl.add_argument("pop")
     ctl.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- ARGS ...")
@@ -191,9 +196,24 @@ def cmd_edgectl(args: argparse.Namespace) -> int:
     return EXIT_FAILED  # not reached
 
 
+def cmd_measure(args: argparse.Namespace) -> int:
+    from edge.lab.measure import measure
+
+    topology, state = _running(args)
+    result = measure(topology, state, args.region, args.pop, args.loops)
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    brief = {k: v for k, v in result.items() if k != "pings"}
+    for part in brief.values():
+        part.pop("timeline", None)
+    print(json.dumps({"pings": result["pings"], **brief}, indent=2))
+    return EXIT_OK
+
+
 HANDLERS = {
     "up": cmd_up, "down": cmd_down, "status": cmd_status, "catchment": cmd_catchment,
     "exec": cmd_exec, "fault": cmd_fault, "node": cmd_node, "edgectl": cmd_edgectl,
+    "measure": cmd_measure,
 }  # fmt: skip
 
 
