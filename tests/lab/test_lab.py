@@ -117,3 +117,39 @@ def test_a_link_fault_adds_delay(lab: Lab) -> None:
         lab.run("fault", "client:lhr", "clear")
     bad = lab.run("fault", "client:lhr", "loss=200%", check=False)
     assert bad.returncode == 1 and "between 0% and 100%" in bad.stderr
+
+
+def node_health(lab: Lab, pop: str) -> dict[str, object]:
+    """The node's /healthz asked from inside its own namespace (not over the management link)."""
+    ns, url = (
+        f"{lab.prefix}-p-{pop}",
+        f"http://198.18.0.{10 + ('lhr', 'iad', 'syd').index(pop)}:4280/healthz",
+    )
+    answer = subprocess.run(
+        ["ip", "netns", "exec", ns, "curl", "-s", "-m", "3", url],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    health: dict[str, object] = json.loads(answer.stdout)
+    return health
+
+
+def last_contact(lab: Lab, pop: str) -> float:
+    return float(node_health(lab, pop)["control_plane"]["last_contact_seconds"])  # type: ignore[index]
+
+
+def test_a_pop_cut_from_the_control_plane_keeps_serving(lab: Lab) -> None:
+    lab.run("fault", "mgmt:syd", "partition")
+    try:
+        deadline = time.monotonic() + 30
+        while last_contact(lab, "syd") < 3.0:
+            assert time.monotonic() < deadline, "the syd node kept hearing the control plane"
+            time.sleep(0.5)
+        # Cut off, not dead: the PoP stays announced and serves from its last state.
+        assert fly_region(lab, "syd") == "syd"
+        assert {c["region"]: c["pop"] for c in lab.status()["clients"]}["syd"] == "syd"
+    finally:
+        lab.run("fault", "mgmt:syd", "clear")
+    deadline = time.monotonic() + 60
+    while last_contact(lab, "syd") > 2.0:
+        assert time.monotonic() < deadline, "the syd node did not hear the control plane again"
+        time.sleep(0.5)
