@@ -18,7 +18,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Gauge
 
 from edge.cluster.feed import ChangeFeed
+from edge.cluster.sharing import ClusterSharing
 from edge.errors import EdgeError
+from edge.runtime.dataplane import DataPlane
 from edge.runtime.tasks import spawn
 from edge.store.postgres import ClusterTables, NodeRow, PostgresStore, redact
 
@@ -38,6 +40,7 @@ class ClusterLink:
         applied: Callable[[], int],
         refresh: Callable[[], Awaitable[object]],
         serving: Callable[[], str],
+        dataplane: DataPlane,
     ) -> None:
         self.store = store
         self.node = node
@@ -48,6 +51,9 @@ class ClusterLink:
         self._applied = applied
         self._serving = serving
         self.feed = ChangeFeed(store.url, node, applied, refresh, self._link_changed)
+        self.sharing = ClusterSharing(
+            self.tables, node, pops, dataplane, lambda: self.feed.state.connected
+        )
         self._connected = Gauge(
             "edge_control_plane_connected",
             "1 while this node follows the control plane's change feed, 0 while it serves "
@@ -65,6 +71,7 @@ class ClusterLink:
         self._tasks = [
             spawn(self.feed.run(), name="change-feed"),
             spawn(self._beat(), name="node-heartbeat"),
+            spawn(self.sharing.run(), name="cluster-sharing"),
         ]
 
     def stop(self) -> None:

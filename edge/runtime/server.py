@@ -155,6 +155,7 @@ class EdgeDaemon:
             lambda: self._applied_version,
             self.refresh,
             serving,
+            self.dataplane,
         )
 
     async def refresh(self) -> ListenerReport:

@@ -248,3 +248,54 @@ class ClusterTables:
             NodeRow(r[0], tuple(p for p in r[1].split(",") if p), r[2], r[3], r[4], r[5], r[6])
             for r in found
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """What one node reads back when it publishes: the others' health, load, nodes."""
+
+    nodes: tuple[NodeRow, ...]
+    health: tuple[tuple[str, str, str, int, bool, float], ...]  # node, app, machine, port, ...
+    load: tuple[tuple[str, str, str, int, int, float], ...]
+
+
+HealthKey = tuple[str, str, int]
+
+
+def exchange(
+    tables: ClusterTables,
+    node: str,
+    now: float,
+    verdicts: dict[HealthKey, bool],
+    load: dict[HealthKey, int],
+) -> Exchange:
+    """Publish this node's verdicts and load, and read everyone's: one transaction."""
+    with tables.store._session() as raw, raw.transaction():
+        with raw.cursor() as cur:
+            if verdicts:
+                cur.executemany(
+                    "INSERT INTO machine_health (node, app, machine_id, internal_port, passing, "
+                    "checked_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT "
+                    "(node, app, machine_id, internal_port) DO UPDATE SET "
+                    "passing = excluded.passing, checked_at = excluded.checked_at",
+                    [(node, *key, ok, now) for key, ok in verdicts.items()],
+                )
+            if load:
+                cur.executemany(
+                    "INSERT INTO machine_load (node, app, machine_id, internal_port, concurrency, "
+                    "published_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT "
+                    "(node, app, machine_id, internal_port) DO UPDATE SET "
+                    "concurrency = excluded.concurrency, published_at = excluded.published_at",
+                    [(node, *key, count, now) for key, count in load.items()],
+                )
+        health = raw.execute(
+            "SELECT node, app, machine_id, internal_port, passing, checked_at "
+            "FROM machine_health WHERE node != %s",
+            (node,),
+        ).fetchall()
+        loads = raw.execute(
+            "SELECT node, app, machine_id, internal_port, concurrency, published_at "
+            "FROM machine_load WHERE node != %s AND concurrency > 0",
+            (node,),
+        ).fetchall()
+    return Exchange(tables.nodes(), tuple(health), tuple(loads))
