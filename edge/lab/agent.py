@@ -3,11 +3,11 @@
 Anycast operators tie the BGP announcement to the health of the service behind it, so
 a dead node takes its prefix away instead of blackholing its clients. This agent runs
 in the PoP's namespace beside BIRD. Every ``--interval`` it asks the node's
-``/healthz`` (``--health``) and, every ``--faults-every`` probes, every lab node's
-``/v1/faults`` for a ``withdraw`` of this PoP (so ``edgectl faults add withdraw --pop
-X`` against any node works). ``edge.lab.announce.step`` decides; on a change it runs
-``birdc enable|disable anycast``. Each change is one JSON line on stdout (the lab's
-measurements read them).
+``/healthz`` (``--health``) and, every ``--faults-every`` probes, the ``/v1/faults``
+of the nodes given with ``--node`` (the lab gives the PoP's own node, the one that
+accepts faults for it) for a ``withdraw`` of this PoP. ``edge.lab.announce.step``
+decides; on a change it runs ``birdc enable|disable anycast``. Each change is one JSON
+line on stdout (logs/agent-POP.log: when the PoP was withdrawn and announced).
 """
 
 from __future__ import annotations

@@ -12,7 +12,14 @@ from pathlib import Path
 
 from edge.lab import control, report
 from edge.lab.netns import LabError, ns_pids
-from edge.lab.topology import DEFAULT_CLIENTS, DEFAULT_MACHINES, DEFAULT_POPS, POLICIES, Topology
+from edge.lab.topology import (
+    DEFAULT_CLIENTS,
+    DEFAULT_MACHINES,
+    DEFAULT_POPS,
+    POLICIES,
+    Topology,
+    check_prefix,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -219,6 +226,11 @@ HANDLERS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        check_prefix(args.prefix)
+    except ValueError as exc:
+        print(f"scripts/lab: error: --prefix/EDGE_LAB_PREFIX: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return HANDLERS[args.command](args)
     except LabError as exc:

@@ -7,6 +7,7 @@ devices ``elab-*``) and every process it starts runs inside one of its namespace
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
@@ -37,8 +38,6 @@ from edge.lab.netns import (
 )
 from edge.lab.topology import (
     ANYCAST_PREFIX,
-    CP_MGMT,
-    HOST_MGMT,
     PG_PORT,
     Policy,
     Topology,
@@ -134,15 +133,45 @@ def up(options: LabOptions, out: Any = sys.stderr) -> Topology:
     if namespaces(options.prefix) or host_links(options.prefix) or options.state_dir.exists():
         print("a previous lab was found: taking it down first", file=out)
         down(options.prefix, options.state_dir)
+    _check_mgmt_free(topology)
     options.state_dir.mkdir(parents=True, mode=0o755)
     save_options(options)
     try:
         _build(topology, options, out)
     except BaseException:
-        print("scripts/lab up failed; the half-built lab stays for inspection: "
-              "scripts/lab down removes it", file=out)  # fmt: skip
+        kept = _keep_logs(options.state_dir)
+        down(options.prefix, options.state_dir)
+        print(f"scripts/lab up failed and took down what it had built; its logs: {kept}",
+              file=out)  # fmt: skip
         raise
     return topology
+
+
+def _check_mgmt_free(topology: Topology) -> None:
+    """The management /24 is the one network the host sees: it must be ours alone."""
+    result = ip("-json", "-4", "addr", "show", check=False)
+    try:
+        rows = json.loads(result.stdout or "[]")
+    except ValueError:
+        rows = []
+    network = ipaddress.ip_network(topology.mgmt_net)
+    for row in rows:
+        for info in row.get("addr_info", []):
+            if ipaddress.ip_address(info.get("local", "0.0.0.0")) in network:
+                raise LabError(
+                    f"{topology.mgmt_net} (the lab's management network) is already used by "
+                    f"{row.get('ifname')} on this host; is another lab up? Take it down or "
+                    "pick another --prefix"
+                )
+
+
+def _keep_logs(state: Path) -> Path:
+    """Move a failed up's logs next to the state directory, so down cannot remove them."""
+    kept = state.with_name(f"{state.name}-failed-logs")
+    shutil.rmtree(kept, ignore_errors=True)
+    if (state / "logs").exists():
+        shutil.move(state / "logs", kept)
+    return kept
 
 
 def _build(topology: Topology, options: LabOptions, out: Any) -> None:
@@ -151,7 +180,7 @@ def _build(topology: Topology, options: LabOptions, out: Any) -> None:
     for ns in topology.namespaces():
         add_namespace(ns, forwarding=ns.startswith(f"{topology.prefix}-r-"))
     ip("link", "add", "name", topology.bridge, "type", "bridge")
-    ip("addr", "add", f"{HOST_MGMT}/24", "dev", topology.bridge)
+    ip("addr", "add", f"{topology.host_mgmt}/24", "dev", topology.bridge)
     ip("link", "set", topology.bridge, "up")
     _start_wire(topology, state)
     print(f"links: {len(topology.links)} (delay line on TAP devices)", file=out)
@@ -249,15 +278,15 @@ def _start_postgres(topology: Topology, state: Path) -> str:
     run("runuser", "-u", "postgres", "--", str(PG_BIN / "initdb"), "-D", str(data),
         "-A", "trust", "--no-sync", "-U", "postgres", timeout=120)  # fmt: skip
     with (data / "pg_hba.conf").open("a", encoding="utf-8") as hba:
-        hba.write("host all all 198.18.0.0/24 trust  # the lab's management network only\n")
+        hba.write(f"host all all {topology.mgmt_net} trust  # the lab's management network\n")
     spawn(topology.cp_ns, ["runuser", "-u", "postgres", "--", str(PG_BIN / "postgres"),
                            "-D", str(data), "-k", str(sockets), "-p", str(PG_PORT),
-                           "-c", f"listen_addresses={CP_MGMT}", "-c", "fsync=off"],
+                           "-c", f"listen_addresses={topology.cp_mgmt}", "-c", "fsync=off"],
           state / "logs" / "postgres.log")  # fmt: skip
     wait_for("PostgreSQL", (sockets / f".s.PGSQL.{PG_PORT}").exists, 60)
     in_ns(topology.cp_ns, "runuser", "-u", "postgres", "--", str(PG_BIN / "createdb"),
           "-h", str(sockets), "-p", str(PG_PORT), PG_DB)  # fmt: skip
-    return f"postgresql://postgres@{CP_MGMT}:{PG_PORT}/{PG_DB}"
+    return f"postgresql://postgres@{topology.cp_mgmt}:{PG_PORT}/{PG_DB}"
 
 
 def node_dir(state: Path, pop: str) -> Path:
@@ -319,20 +348,10 @@ def node_healthy(api_url: str) -> bool:
 
 def start_agent(topology: Topology, state: Path, region: str) -> None:
     pop = topology.pop(region)
-    nodes = [f"{p.api_url}|{token_file(state, p.region)}" for p in topology.pops]
-    args = [
-        sys.executable,
-        "-m",
-        "edge.lab.agent",
-        "--pop",
-        pop.region,
-        "--health",
-        f"{pop.api_url}/healthz",
-        "--birdc-socket",
-        bird_socket(state, pop.ns),
-    ]
-    for node in nodes:
-        args += ["--node", node]
+    # A node takes faults only for the PoPs it serves: its own node is the one to ask.
+    args = [sys.executable, "-m", "edge.lab.agent", "--pop", pop.region,
+            "--health", f"{pop.api_url}/healthz", "--birdc-socket", bird_socket(state, pop.ns),
+            "--node", f"{pop.api_url}|{token_file(state, pop.region)}"]  # fmt: skip
     spawn(pop.ns, args, state / "logs" / f"agent-{pop.region}.log")  # fmt: skip
 
 

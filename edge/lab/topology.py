@@ -23,6 +23,8 @@ The network, per region R in the lab (PoP regions, client regions, machine regio
 from __future__ import annotations
 
 import ipaddress
+import re
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -34,9 +36,7 @@ POLICIES: tuple[Policy, ...] = ("nearest", "shortest-path")
 
 ANYCAST_PREFIX = "203.0.113.0/24"  # TEST-NET-3: the anycast pool, inside the lab only
 SHARED_V4 = "203.0.113.254"
-MGMT_NET = "198.18.0.0/24"  # management bridge: host .1, control plane .2, PoP i .10+i
-HOST_MGMT = "198.18.0.1"
-CP_MGMT = "198.18.0.2"
+DEFAULT_PREFIX = "elab"
 PG_PORT = 5432
 API_PORT = 4280
 APP_PORT = 8080  # the lab app's public port and its machines' internal port
@@ -125,6 +125,18 @@ class Topology:
     floor: float
 
     @property
+    def mgmt_net(self) -> str:
+        return f"{mgmt_base(self.prefix)}.0/24"
+
+    @property
+    def host_mgmt(self) -> str:
+        return f"{mgmt_base(self.prefix)}.1"
+
+    @property
+    def cp_mgmt(self) -> str:
+        return f"{mgmt_base(self.prefix)}.2"
+
+    @property
     def cp_ns(self) -> str:
         return f"{self.prefix}-cp"
 
@@ -173,6 +185,27 @@ class Topology:
             if region in ends:
                 found.append((link, ends[1] if ends[0] == region else ends[0]))
         return tuple(found)
+
+
+_PREFIX = re.compile(r"^[a-z][a-z0-9]{0,7}$")
+
+
+def check_prefix(prefix: str) -> str:
+    if not _PREFIX.match(prefix):
+        raise ValueError(
+            f"prefix {prefix!r}: use 1-8 lowercase letters and digits, starting with a letter "
+            "(it starts every namespace and interface name, at most 15 characters)"
+        )
+    return prefix
+
+
+def mgmt_base(prefix: str) -> str:
+    """The first three octets of the lab's management /24 (host .1, control plane .2,
+    PoP i .10+i). It is the one network the host sees, so labs under other prefixes
+    get their own: 198.18.0 for the default prefix, 198.19.N for the others."""
+    if prefix == DEFAULT_PREFIX:
+        return "198.18.0"
+    return f"198.19.{zlib.crc32(prefix.encode()) % 254 + 1}"
 
 
 def ordered_regions(*groups: Sequence[str]) -> tuple[str, ...]:
@@ -229,7 +262,9 @@ def build_topology(
     prefix: str = "elab",
 ) -> Topology:
     """The whole lab for these regions; ValueError names what is wrong."""
+    check_prefix(prefix)
     check_regions(model, pops, clients, machines, policy)
+    base = mgmt_base(prefix)
     regions = ordered_regions(pops, clients, machines)
     routers = tuple(
         Router(region, _ns(prefix, "r", region), ROUTER_ASN_BASE + i, f"198.18.255.{i + 1}")
@@ -251,7 +286,7 @@ def build_topology(
                 access,
             )
         )
-        mgmt = f"198.18.0.{10 + i}"
+        mgmt = f"{base}.{10 + i}"
         links.append(
             Link(
                 f"mgmt-{region}",
@@ -268,7 +303,7 @@ def build_topology(
         Link(
             "mgmt-cp",
             "mgmt",
-            End(f"{prefix}-cp", "mg0", f"{CP_MGMT}/24"),
+            End(f"{prefix}-cp", "mg0", f"{base}.2/24"),
             End(None, f"{prefix}-gcp", None),
             0.0,
         )

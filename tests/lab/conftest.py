@@ -34,6 +34,7 @@ def require_lab() -> None:
 class Lab:
     prefix: str
     state_base: Path
+    _pops: list[dict[str, Any]] | None = None
 
     @property
     def env(self) -> dict[str, str]:
@@ -49,6 +50,12 @@ class Lab:
         if check and result.returncode != 0:
             raise AssertionError(f"scripts/lab {' '.join(args)}: {result.stderr}{result.stdout}")
         return result
+
+    @property
+    def pops(self) -> list[dict[str, Any]]:
+        if self._pops is None:
+            self._pops = self.status()["pops"]
+        return self._pops
 
     def status(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(self.run("status", "--json").stdout)

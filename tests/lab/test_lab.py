@@ -54,6 +54,7 @@ def records(process: subprocess.Popen[str]) -> list[dict[str, object]]:
 
 
 def test_each_client_reaches_its_own_pop(lab: Lab) -> None:
+    assert all(p["mgmt"].startswith("198.19.") for p in lab.pops)  # not the default lab's
     for region in ("lhr", "iad", "syd"):
         assert fly_region(lab, region) == region
     status = lab.status()
@@ -121,10 +122,8 @@ def test_a_link_fault_adds_delay(lab: Lab) -> None:
 
 def node_health(lab: Lab, pop: str) -> dict[str, object]:
     """The node's /healthz asked from inside its own namespace (not over the management link)."""
-    ns, url = (
-        f"{lab.prefix}-p-{pop}",
-        f"http://198.18.0.{10 + ('lhr', 'iad', 'syd').index(pop)}:4280/healthz",
-    )
+    ns = f"{lab.prefix}-p-{pop}"
+    url = next(p["api_url"] for p in lab.pops if p["pop"] == pop) + "/healthz"
     answer = subprocess.run(
         ["ip", "netns", "exec", ns, "curl", "-s", "-m", "3", url],
         capture_output=True, text=True, timeout=30, check=False,

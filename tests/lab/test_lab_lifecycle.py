@@ -80,3 +80,19 @@ def test_lab_refuses_without_root_with_the_reason() -> None:
     )  # fmt: skip
     assert answer.returncode == 2
     assert "needs root" in answer.stderr and "sudo" in answer.stderr
+
+
+def test_up_refuses_a_management_network_in_use(lab_dir: Path) -> None:
+    require_lab()
+    from edge.lab.topology import mgmt_base
+
+    taken = f"{mgmt_base('elabk')}.1/24"
+    subprocess.run(["ip", "link", "add", "name", "elabq-clash", "type", "bridge"], check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", taken, "dev", "elabq-clash"], check=True)
+        answer = Lab("elabk", lab_dir).run("up", "--pops", "lhr", "--clients", "lhr", check=False)
+    finally:
+        subprocess.run(["ip", "link", "del", "elabq-clash"], check=False)
+    assert answer.returncode == 1
+    assert "already used by elabq-clash" in answer.stderr and "--prefix" in answer.stderr
+    assert namespaces("elabk") == [] and host_links("elabk") == []

@@ -85,6 +85,10 @@ def test_topology_names_and_addresses() -> None:
     assert len([link for link in topology.links if link.kind == "router"]) == 6  # full mesh
     assert topology.client("nrt").network == "100.64.3.0/24"
     assert topology.pop("syd").api_url == "http://198.18.0.12:4280"
+    assert topology.cp_mgmt == "198.18.0.2" and topology.mgmt_net == "198.18.0.0/24"
+    other = build_topology(MODEL, FLOOR, POPS, CLIENTS, prefix="elabt")
+    assert other.mgmt_net != topology.mgmt_net and other.mgmt_net.startswith("198.19.")
+    assert other.pop("lhr").mgmt.startswith(other.mgmt_net[: -len("0/24")])
     names = [end.ifname for link in topology.links for end in (link.a, link.b)]
     assert all(len(name) <= 15 for name in names)  # Linux interface names
 
@@ -161,3 +165,9 @@ def test_birdc_output_parsing() -> None:
         "r_iad      BGP        ---        start  20:50:01.123  Connect\n"
     )
     assert protocols(shown) == {"anycast": ("up", ""), "r_iad": ("start", "Connect")}
+
+
+@pytest.mark.parametrize("prefix", ["", "Elab", "toolongprefix", "e-lab", "1lab"])
+def test_bad_prefixes_are_refused(prefix: str) -> None:
+    with pytest.raises(ValueError, match="prefix"):
+        build_topology(MODEL, FLOOR, POPS, CLIENTS, prefix=prefix)
