@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from edge.lab import control, report
+from edge.lab.links import BACKENDS
 from edge.lab.netns import LabError, ns_pids
 from edge.lab.topology import (
     DEFAULT_CLIENTS,
@@ -42,6 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--machines", type=_regions, default=DEFAULT_MACHINES,
                     help="regions of the app's machines (default lhr)")  # fmt: skip
     up.add_argument("--policy", choices=POLICIES, default="nearest")
+    up.add_argument(
+        "--links",
+        choices=BACKENDS,
+        default="wire",
+        help="wire: the delay line on TAP devices (default, any kernel); netem: tc netem on "
+        "veth pairs (kernels with sch_netem)",
+    )
     commands.add_parser("down", help="remove every namespace, link and process of the lab")
     status = commands.add_parser("status", help="namespaces, nodes, routes, BGP sessions")
     status.add_argument("--json", action="store_true")
@@ -82,7 +90,7 @@ def _strip_dashes(argv: list[str]) -> list[str]:
 
 def cmd_up(args: argparse.Namespace) -> int:
     options = control.LabOptions(args.pops, args.clients, args.machines, args.policy,
-                                 args.prefix, state_dir(args.prefix))  # fmt: skip
+                                 args.prefix, state_dir(args.prefix), args.links)  # fmt: skip
     control.require_root("up")
     topology = control.up(options)
     report.print_status(report.status(topology, options.state_dir))

@@ -23,6 +23,7 @@ from edge.config.model import LatencySpec
 from edge.config.regions import default_catalogue
 from edge.core.latency import LatencyModel
 from edge.lab import bird, labconfig
+from edge.lab.links import Backend, make_links
 from edge.lab.netns import (
     LabError,
     add_namespace,
@@ -57,6 +58,7 @@ class LabOptions:
     policy: Policy
     prefix: str
     state_dir: Path
+    links: Backend = "wire"
 
 
 def latency_model() -> tuple[LatencyModel, float]:
@@ -89,7 +91,7 @@ def require_root(command: str) -> None:
 def save_options(options: LabOptions) -> None:
     data = {
         "pops": options.pops, "clients": options.clients, "machines": options.machines,
-        "policy": options.policy, "prefix": options.prefix,
+        "policy": options.policy, "prefix": options.prefix, "links": options.links,
     }  # fmt: skip
     (options.state_dir / "lab.json").write_text(json.dumps(data), encoding="utf-8")
 
@@ -97,12 +99,14 @@ def save_options(options: LabOptions) -> None:
 def load_options(state_dir: Path) -> LabOptions:
     try:
         data = json.loads((state_dir / "lab.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise LabError(f"no lab is up (nothing in {state_dir}); run scripts/lab up") from None
-    return LabOptions(
-        tuple(data["pops"]), tuple(data["clients"]), tuple(data["machines"]), data["policy"],
-        data["prefix"], state_dir,
-    )  # fmt: skip
+        return LabOptions(
+            tuple(data["pops"]), tuple(data["clients"]), tuple(data["machines"]), data["policy"],
+            data["prefix"], state_dir, data.get("links", "wire"),
+        )  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError):
+        raise LabError(
+            f"no lab is up (nothing usable in {state_dir}); run scripts/lab up"
+        ) from None
 
 
 # --- down ------------------------------------------------------------------------------
@@ -182,8 +186,9 @@ def _build(topology: Topology, options: LabOptions, out: Any) -> None:
     ip("link", "add", "name", topology.bridge, "type", "bridge")
     ip("addr", "add", f"{topology.host_mgmt}/24", "dev", topology.bridge)
     ip("link", "set", topology.bridge, "up")
-    _start_wire(topology, state)
-    print(f"links: {len(topology.links)} (delay line on TAP devices)", file=out)
+    make_links(topology, state, options.links)
+    how = "tc netem on veth pairs" if options.links == "netem" else "delay line on TAP devices"
+    print(f"links: {len(topology.links)} ({how})", file=out)
     _address_links(topology)
     _start_bird(topology, state)
     for machine in topology.machines:
@@ -197,28 +202,6 @@ def _build(topology: Topology, options: LabOptions, out: Any) -> None:
     print("edge nodes: up", file=out)
     _start_agents(topology, state)
     wait_for("BGP to carry every client region to a PoP", lambda: _converged(topology, state), 60)
-
-
-def _start_wire(topology: Topology, state: Path) -> None:
-    links = [
-        {"name": link.name,
-         "a": {"ns": link.a.ns, "ifname": link.a.ifname},
-         "b": {"ns": link.b.ns, "ifname": link.b.ifname},
-         "delay": link.delay, "jitter": link.jitter}
-        for link in topology.links
-    ]  # fmt: skip
-    spec = {
-        "prefix": topology.prefix, "host_pid": os.getpid(), "links": links,
-        "control": str(state / "wire.sock"), "ready": str(state / "wire.ready"),
-    }  # fmt: skip
-    (state / "wire.json").write_text(json.dumps(spec), encoding="utf-8")
-    spawn(topology.wire_ns, [sys.executable, "-m", "edge.lab.wire", str(state / "wire.json")],
-          state / "logs" / "wire.log")  # fmt: skip
-    ready = state / "wire.ready"
-    wait_for("the lab's links (see logs/wire.log)", ready.exists, 30)
-    text = ready.read_text(encoding="utf-8")
-    if text.startswith("failed"):
-        raise LabError(f"cannot make the lab's links: {text.removeprefix('failed: ').strip()}")
 
 
 def _address_links(topology: Topology) -> None:

@@ -17,10 +17,10 @@ from edge.lab.control import (
     shared_store,
     token_file,
 )
+from edge.lab.links import load_shapes, set_shape
 from edge.lab.netns import LabError, run
-from edge.lab.shape import Shape, parse_fault
+from edge.lab.shape import parse_fault
 from edge.lab.topology import ANYCAST_PREFIX, Topology, expected_catchments
-from edge.lab.wire import control
 
 _ORIGIN = re.compile(r"\[AS(\d+)[ie?]\]")
 _PROTOCOL = re.compile(r"^(\S+)\s+(BGP|Static)\s+\S+\s+(\S+)\s+\S+\s*(.*)$")
@@ -184,15 +184,10 @@ def resolve_link(topology: Topology, target: str) -> str:
 
 def fault(topology: Topology, state: Path, target: str, items: list[str]) -> dict[str, Any]:
     name = resolve_link(topology, target)
-    current = control(state / "wire.sock", {"op": "get"})
-    row = next(link for link in current["links"] if link["name"] == name)
-    keep = {key: row["a2b"][key] for key in Shape.__slots__}
+    _, shapes = load_shapes(state)
     try:
-        shape = parse_fault(items, Shape(**keep))
+        shape = parse_fault(items, shapes[name])
     except ValueError as exc:
         raise LabError(str(exc)) from None
-    shape_fields = {key: getattr(shape, key) for key in Shape.__slots__}
-    answer = control(state / "wire.sock", {"op": "set", "link": name, "shape": shape_fields})
-    if not answer.get("ok"):
-        raise LabError(str(answer.get("error")))
+    set_shape(topology, state, name, shape)
     return {"link": name, "shape": shape.describe()}

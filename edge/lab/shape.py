@@ -140,3 +140,19 @@ def schedule(
         free_at = sent
     travel = shape.delay + shape.extra_delay + shape.jitter * (2.0 * jitter_draw - 1.0)
     return Scheduled(drop=False, due=max(last_due, sent + max(0.0, travel)), free_at=free_at)
+
+
+NETEM_LIMIT = 100000  # packets queued per qdisc: 200+ ms of delay under load needs room
+
+
+def netem_args(shape: Shape) -> list[str]:
+    """The ``tc qdisc ... netem`` arguments for ``shape`` (a partition is 100 % loss)."""
+    args = ["delay", f"{(shape.delay + shape.extra_delay) * 1000:.3f}ms"]
+    if shape.jitter:
+        args.append(f"{shape.jitter * 1000:.3f}ms")
+    loss = 1.0 if shape.partition else shape.loss
+    if loss:
+        args += ["loss", f"{loss * 100:g}%"]
+    if shape.rate is not None:
+        args += ["rate", f"{round(shape.rate * 8)}bit"]
+    return [*args, "limit", str(NETEM_LIMIT)]

@@ -96,3 +96,25 @@ def test_up_refuses_a_management_network_in_use(lab_dir: Path) -> None:
     assert answer.returncode == 1
     assert "already used by elabq-clash" in answer.stderr and "--prefix" in answer.stderr
     assert namespaces("elabk") == [] and host_links("elabk") == []
+
+
+def test_netem_links_or_a_clear_refusal(lab_dir: Path) -> None:
+    """``--links netem`` where the kernel has sch_netem; else a refusal that builds nothing."""
+    require_lab()
+    lab = Lab("elabn", lab_dir)
+    try:
+        answer = lab.run("up", "--pops", "lhr,syd", "--clients", "lhr,syd", "--links", "netem",
+                         check=False)  # fmt: skip
+        if "no sch_netem" in answer.stderr:
+            assert answer.returncode == 1 and "--links wire" in answer.stderr
+            assert namespaces("elabn") == [] and host_links("elabn") == []
+            return
+        assert answer.returncode == 0, answer.stderr
+        syd = next(p for p in lab.status()["pops"] if p["pop"] == "syd")
+        ping = lab.exec("lhr", "ping", "-c", "4", "-i", "0.3", "-q", syd["unicast"])
+        assert " 0% packet loss" in ping.stdout, ping.stdout
+        lab.run("fault", "lhr-syd", "delay=+50ms")
+        slower = lab.exec("lhr", "ping", "-c", "3", "-i", "0.3", "-q", syd["unicast"])
+        assert " 0% packet loss" in slower.stdout
+    finally:
+        lab.run("down", check=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge.lab.shape import Shape, parse_fault, schedule
+from edge.lab.shape import Shape, netem_args, parse_fault, schedule
 
 BASE = Shape(delay=0.1)
 
@@ -61,3 +61,19 @@ def test_loss_partition_and_rate() -> None:
     one = schedule(slow, 0.0, 500, 0.0, 0.0, 0.9, 0.5)
     two = schedule(slow, 0.0, 500, one.due, one.free_at, 0.9, 0.5)
     assert one.due == pytest.approx(0.51) and two.due == pytest.approx(1.01)
+
+
+@pytest.mark.parametrize(
+    ("shape", "args"),
+    [
+        (Shape(delay=0.1), ["delay", "100.000ms", "limit", "100000"]),
+        (Shape(delay=0.1, jitter=0.002), ["delay", "100.000ms", "2.000ms", "limit", "100000"]),
+        (Shape(delay=0.1, extra_delay=0.05, loss=0.01),
+         ["delay", "150.000ms", "loss", "1%", "limit", "100000"]),
+        (Shape(delay=0.0, rate=125000.0),
+         ["delay", "0.000ms", "rate", "1000000bit", "limit", "100000"]),
+        (Shape(delay=0.0, partition=True), ["delay", "0.000ms", "loss", "100%", "limit", "100000"]),
+    ],
+)  # fmt: skip
+def test_netem_arguments(shape: Shape, args: list[str]) -> None:
+    assert netem_args(shape) == args
