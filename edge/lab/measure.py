@@ -49,14 +49,12 @@ def _collect(processes: list[subprocess.Popen[str]]) -> list[dict[str, Any]]:
 def _failover(rows: list[dict[str, Any]], start: float, old: str) -> dict[str, Any]:
     after = [r for r in rows if r["t"] >= start]
     moved = next((r for r in after if r["ok"] and r["pop"] not in (old, None)), None)
-    window = [r for r in after if moved is None or r["t"] <= moved["t"]]
     failed = [r for r in rows if not r["ok"]]
     return {
         "moved_after_s": None if moved is None else round(moved["t"] - start, 3),
         "next_pop": None if moved is None else moved["pop"],
         "requests": len(rows),
         "failed": len(failed),
-        "failed_in_window": sum(1 for r in window if not r["ok"]),
         "failing_for_s": round(failed[-1]["t"] - failed[0]["t"], 3) if failed else 0.0,
         "last_old_pop_answer_s": max((round(r["t"] - start, 3) for r in after if r["pop"] == old),
                                      default=None),
