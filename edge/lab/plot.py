@@ -80,9 +80,7 @@ def _timeline(ax: Any, part: dict[str, Any], title: str) -> None:
     rows = part["timeline"]
     start = rows[0]["t"]
     moved = part["moved_after_s"]
-    event = next(r["t"] for r in rows if True) if rows else start
-    del event
-    for pop in sorted({str(r["pop"]) for r in rows}):
+    for pop in sorted({str(r["pop"]) for r in rows if r["ok"]}):
         ok = [r for r in rows if r["ok"] and str(r["pop"]) == pop]
         ax.scatter([r["t"] - start for r in ok], [r["ms"] for r in ok], s=8,
                    color=COLOURS.get(pop, "#333333"), label=f"answered by {pop}")  # fmt: skip

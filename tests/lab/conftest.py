@@ -23,8 +23,12 @@ def require_lab() -> None:
     """Skip without root or the tools, except under CI where that is a failure."""
     for tool in ("ip", "bird", "birdc", "ping", "curl"):
         require_tool(tool)
+    message = ""
     if os.geteuid() != 0:
         message = "the anycast lab needs root (network namespaces, BIRD)"
+    elif not os.path.exists("/dev/net/tun"):
+        message = "the anycast lab's links need /dev/net/tun (the tun module)"
+    if message:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI: {message}")
         pytest.skip(message)
