@@ -53,6 +53,8 @@ class ApiContext:
     dataplane: Callable[[], DataPlane] = _no_dataplane
     # In a cluster (a PostgreSQL store): this node and every other, for /v1/status.
     cluster: Callable[[], Awaitable[dict[str, Any]]] | None = None
+    # With worker processes: /metrics merged over all of them (None: this one only).
+    merged_metrics: Callable[[], Awaitable[bytes | None]] | None = None
 
     @contextlib.contextmanager
     def counting(self, op: str) -> Iterator[None]:

@@ -68,6 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="the PoPs this node serves, e.g. lhr,fra (default: edge.pops)",
     )
 
+    serve.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="N processes accepting on the same listeners (SO_REUSEPORT), one store and "
+        "one health picture (default: 1)",
+    )
+    serve.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # set by the supervisor
+    serve.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+
     migrate = commands.add_parser("migrate", help="apply the store's schema migrations")
     migrate.add_argument("--config", type=Path, help="edge.yaml (its store.url)")
     migrate.add_argument("--store", metavar="URL", help="postgresql://... (overrides store.url)")
@@ -111,6 +122,12 @@ def cmd_regions() -> int:
     return EXIT_OK
 
 
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
 def region_list(text: str) -> tuple[str, ...]:
     codes = tuple(dict.fromkeys(c.strip().lower() for c in text.split(",") if c.strip()))
     known = default_catalogue().codes()
@@ -130,7 +147,7 @@ def with_pops(config: EdgeConfig, pops: tuple[str, ...] | None) -> EdgeConfig:
     return config.model_copy(update={"edge": config.edge.model_copy(update={"pops": pops})})
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def cmd_serve(args: argparse.Namespace, serve_argv: Sequence[str] = ()) -> int:
     from edge.runtime.server import EdgeDaemon, ServeOptions
 
     configure_logging(args.log_level, args.log_format)
@@ -145,9 +162,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         drain_timeout=config.drain_timeout if args.drain_timeout is None else args.drain_timeout,
         store_url=store_url,
         node=args.node,
-        reuse_port=args.node is not None,
+        reuse_port=args.node is not None or args.workers > 1,
+        workers=args.workers,
+        worker=args.worker,
+        ready_fd=args.ready_fd,
     )
     _validate_api_address(options.api_listen)
+    if args.worker is not None:
+        from edge.cluster.workers import die_with_supervisor
+
+        die_with_supervisor()
+    if args.workers > 1 and args.worker is None:
+        from edge.cluster.workers import Supervisor
+        from edge.runtime.statedir import prepare_state_dir
+
+        prepare_state_dir(options.state_dir)
+        return Supervisor(serve_argv, args.workers, options.state_dir).run()
     import uvloop
 
     daemon = EdgeDaemon(config, options, catalogue)
@@ -190,6 +220,7 @@ def _validate_api_address(address: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
         if args.command == "check-config":
@@ -198,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_regions()
         if args.command == "migrate":
             return cmd_migrate(args)
-        return cmd_serve(args)
+        return cmd_serve(args, argv)
     except ConfigError as exc:
         details = "; ".join(exc.problems) if exc.problems != (exc.message,) else ""
         print(f"edge: error: {exc.message}{': ' + details if details else ''}", file=sys.stderr)

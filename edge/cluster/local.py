@@ -147,6 +147,16 @@ def status(top: Path, nodes: Sequence[NodePlan]) -> str:
     return "\n".join(lines)
 
 
+def node_plan(text: str) -> NodePlan:
+    """``NAME:POPS:HOST:PORT``, e.g. ``c:sin,gru:127.0.0.1:4282``."""
+    parts = text.split(":")
+    if len(parts) != 4 or not all(parts):
+        raise argparse.ArgumentTypeError(
+            f"--node {text!r}: expected NAME:POPS:HOST:PORT, e.g. a:lhr,fra:127.0.0.1:4280"
+        )
+    return NodePlan(parts[0], parts[1], f"{parts[2]}:{parts[3]}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/cluster", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "status"])
@@ -157,15 +167,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"where everything lives (default: $STATE_DIR or {DEFAULT_DIR})",
     )
     parser.add_argument("--config", type=Path, default=REPO / "config" / "edge.yaml")
+    parser.add_argument(
+        "--node",
+        dest="nodes",
+        action="append",
+        type=node_plan,
+        metavar="NAME:POPS:HOST:PORT",
+        help="a node to run (repeat; default: "
+        + " ".join(f"{p.name}:{p.pops}:{p.api}" for p in DEFAULT_NODES)
+        + ")",
+    )
     args, extra = parser.parse_known_args(argv)
+    nodes = tuple(args.nodes or DEFAULT_NODES)
     top = args.state_dir.resolve()
     try:
         if args.command == "up":
-            print(up(top, args.config, DEFAULT_NODES, extra))
+            print(up(top, args.config, nodes, extra))
         elif args.command == "down":
             print(down(top))
         else:
-            print(status(top, DEFAULT_NODES))
+            print(status(top, nodes))
     except StartupError as exc:
         print(f"scripts/cluster: error: {exc.message}", file=sys.stderr)
         return 2

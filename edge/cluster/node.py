@@ -1,10 +1,11 @@
-"""One edge node of a cluster: its link to the shared control plane.
+"""One edge node of a cluster (or one worker of a node): what it shares with the others.
 
-``ClusterLink`` follows the change feed (``edge.cluster.feed``), tells the store when
-the control plane is unreachable (changes are then refused at once with a 503 while
-the data plane keeps serving its last snapshot), publishes the node's heartbeat (its
-PoPs, API, the version it serves) every ``HEARTBEAT_INTERVAL``, and reports all of it
-for ``/healthz``, ``/v1/status`` and ``/metrics``.
+``ClusterLink`` publishes the node's heartbeat (its PoPs, API, the version it serves)
+every ``HEARTBEAT_INTERVAL`` and shares health and load (``edge.cluster.sharing``)
+through ``SharedTables``. On a PostgreSQL store it also follows the change feed
+(``edge.cluster.feed``) and tells the store when the control plane is unreachable
+(changes are then refused at once with a 503 while the data plane keeps serving its
+last snapshot). It reports all of it for ``/healthz``, ``/v1/status`` and ``/metrics``.
 """
 
 from __future__ import annotations
@@ -13,86 +14,106 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge
 
 from edge.cluster.feed import ChangeFeed
 from edge.cluster.sharing import ClusterSharing
+from edge.cluster.tables import NodeRow, SharedTables
+from edge.core.cluster import NODE_STALE_AFTER
 from edge.errors import EdgeError
 from edge.runtime.dataplane import DataPlane
 from edge.runtime.tasks import spawn
-from edge.store.postgres import ClusterTables, NodeRow, PostgresStore, redact
+from edge.store.postgres import PostgresStore, redact
 
 LOG = logging.getLogger("edge.cluster")
 HEARTBEAT_INTERVAL = 1.0  # seconds between a node's heartbeats
-STALE_AFTER = 5.0  # a node not heard of for this long is shown as stale
+
+
+@dataclass(frozen=True, slots=True)
+class NodeIdentity:
+    name: str
+    pops: tuple[str, ...]
+    api: str  # where its API (and, for a worker, its own /metrics) answers
 
 
 class ClusterLink:
     def __init__(
         self,
-        store: PostgresStore,
-        node: str,
-        pops: tuple[str, ...],
-        api: str,
+        me: NodeIdentity,
+        tables: SharedTables,
+        store: PostgresStore | None,
         registry: CollectorRegistry,
         applied: Callable[[], int],
         refresh: Callable[[], Awaitable[object]],
         serving: Callable[[], str],
         dataplane: DataPlane,
     ) -> None:
+        self.me = me
+        self.node = me.name
         self.store = store
-        self.node = node
-        self.pops = pops
-        self.api = api
         self.started_at = time.time()
-        self.tables = ClusterTables(store)
+        self.tables = tables
         self._applied = applied
         self._serving = serving
-        self.feed = ChangeFeed(store.url, node, applied, refresh, self._link_changed)
-        self.sharing = ClusterSharing(
-            self.tables, node, pops, dataplane, lambda: self.feed.state.connected
+        self.feed = (
+            None
+            if store is None
+            else ChangeFeed(store.url, me.name, applied, refresh, self._link_changed)
         )
-        self._connected = Gauge(
-            "edge_control_plane_connected",
-            "1 while this node follows the control plane's change feed, 0 while it serves "
-            "from its last state (degraded)",
-            registry=registry,
-        )
-        self._version = Gauge(
-            "edge_store_applied_version", "The store version this node serves", registry=registry
-        )
-        self._version.set_function(lambda: float(self._applied()))
+        self.sharing = ClusterSharing(tables, me.name, me.pops, dataplane, self.connected)
+        # Nothing is checked until the first exchange says which machines are this node's
+        # (half a second): a node joining a cluster must not check what others do.
+        dataplane.health.set_ownership(lambda key: False)
         self._last_nodes: tuple[NodeRow, ...] = ()
         self._tasks: list[asyncio.Task[None]] = []
+        if store is not None:
+            self._connected = Gauge(
+                "edge_control_plane_connected",
+                "1 while this node follows the control plane's change feed, 0 while it "
+                "serves from its last state (degraded)",
+                registry=registry,
+            )
+            applied_version = Gauge(
+                "edge_store_applied_version",
+                "The store version this node serves",
+                registry=registry,
+            )
+            applied_version.set_function(lambda: float(self._applied()))
+
+    def connected(self) -> bool:
+        return self.feed is None or self.feed.state.connected
 
     def start(self) -> None:
         self._tasks = [
-            spawn(self.feed.run(), name="change-feed"),
             spawn(self._beat(), name="node-heartbeat"),
             spawn(self.sharing.run(), name="cluster-sharing"),
         ]
+        if self.feed is not None:
+            self._tasks.append(spawn(self.feed.run(), name="change-feed"))
 
     def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
 
     def _link_changed(self, connected: bool) -> None:
+        assert self.store is not None
         self.store.reachable = connected
         self._connected.set(1 if connected else 0)
 
     @property
     def degraded(self) -> bool:
-        return not self.feed.state.connected
+        return not self.connected()
 
     async def _beat(self) -> None:
         while True:
-            if self.feed.state.connected:
+            if self.connected():
                 row = NodeRow(
-                    self.node,
-                    self.pops,
-                    self.api,
+                    self.me.name,
+                    self.me.pops,
+                    self.me.api,
                     self.started_at,
                     time.time(),
                     self._applied(),
@@ -105,7 +126,7 @@ class ClusterLink:
             await asyncio.sleep(HEARTBEAT_INTERVAL)
 
     async def nodes(self) -> tuple[list[dict[str, Any]], bool]:
-        """Every node the control plane knows, and whether the list is fresh (False: the
+        """Every node the shared tables know, and whether the list is fresh (False: the
         last list this node read, the control plane being unreachable)."""
         fresh = True
         try:
@@ -119,10 +140,10 @@ class ClusterLink:
                 "pops": list(n.pops),
                 "api": n.api,
                 "last_contact_seconds": round(now - n.last_seen, 3),
-                "stale": now - n.last_seen > STALE_AFTER,
+                "stale": now - n.last_seen > NODE_STALE_AFTER,
                 "applied_version": n.applied_version,
                 "serving": n.serving,
-                "self": n.name == self.node,
+                "self": n.name == self.me.name,
             }
             for n in self._last_nodes
         ]
@@ -134,16 +155,17 @@ class ClusterLink:
         return {**self.status(), "nodes": nodes, "nodes_fresh": fresh}
 
     def status(self) -> dict[str, Any]:
+        if self.feed is None or self.store is None:
+            return {"node": self.me.name}
         state = self.feed.state
+        contact = round(time.time() - state.last_contact, 3) if state.last_contact else None
         return {
-            "node": self.node,
+            "node": self.me.name,
             "control_plane": {
                 "store": redact(self.store.url),
                 "connected": state.connected,
                 "since": round(state.since, 3),
-                "last_contact_seconds": round(time.time() - state.last_contact, 3)
-                if state.last_contact
-                else None,
+                "last_contact_seconds": contact,
                 "last_error": state.last_error,
                 "applied_version": self._applied(),
                 "changes_caught_up": state.caught_up,

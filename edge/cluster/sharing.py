@@ -2,7 +2,8 @@
 
 Every ``SHARE_INTERVAL`` a node, in one transaction, publishes the verdicts of the
 machines it checks and its own in-flight count per (machine, service), and reads the
-other nodes' (``edge.store.postgres.exchange``). The decisions are pure
+other nodes' (``edge.cluster.tables``: in PostgreSQL, or for the workers of one node on SQLite in
+``STATE_DIR/workers.db``). The decisions are pure
 (``edge.core.cluster``): who checks what, how fresh a verdict must be, what load to add.
 So a verdict reaches the other nodes within about one interval after the checker's
 checks settle (plus the checks' own interval), and the load a node routes on is its own
@@ -21,12 +22,12 @@ import logging
 import time
 from collections.abc import Callable
 
+from edge.cluster.tables import Exchange, SharedTables
 from edge.core import cluster
 from edge.core.cluster import Key, LoadRow, NodeView, SharedVerdict
 from edge.core.health import HealthState
 from edge.errors import EdgeError
 from edge.runtime.dataplane import DataPlane
-from edge.store.postgres import ClusterTables, Exchange, exchange
 
 LOG = logging.getLogger("edge.cluster")
 SHARE_INTERVAL = 0.5  # seconds between exchanges: the bound on the rate of writes
@@ -35,7 +36,7 @@ SHARE_INTERVAL = 0.5  # seconds between exchanges: the bound on the rate of writ
 class ClusterSharing:
     def __init__(
         self,
-        tables: ClusterTables,
+        tables: SharedTables,
         node: str,
         pops: tuple[str, ...],
         dataplane: DataPlane,
@@ -51,6 +52,7 @@ class ClusterSharing:
         self._loads: tuple[LoadRow, ...] = ()
         self._nodes: tuple[NodeView, ...] = ()
         self._first_seen: dict[Key, float] = {}
+        self._owned: dict[Key, bool] = {}
         self.checker: dict[Key, str] = {}  # who checks each (machine, service), for status
 
     async def run(self) -> None:
@@ -73,7 +75,7 @@ class ClusterSharing:
         rows = cluster.load_to_publish(local, self._published)
         now = time.time()
         got = await asyncio.to_thread(
-            exchange, self.tables, self.node, now, health.owned_verdicts(), rows
+            self.tables.exchange, self.node, now, health.owned_verdicts(), rows
         )
         self._published = local
         self._remember(got)
@@ -108,6 +110,10 @@ class ClusterSharing:
                 adopted[key] = shared[0]
         for key in [k for k in self._first_seen if k not in owns]:
             del self._first_seen[key]
+        if owns != self._owned:
+            mine = sorted("/".join(map(str, key)) for key, own in owns.items() if own)
+            LOG.debug("checks this node runs", extra={"checks": ", ".join(mine) or "none"})
+            self._owned = owns
         health.set_ownership(lambda key: owns.get(key, True))
         health.adopt(adopted)
         self._apply_load(cluster.remote_load(self._loads, self.node, now))

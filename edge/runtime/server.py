@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import signal
 import socket
 import time
@@ -22,7 +23,9 @@ from aiohttp import web
 from edge.api.app import build_api
 from edge.api.app_context import ApiContext, ListenerReport
 from edge.api.auth import TokenCheck
-from edge.cluster.node import ClusterLink
+from edge.cluster.metrics_merge import merged_scrape
+from edge.cluster.node import ClusterLink, NodeIdentity
+from edge.cluster.tables import PgSharedTables, SharedTables, SqliteSharedTables
 from edge.config.model import EdgeConfig
 from edge.config.types import split_host_port
 from edge.core.ipam import IpamPolicy
@@ -36,7 +39,7 @@ from edge.runtime.metrics import Metrics
 from edge.runtime.statedir import prepare_state_dir
 from edge.runtime.store_runner import StoreRunner
 from edge.runtime.tasks import spawn
-from edge.store import open_store
+from edge.store import Store, open_store
 from edge.store.postgres import PostgresStore
 
 LOG = logging.getLogger("edge")
@@ -54,6 +57,9 @@ class ServeOptions:
     store_url: str | None = None  # postgresql://...: a control plane shared by nodes
     node: str | None = None  # this node's name in a cluster
     reuse_port: bool = False  # share listeners with other nodes/workers (SO_REUSEPORT)
+    workers: int = 1  # processes of this node (edge.cluster.workers starts them)
+    worker: int | None = None  # this process's index among them
+    ready_fd: int | None = None  # a worker says "ready" here once it serves
 
 
 def describe_bind_error(what: str, address: str, exc: OSError) -> str:
@@ -103,19 +109,29 @@ class EdgeDaemon:
         # Take the API address first: if it is in use, nothing else has been touched.
         api_socket = self._bind_api()
         store = await self._open_store()
+        private = self._private_api_socket()
+        # Before the first snapshot: a node in a cluster checks only its own machines.
+        self.cluster = self._cluster_link(store.store, private)
         admin_hash = await store.call(bootstrap, store.store, self.options.state_dir, self.config)
         await self.refresh()
-        if isinstance(store.store, PostgresStore):
-            self.cluster = self._cluster_link(store.store)
-        await self._start_api(store, admin_hash, api_socket)
+        await self._start_api(store, admin_hash, api_socket, private)
         if self.cluster is not None:
             self.cluster.start()
-        else:
+        if self.cluster is None or self.cluster.feed is None:
             self._watcher = spawn(self._watch_store(), name="store-watcher")
         LOG.info(
             "edge started",
             extra={"api": self.options.api_listen, "state_dir": str(self.options.state_dir)},
         )
+        if self.options.ready_fd is not None:
+            os.write(self.options.ready_fd, b"ready\n")
+            os.close(self.options.ready_fd)
+
+    def _private_api_socket(self) -> socket.socket | None:
+        """A worker's own API address (127.0.0.1, any port): for its part of /metrics."""
+        if self.options.worker is None:
+            return None
+        return bind_socket("127.0.0.1", 0)
 
     async def _open_store(self) -> StoreRunner:
         try:
@@ -137,9 +153,23 @@ class EdgeDaemon:
 
     @property
     def node_name(self) -> str:
-        return self.options.node or socket.gethostname()
+        name = self.options.node or socket.gethostname()
+        return name if self.options.worker is None else f"{name}#{self.options.worker}"
 
-    def _cluster_link(self, store: PostgresStore) -> ClusterLink:
+    def _cluster_link(self, store: Store, private: socket.socket | None) -> ClusterLink | None:
+        """What this node shares: on PostgreSQL with the other nodes (and its workers),
+        on SQLite with its other workers only (STATE_DIR/workers.db)."""
+        tables: SharedTables
+        if isinstance(store, PostgresStore):
+            tables = PgSharedTables(store)
+        elif self.options.worker is not None:
+            tables = SqliteSharedTables(self.options.state_dir / SqliteSharedTables.FILE)
+        else:
+            return None
+        api = self.options.api_listen
+        if private is not None:
+            api = f"127.0.0.1:{private.getsockname()[1]}"
+
         def serving() -> str:
             snapshot = self.dataplane.last_snapshot
             apps = 0 if snapshot is None else len(snapshot.apps)
@@ -147,10 +177,9 @@ class EdgeDaemon:
             return f"{bound} listeners, {apps} apps"
 
         return ClusterLink(
-            store,
-            self.node_name,
-            self.config.edge.pops,
-            self.options.api_listen,
+            NodeIdentity(self.node_name, self.config.edge.pops, api),
+            tables,
+            store if isinstance(store, PostgresStore) else None,
             self.metrics.registry,
             lambda: self._applied_version,
             self.refresh,
@@ -171,7 +200,7 @@ class EdgeDaemon:
         """Pick up changes committed by other processes sharing the state database."""
         assert self._store is not None
         while True:
-            await asyncio.sleep(STORE_POLL_INTERVAL)
+            await asyncio.sleep(STORE_POLL_INTERVAL if self.options.workers == 1 else 0.1)
             try:
                 version = await self._store.call(self._store.store.version)
                 if version != self._applied_version:
@@ -188,13 +217,17 @@ class EdgeDaemon:
         host, port = split_host_port(self.options.api_listen)
         try:
             address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0]
-            self._api_socket = bind_socket(str(address), port)
+            self._api_socket = bind_socket(str(address), port, reuse_port=self.options.reuse_port)
         except OSError as exc:
             raise StartupError(describe_bind_error("api", self.options.api_listen, exc)) from None
         return self._api_socket
 
     async def _start_api(
-        self, store: StoreRunner, admin_hash: str, api_socket: socket.socket
+        self,
+        store: StoreRunner,
+        admin_hash: str,
+        api_socket: socket.socket,
+        private: socket.socket | None = None,
     ) -> None:
         context = ApiContext(
             metrics=self.metrics,
@@ -206,6 +239,7 @@ class EdgeDaemon:
             live_machine=self.dataplane.machine_view,
             dataplane=lambda: self.dataplane,
             cluster=None if self.cluster is None else self.cluster.view,
+            merged_metrics=None if self.cluster is None else self._merged_metrics,
         )
         api = build_api(context, TokenCheck(admin_hash, self._find_org))
         self._runner = web.AppRunner(api, access_log=None)
@@ -214,6 +248,15 @@ class EdgeDaemon:
             self._runner, api_socket, shutdown_timeout=self.options.drain_timeout
         )
         await self._site.start()
+        if private is not None:
+            await web.SockSite(self._runner, private, shutdown_timeout=1.0).start()
+
+    async def _merged_metrics(self) -> bytes | None:
+        """With workers: the metrics of every worker of this node, merged (None: only
+        this process, as without workers)."""
+        if self.cluster is None or self.options.worker is None:
+            return None
+        return await merged_scrape(self.cluster, self.metrics.registry)
 
     def request_stop(self, signame: str) -> None:
         if not self.stopping.is_set():

@@ -1,10 +1,11 @@
 """The PostgreSQL schema as ordered migrations, as ``edge.store.migrations`` is for SQLite.
 
 The tables and columns are SQLite's (the same statements run on both), in PostgreSQL's
-types: BIGSERIAL ids, BOOLEAN flags, DOUBLE PRECISION times. Add a migration by appending
-to ``MIGRATIONS`` with the next version (and the same change to the SQLite list when it
-concerns both); never edit one that has shipped. ``migrate`` runs under an advisory
-lock, so nodes starting together apply each migration once.
+types: BIGSERIAL ids, DOUBLE PRECISION times; flags stay 0/1 INTEGERs as in SQLite (the
+store sends Python booleans as 0/1), so ``is_primary = 0`` means the same on both.
+Add a migration by appending to ``MIGRATIONS`` with the next version (and the same
+change to the SQLite list when it concerns both); never edit one that has shipped.
+``migrate`` runs under an advisory lock, so nodes starting together apply each once.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ _V1 = (
         address TEXT,
         ports TEXT NOT NULL,
         weight BIGINT NOT NULL,
-        demo BOOLEAN NOT NULL,
+        demo INTEGER NOT NULL CHECK (demo IN (0, 1)),
         created_at BIGINT NOT NULL,
         updated_at DOUBLE PRECISION NOT NULL,
         UNIQUE (app_id, id)
@@ -60,7 +61,7 @@ _V1 = (
         region TEXT NOT NULL,
         app_id BIGINT NOT NULL REFERENCES apps (id),
         org_id BIGINT NOT NULL REFERENCES orgs (id),
-        is_primary BOOLEAN NOT NULL,
+        is_primary INTEGER NOT NULL CHECK (is_primary IN (0, 1)),
         created_at BIGINT NOT NULL,
         released_at DOUBLE PRECISION
     )""",
@@ -69,7 +70,7 @@ _V1 = (
     """CREATE UNIQUE INDEX ip_active_shared ON ip_assignments (app_id)
         WHERE released_at IS NULL AND type = 'shared_v4'""",
     """CREATE UNIQUE INDEX ip_active_primary ON ip_assignments (app_id)
-        WHERE released_at IS NULL AND is_primary""",
+        WHERE released_at IS NULL AND is_primary = 1""",
     "CREATE INDEX ip_active_app ON ip_assignments (app_id) WHERE released_at IS NULL",
     "CREATE INDEX ip_active_org ON ip_assignments (org_id) WHERE released_at IS NULL",
     "CREATE INDEX ip_released ON ip_assignments (address) WHERE released_at IS NOT NULL",
@@ -110,7 +111,7 @@ _V2 = (
         app TEXT NOT NULL,
         machine_id TEXT NOT NULL,
         internal_port INTEGER NOT NULL,
-        passing BOOLEAN NOT NULL,
+        passing INTEGER NOT NULL,
         checked_at DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (node, app, machine_id, internal_port)
     )""",

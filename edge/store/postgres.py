@@ -20,11 +20,11 @@ same contract (``edge.store.base``), with the differences PostgreSQL needs:
 from __future__ import annotations
 
 import functools
+import logging
 import secrets
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,10 @@ from edge.store.pg_migrations import migrate
 from edge.store.sql import SqlConn, SqlCursor
 from edge.store.sqlite import SqliteStore
 from edge.store.sqlite_writes import Rules, Tx
+
+# The pool retries in the background while the database is away and would log each try;
+# the change feed reports the outage once (edge.cluster.feed).
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 WRITE_LOCK = 0x65646765  # "edge": the advisory lock every write transaction holds
 CHANNEL = "edge_changes"
@@ -56,6 +60,22 @@ def redact(url: str) -> str:
     info = psycopg.conninfo.conninfo_to_dict(url)
     host, port, db = info.get("host", "localhost"), info.get("port", "5432"), info.get("dbname")
     return f"postgresql://{host}:{port}/{db or ''}"
+
+
+class BoolAsInt(psycopg.adapt.Dumper):
+    """Python booleans as 0/1, as sqlite3 sends them: the flags are INTEGER columns."""
+
+    oid = psycopg.postgres.types["int4"].oid
+
+    def dump(self, obj: bool) -> bytes:
+        return b"1" if obj else b"0"
+
+    def quote(self, obj: bool) -> bytes:
+        return self.dump(obj)
+
+
+def configure(conn: psycopg.Connection[Any]) -> None:
+    conn.adapters.register_dumper(bool, BoolAsInt)
 
 
 class PgConnection:
@@ -89,7 +109,8 @@ class PostgresStore(SqliteStore):
     ) -> None:
         # SqliteStore's methods need only these attributes and the overrides below.
         self.url = url
-        self.path = Path(redact(url))  # named in messages
+        self.where = redact(url)  # named in messages (no password)
+        self.path = Path(self.where)
         self.policy = policy
         self.regions = frozenset(regions)
         self.node = node
@@ -102,6 +123,7 @@ class PostgresStore(SqliteStore):
             min_size=1,
             max_size=pool_size,
             kwargs={"autocommit": True, "cursor_factory": psycopg.ClientCursor},
+            configure=configure,
             check=ConnectionPool.check_connection,
             timeout=connect_timeout,
             name=f"edge-store-{node}",
@@ -110,20 +132,19 @@ class PostgresStore(SqliteStore):
         self._open()
 
     def _open(self) -> None:
-        self._pool.open(wait=False)
+        """Migrate on a first connection of our own (its error is the clear one), then
+        open the pool."""
         try:
-            self._pool.wait(timeout=self._timeout)
-            with self._pool.connection() as raw:
-                migrate(raw, redact(self.url))
-        except (PoolTimeout, psycopg.OperationalError) as exc:
-            self._pool.close()
+            timeout = max(1, round(self._timeout))
+            with psycopg.connect(self.url, autocommit=True, connect_timeout=timeout) as raw:
+                configure(raw)
+                migrate(raw, self.where)
+        except psycopg.OperationalError as exc:
             raise StartupError(
-                f"cannot reach the control plane database {self.path}: {first_line(exc)}; "
+                f"cannot reach the control plane database {self.where}: {first_line(exc)}; "
                 "start PostgreSQL (scripts/cluster up) or check --store"
             ) from None
-        except BaseException:
-            self._pool.close()
-            raise
+        self._pool.open(wait=False)
 
     def close(self) -> None:
         self._pool.close()
@@ -149,7 +170,7 @@ class PostgresStore(SqliteStore):
 
     def _unreachable(self, what: str) -> str:
         return (
-            f"the control plane database {self.path} {what}; this node keeps serving "
+            f"the control plane database {self.where} {what}; this node keeps serving "
             "from its last state but cannot make changes now; retry when it is back"
         )
 
@@ -197,105 +218,3 @@ class PostgresStore(SqliteStore):
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-@dataclass(frozen=True, slots=True)
-class NodeRow:
-    """One edge node as the control plane last heard of it."""
-
-    name: str
-    pops: tuple[str, ...]
-    api: str
-    started_at: float
-    last_seen: float
-    applied_version: int
-    serving: str  # a short summary: "12 listeners, 3 apps"
-
-
-class ClusterTables:
-    """The tables nodes share outside the change feed: who is up, and (``edge.cluster``)
-    health and load. Plain autocommit statements: they bump no version."""
-
-    def __init__(self, store: PostgresStore) -> None:
-        self.store = store
-
-    def heartbeat(self, node: NodeRow) -> None:
-        with self.store._session() as raw:
-            raw.execute(
-                "INSERT INTO nodes (name, pops, api, started_at, last_seen, applied_version, "
-                "serving) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO UPDATE SET "
-                "pops = excluded.pops, api = excluded.api, started_at = excluded.started_at, "
-                "last_seen = excluded.last_seen, applied_version = excluded.applied_version, "
-                "serving = excluded.serving",
-                (
-                    node.name,
-                    ",".join(node.pops),
-                    node.api,
-                    node.started_at,
-                    node.last_seen,
-                    node.applied_version,
-                    node.serving,
-                ),
-            )
-
-    def nodes(self) -> tuple[NodeRow, ...]:
-        with self.store._session() as raw:
-            found = raw.execute(
-                "SELECT name, pops, api, started_at, last_seen, applied_version, serving "
-                "FROM nodes ORDER BY name"
-            ).fetchall()
-        return tuple(
-            NodeRow(r[0], tuple(p for p in r[1].split(",") if p), r[2], r[3], r[4], r[5], r[6])
-            for r in found
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Exchange:
-    """What one node reads back when it publishes: the others' health, load, nodes."""
-
-    nodes: tuple[NodeRow, ...]
-    health: tuple[tuple[str, str, str, int, bool, float], ...]  # node, app, machine, port, ...
-    load: tuple[tuple[str, str, str, int, int, float], ...]
-
-
-HealthKey = tuple[str, str, int]
-
-
-def exchange(
-    tables: ClusterTables,
-    node: str,
-    now: float,
-    verdicts: dict[HealthKey, bool],
-    load: dict[HealthKey, int],
-) -> Exchange:
-    """Publish this node's verdicts and load, and read everyone's: one transaction."""
-    with tables.store._session() as raw, raw.transaction():
-        with raw.cursor() as cur:
-            if verdicts:
-                cur.executemany(
-                    "INSERT INTO machine_health (node, app, machine_id, internal_port, passing, "
-                    "checked_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT "
-                    "(node, app, machine_id, internal_port) DO UPDATE SET "
-                    "passing = excluded.passing, checked_at = excluded.checked_at",
-                    [(node, *key, ok, now) for key, ok in verdicts.items()],
-                )
-            if load:
-                cur.executemany(
-                    "INSERT INTO machine_load (node, app, machine_id, internal_port, concurrency, "
-                    "published_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT "
-                    "(node, app, machine_id, internal_port) DO UPDATE SET "
-                    "concurrency = excluded.concurrency, published_at = excluded.published_at",
-                    [(node, *key, count, now) for key, count in load.items()],
-                )
-        health = raw.execute(
-            "SELECT node, app, machine_id, internal_port, passing, checked_at "
-            "FROM machine_health WHERE node != %s",
-            (node,),
-        ).fetchall()
-        loads = raw.execute(
-            "SELECT node, app, machine_id, internal_port, concurrency, published_at "
-            "FROM machine_load WHERE node != %s AND concurrency > 0",
-            (node,),
-        ).fetchall()
-    return Exchange(tables.nodes(), tuple(health), tuple(loads))

@@ -8,6 +8,7 @@ node killed leaves the others serving.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import Counter
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 
 from edge.cluster.pg import PrivateServer
-from tests.integration.api import Api
+from tests.integration.api import Api, edgectl
 from tests.integration.cluster import bound_on, healthz, http_get, start_node, wait_for
 from tests.integration.daemon import EdgeProcess, free_port
 from tests.integration.edgeconf import demo_machines, write_edge_config
@@ -83,6 +84,10 @@ def test_an_ip_allocated_on_either_node_is_served_by_both(
     nodes_now = listed()
     assert nodes_now["a"]["pops"] == ["lhr", "fra"] and nodes_now["b"]["pops"] == ["syd", "nrt"]
     assert not nodes_now["b"]["stale"] and nodes_now["a"]["self"]
+    shown = edgectl(b, "status").stdout  # the real CLI: every node, its PoPs, last contact
+    assert "control plane postgresql://" in shown and "connected" in shown
+    assert re.search(r"^a\s+lhr,fra\s+127\.0\.0\.1:\d+\s+[\d.]+s ago", shown, re.M), shown
+    assert re.search(r"^b \(this\)\s+syd,nrt", shown, re.M), shown
 
 
 def test_150_parallel_allocations_over_three_nodes_give_exactly_100(

@@ -117,8 +117,8 @@ def machine(node: EdgeProcess, machine_id: str) -> dict[str, Any]:
 
 
 def checks_run(node: EdgeProcess, region: str) -> float:
-    pattern = rf'edge_health_checks_total{{app="web",region="{region}",result="\w+"}} (\S+)'
-    return sum(float(v) for v in re.findall(pattern, node.get_text("/metrics")))
+    pattern = rf'^edge_health_checks_total{{app="web",region="{region}",result="\w+"}} (\S+)$'
+    return sum(float(v) for v in re.findall(pattern, node.get_text("/metrics"), re.MULTILINE))
 
 
 def get(address: str, port: int, path: str = "/") -> str:
