@@ -154,6 +154,12 @@ class ClusterLink:
         nodes, fresh = await self.nodes()
         return {**self.status(), "nodes": nodes, "nodes_fresh": fresh}
 
+    def health(self) -> dict[str, Any]:
+        """For the public ``/healthz``: the node and its link, not where the store is."""
+        detail = self.status()
+        detail.get("control_plane", {}).pop("store", None)
+        return detail
+
     def status(self) -> dict[str, Any]:
         if self.feed is None or self.store is None:
             return {"node": self.me.name}

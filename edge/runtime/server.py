@@ -31,10 +31,11 @@ from edge.config.types import split_host_port
 from edge.core.ipam import IpamPolicy
 from edge.core.regions import RegionCatalogue
 from edge.errors import EdgeError, StartupError
-from edge.runtime.bootstrap import bootstrap
+from edge.runtime.bootstrap import TOKEN_FILE, bootstrap, ensure_metrics_token
 from edge.runtime.dataplane import DataPlane
 from edge.runtime.gauges import register_gauges
 from edge.runtime.listeners import bind_socket
+from edge.runtime.logs import log_loop_exception
 from edge.runtime.metrics import Metrics
 from edge.runtime.statedir import prepare_state_dir
 from edge.runtime.store_runner import StoreRunner
@@ -72,6 +73,13 @@ def describe_bind_error(what: str, address: str, exc: OSError) -> str:
     return f"cannot listen on {address} ({what}): {cause}"
 
 
+def dashboard_url(api_listen: str) -> str:
+    """Where a browser on this machine finds the dashboard (a wildcard is loopback)."""
+    host, port = split_host_port(api_listen)
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/ui"
+
+
 class EdgeDaemon:
     def __init__(
         self, config: EdgeConfig, options: ServeOptions, catalogue: RegionCatalogue
@@ -96,12 +104,21 @@ class EdgeDaemon:
         self.cluster: ClusterLink | None = None
 
     def status(self) -> dict[str, Any]:
-        body = {"state_dir": str(self.options.state_dir), "pops": list(self.config.edge.pops)}
+        """What the public ``/healthz`` adds to its status: nothing about the state directory,
+        apps or addresses (anyone can read it), just whether every listener is bound and, in
+        a cluster, whether the control plane is reachable (not where it is)."""
+        reasons = []
+        unbound = sum(1 for row in self.dataplane.listeners.reports() if not row["bound"])
+        if unbound:
+            reasons.append(f"{unbound} listener(s) not bound (edgectl status shows which)")
+        body: dict[str, Any] = {"pops": list(self.config.edge.pops)}
         if self.cluster is not None:
-            body |= self.cluster.status()
+            body |= self.cluster.health()
             if self.cluster.degraded:
-                body["status"] = "degraded"
-        return body
+                reasons.append("control plane unreachable: serving from the last state")
+        if not reasons:
+            return {"status": "ok", **body}
+        return {"status": "degraded", "reason": "; ".join(reasons), **body}
 
     async def start(self) -> None:
         prepare_state_dir(self.options.state_dir)
@@ -122,6 +139,11 @@ class EdgeDaemon:
         LOG.info(
             "edge started",
             extra={"api": self.options.api_listen, "state_dir": str(self.options.state_dir)},
+        )
+        LOG.info(
+            "dashboard at %s (sign in with `edgectl ui`, or the token in %s)",
+            dashboard_url(self.options.api_listen),
+            self.options.state_dir / TOKEN_FILE,
         )
         if self.options.ready_fd is not None:
             os.write(self.options.ready_fd, b"ready\n")
@@ -238,11 +260,22 @@ class EdgeDaemon:
             status=self.status,
             live_machine=self.dataplane.machine_view,
             dataplane=lambda: self.dataplane,
+            token_path=self.options.state_dir / TOKEN_FILE,
             cluster=None if self.cluster is None else self.cluster.view,
             merged_metrics=None if self.cluster is None else self._merged_metrics,
         )
-        api = build_api(context, TokenCheck(admin_hash, self._find_org))
-        self._runner = web.AppRunner(api, access_log=None)
+        metrics_hash = None
+        if self.config.metrics.require_token:
+            metrics_hash = ensure_metrics_token(self.options.state_dir)
+        api = build_api(context, TokenCheck(admin_hash, self._find_org, metrics_hash=metrics_hash))
+        # aiohttp's keep-alive timer runs from the connection's start and from each answer
+        # until the next request head is complete: it is the API's header timeout.
+        # Lingering (reading what is left of an unread body before closing) is bounded
+        # too, or a 408 would leave the connection open for aiohttp's default 10 s.
+        timeout = self.config.api.headers_read_timeout
+        self._runner = web.AppRunner(
+            api, access_log=None, keepalive_timeout=timeout, lingering_time=min(1.0, timeout)
+        )
         await self._runner.setup()
         self._site = web.SockSite(
             self._runner, api_socket, shutdown_timeout=self.options.drain_timeout
@@ -279,6 +312,7 @@ class EdgeDaemon:
         LOG.info("edge stopped", extra={"drain_seconds": round(time.monotonic() - started, 3)})
 
     async def run(self) -> None:
+        asyncio.get_running_loop().set_exception_handler(log_loop_exception)
         try:
             await self.start()
         except BaseException:

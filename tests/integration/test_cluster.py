@@ -220,6 +220,12 @@ def test_a_node_killed_leaves_the_other_serving(tmp_path: Path, pg_url: str, nod
     a = nodes(pg_url, "a", "lhr", config)
     b = nodes(pg_url, "b", "syd", config)
     primary = _primary(a)
+
+    def listed() -> dict[str, Any]:
+        _, status = Api.admin(b).get("/v1/status")
+        return {n["name"]: n for n in status["cluster"]["nodes"]}
+
+    wait_for(lambda: {"a", "b"} <= set(listed()), 5, "both nodes' heartbeats")
     a.kill()  # SIGKILL
     answers = [http_get(primary, port) for _ in range(30)]
     assert all(code == 200 for code, _ in answers)
@@ -227,13 +233,4 @@ def test_a_node_killed_leaves_the_other_serving(tmp_path: Path, pg_url: str, nod
     code, made = Api.admin(b).post("/v1/apps/web/ip_assignments", {"type": "v4"})
     assert code == 201
     assert http_get(made["ip"], port)[0] == 200
-    _, status = Api.admin(b).get("/v1/status")
-    nodes_seen = {n["name"]: n for n in status["cluster"]["nodes"]}
-    wait_for(
-        lambda: {n["name"]: n for n in Api.admin(b).get("/v1/status")[1]["cluster"]["nodes"]}["a"][
-            "stale"
-        ],
-        15,
-        "a to be shown stale",
-    )
-    assert "a" in nodes_seen
+    wait_for(lambda: listed()["a"]["stale"], 15, "a to be shown stale")

@@ -117,8 +117,10 @@ def machine(node: EdgeProcess, machine_id: str) -> dict[str, Any]:
 
 
 def checks_run(node: EdgeProcess, region: str) -> float:
-    pattern = rf'^edge_health_checks_total{{app="web",region="{region}",result="\w+"}} (\S+)$'
-    return sum(float(v) for v in re.findall(pattern, node.get_text("/metrics"), re.MULTILINE))
+    """Checks this node ran of machines in ``region`` (any result)."""
+    pattern = r"^edge_health_checks_total\{([^}]*)\} (\S+)$"
+    found = re.findall(pattern, node.get_text("/metrics"), re.MULTILINE)
+    return sum(float(value) for labels, value in found if f'region="{region}"' in labels)
 
 
 def get(address: str, port: int, path: str = "/") -> str:
