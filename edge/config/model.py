@@ -271,6 +271,10 @@ class EdgeSpec(Frozen):
     trust_client_region_header: bool = True
     simulate_latency: bool = False
     app_domain: str = "edge.test"  # an app answers on shared_v4 as <app>.<app_domain>
+    # Client connections the data plane holds at most (every listener together); above
+    # it accepting pauses until the count drops. None: derived from RLIMIT_NOFILE
+    # (edge.core.limits.default_max_connections), leaving descriptors for the rest.
+    max_connections: int | None = Field(default=None, ge=1)
 
 
 class RttOverride(Frozen):
