@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import Field
@@ -21,6 +22,7 @@ class _RegionEntry(Frozen):
     longitude: float = Field(ge=-180, le=180)
     gateway: bool = False
     deprecated: bool = False
+    geo_region: Literal["us", "na", "sa", "eu", "apac", "af"]
 
 
 class _CatalogueFile(Frozen):
@@ -39,8 +41,12 @@ def parse_catalogue(text: str, source: str) -> RegionCatalogue:
             format_validation_errors(exc) if isinstance(exc, ValidationError) else (str(exc),)
         )
         raise ConfigError(f"{source}: invalid region catalogue", problems) from None
+    from edge.config.latency_data import default_routes
+
     regions = {e.code: Region(**e.model_dump()) for e in parsed.regions}
-    return RegionCatalogue(by_code=regions)
+    # Every catalogue is cabled as the packaged route table says (regions it does not
+    # list take their nearest listed region's area).
+    return RegionCatalogue(by_code=regions, routes=default_routes())
 
 
 def load_catalogue(path: Path | None = None) -> RegionCatalogue:

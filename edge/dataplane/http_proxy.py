@@ -21,6 +21,7 @@ from typing import Final
 
 import httptools
 
+from edge.core.error_codes import ErrorCode, connect_failure_code
 from edge.core.request_rules import Refusal, judge_request
 from edge.dataplane.contract import (
     CapacityQueue,
@@ -39,12 +40,12 @@ from edge.dataplane.http_client_side import (
     LENGTH_BODY,
     NO_BODY,
     TUNNEL,
-    ClientSide,
 )
 from edge.dataplane.http_framing import ChunkedFramer, https_location, no_upstream_answer
-from edge.dataplane.http_head import RequestHeadScan, ResponseHeadScan
+from edge.dataplane.http_head import RequestHeadScan
 from edge.dataplane.http_listener import HttpListener, HttpSettings
-from edge.dataplane.http_rewrite import head_for_client, request_target, retargeted
+from edge.dataplane.http_response import ResponseSide
+from edge.dataplane.http_rewrite import request_target, retargeted
 from edge.dataplane.http_tracker import HttpConnectionTracker
 from edge.dataplane.proxy_protocol import accept_proxy_header
 from edge.dataplane.upstream_conn import UpstreamConnection
@@ -54,14 +55,14 @@ __all__ = ["HttpProxyProtocol", "HttpSettings", "make_http_protocol_factory"]
 
 _IDEMPOTENT: Final = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 _NO_EXCLUDE: Final[frozenset[str]] = frozenset()
-_LARGE_WRITE: Final = 16 * 1024  # above this a head and a body go out via writelines
 
 
-class HttpProxyProtocol(ClientSide):
+class HttpProxyProtocol(ResponseSide):
     """One client connection's requests: routing, the machine exchange, retries."""
 
     def __init__(self, listener: HttpListener, client: ClientInfo | None = None) -> None:
         super().__init__(listener, client)
+        self._init_replay()
         self._hints: RouteHints | None = None
         self._plain_hints: RouteHints | None = None  # for requests with only a Host
         self._raw_head = b""  # as the client sent it
@@ -71,6 +72,7 @@ class HttpProxyProtocol(ClientSide):
         self._queue_token: object = None
         self._queue_deadline = 0.0
         self._last_refusal: NoUpstream | None = None
+        self._last_cause = ""  # why the last connect of this request failed (contract name)
         self._head_request = False
         self._replayable = False
         self._body_left = 0
@@ -108,6 +110,7 @@ class HttpProxyProtocol(ClientSide):
         self._upgrade = upgrade
         self._req_done = self._resp_started = self._close_after = False
         self._attempts = 0
+        self._last_cause = ""
         self._exclude = _NO_EXCLUDE
         self.deadline = INF
         self._in = HOLD
@@ -129,6 +132,7 @@ class HttpProxyProtocol(ClientSide):
         self._raw_head = head
         self._fwd_pop = ""
         self._queue_deadline = 0.0
+        self._keep_request(head, plain, has_body)
         self._choose()
         if self._held or self._reading_paused:
             self._update_reading()
@@ -176,6 +180,8 @@ class HttpProxyProtocol(ClientSide):
             done = end >= 0
             end = end if done else len(data)
             chunk = data if end == len(data) else data[:end]
+        if self._body_buf is not None:
+            self._keep_body(chunk)
         if self._conn is not None:
             self._sent += len(chunk)
             self._conn.write(chunk)
@@ -187,6 +193,8 @@ class HttpProxyProtocol(ClientSide):
             self._in = HOLD
             if end < len(data):
                 self._hold(data[end:])
+            if self._replay_waiting:
+                self._body_arrived()
 
     # -- routing and connecting ------------------------------------------------------------
 
@@ -194,6 +202,7 @@ class HttpProxyProtocol(ClientSide):
         assert self._client is not None
         router = self._router
         choice = router.choose(self._client, self._hints, self._exclude)
+        self._app = choice.app
         if isinstance(choice, NoUpstream):
             self._no_upstream(choice)
             return
@@ -225,6 +234,8 @@ class HttpProxyProtocol(ClientSide):
         )
 
     def _no_upstream(self, choice: NoUpstream) -> None:
+        if self._flow is not None and self._replay_unreachable("no_candidate", choice):
+            return
         self._tails = self._l.tails(choice.pop or self._router.pop)
         queue = choice.queue
         if queue is not None:  # every machine is busy: wait for a free one, up to a limit
@@ -237,8 +248,7 @@ class HttpProxyProtocol(ClientSide):
                 self._queue_token = queue.wait(self._dequeued)
                 self.deadline = self._queue_deadline
                 return
-        text, extra = no_upstream_answer(choice, self._head.host)
-        self._answer(choice.status, text, extra)
+        self._refuse(choice)
 
     def _dequeued(self) -> None:
         self._queue = self._queue_token = None
@@ -247,12 +257,21 @@ class HttpProxyProtocol(ClientSide):
             self._choose()
 
     def _waited_too_long(self) -> None:
+        if self._replay_timed_out(self._loop.time()):
+            return
         choice = self._last_refusal
         if self._queue is None or choice is None:
             return
         self._stop_waiting()
+        self._refuse(choice)
+
+    def _refuse(self, choice: NoUpstream) -> None:
+        """Answer a request no machine can take, naming the last failed connect if any."""
         text, extra = no_upstream_answer(choice, self._head.host)
-        self._answer(choice.status, text, extra)
+        if self._last_cause:
+            text += f"edge: the last connect failed: {self._last_cause} "
+            text += f"({connect_failure_code(self._last_cause)})\n"
+        self._answer(choice.status, text, extra, choice.code)
 
     def _stop_waiting(self) -> None:
         queue, self._queue = self._queue, None
@@ -290,13 +309,17 @@ class HttpProxyProtocol(ClientSide):
             if reason != "cancelled":
                 self._router.connect_failed(up, reason)
             self._release(report=False)
+            self._last_cause = reason
             if reason == "exhausted":  # every other machine would fail the same way
                 self._answer(503, "edge: the edge is out of file descriptors, try again\n")
-            elif reason != "cancelled" and self._attempts <= up.retries:
+            elif reason != "cancelled" and self._attempts - self._retry_base <= up.retries:
                 self._exclude = self._exclude | {up.machine_id}
                 self._choose()
+            elif self._flow is not None and self._replay_unreachable("retries_exhausted", None):
+                return
             else:
-                self._answer(502, f"edge: could not reach a machine of app {up.app!r} ({reason})\n")
+                text = f"edge: could not reach a machine of app {up.app!r} ({reason})\n"
+                self._answer(502, text, b"", connect_failure_code(reason, self._attempts))
             return
         self._router.connected(up, self._loop.time() - self._connect_started)
         self._attach(conn)
@@ -316,6 +339,9 @@ class HttpProxyProtocol(ClientSide):
         self._sent = len(head)
         self.deadline = self._loop.time() + up.timeout
         conn.write(head)
+        if self._resend is not None:  # a replayed request: its body was kept
+            self._sent += len(self._resend)
+            conn.write(self._resend)
         if self._body_mode == NO_BODY:
             self._req_done = True
         elif not self._req_done:
@@ -326,60 +352,7 @@ class HttpProxyProtocol(ClientSide):
             if self._reading_paused:
                 self._update_reading()
 
-    # -- the machine's answer (ResponseSink) -----------------------------------------------
-
-    def response_interim(self, head: bytes) -> None:
-        if not self._http10 and self.transport is not None:
-            self._back += len(head)
-            self.transport.write(head)
-
-    def response_head(
-        self, status: int, head: bytes, resp: ResponseHeadScan, until_close: bool, body: bytes
-    ) -> None:
-        up = self._upstream
-        assert up is not None and self.transport is not None
-        self._router.responded(up, status, self._loop.time() - self._chosen_at)
-        self.deadline = INF
-        self._resp_started = True
-        listener = self._l
-        tails = self._tails
-        upgrade = status == 101 and self._upgrade
-        if upgrade:
-            tail = tails.upgrade
-        elif until_close or not self._keep_alive or self._upgrade or listener.tracker.draining:
-            self._close_after = True
-            tail = tails.close
-        else:
-            tail = tails.http10 if self._http10 else tails.keep
-        plain = tail is tails.keep
-        out = head_for_client(head, resp, upgrade, listener.ulids.next(), tail, plain)
-        self._back += len(out) + len(body)
-        if not body:
-            self.transport.write(out)
-        elif len(body) < _LARGE_WRITE:
-            self.transport.write(out + body)
-        else:
-            self.transport.writelines((out, body))
-        if upgrade:
-            self._start_tunnel()
-
-    def response_body(self, data: bytes) -> None:
-        if self.transport is not None:
-            self._back += len(data)
-            self.transport.write(data)
-
-    def response_end(self, conn: UpstreamConnection, reusable: bool) -> None:
-        self._conn = None
-        if reusable and self._req_done:
-            self._l.pool.put(conn)
-        else:
-            conn.close()
-        up = self._upstream
-        if up is not None:  # _release, inlined: this runs for every request
-            self._upstream = None
-            self._router.transferred(up, self._sent, self._back)
-            self._router.release(up)
-        self._next_request(self._close_after or not self._req_done)
+    # -- the machine's answer: response_head, _body, _end in http_response.ResponseSide --
 
     def upstream_lost(self, conn: UpstreamConnection, response_started: bool) -> None:
         self._conn = None
@@ -390,7 +363,8 @@ class HttpProxyProtocol(ClientSide):
             return
         if self._replayable and not response_started and self._retry_lost(up):
             return
-        self._fail(502, "edge: the machine closed the connection before answering\n")
+        text = "edge: the machine closed the connection before answering\n"
+        self._fail(502, text, code=ErrorCode.PU02)
 
     def _retry_lost(self, up: Upstream) -> bool:
         """Replay an idempotent bodiless request no byte of an answer came for."""
@@ -398,7 +372,7 @@ class HttpProxyProtocol(ClientSide):
             self._fresh_only = True  # a pooled connection the machine had closed: not its fault
             self._connect()
             return True
-        if self._attempts <= up.retries:
+        if self._attempts - self._retry_base <= up.retries:
             self._router.connect_failed(up, "reset")
             self._release()
             self._exclude = self._exclude | {up.machine_id}
@@ -420,7 +394,9 @@ class HttpProxyProtocol(ClientSide):
 
     # -- failures ---------------------------------------------------------------------------
 
-    def _fail(self, status: int, text: str, now: float | None = None) -> None:
+    def _fail(
+        self, status: int, text: str, now: float | None = None, code: ErrorCode | None = None
+    ) -> None:
         """The machine failed this request before answering: say so, then close."""
         up = self._upstream
         if up is not None:
@@ -428,7 +404,7 @@ class HttpProxyProtocol(ClientSide):
             self._router.responded(up, status, elapsed)
             self._release()
         self._keep_alive = False
-        self._answer(status, text)
+        self._answer(status, text, b"", code)
 
     def _bad_body(self) -> None:
         conn, self._conn = self._conn, None

@@ -17,7 +17,19 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from edge.dataplane.contract import Choice, ClientInfo, NoUpstream, RouteHints, Upstream
+from edge.core.error_codes import no_candidate_code
+from edge.dataplane.contract import (
+    DEFAULT_POLICY,
+    Choice,
+    ClientInfo,
+    EdgeAnswer,
+    NoUpstream,
+    ReplayReport,
+    RouteHints,
+    Upstream,
+)
+
+_ANSWERS_KEPT = 1000
 
 
 class StaticRouter:
@@ -75,6 +87,9 @@ class StaticRouter:
         self.bytes_to_client = 0
         self.last_hints: RouteHints | None = None
         self.last_client: ClientInfo | None = None
+        self.policy = DEFAULT_POLICY
+        self.replays: list[tuple[str, str]] = []  # (app, result) of every replay reported
+        self.answers: list[EdgeAnswer] = []  # the edge's own error answers (the first 1000)
 
     @property
     def in_flight(self) -> int:
@@ -100,7 +115,10 @@ class StaticRouter:
             if machine.machine_id not in exclude:
                 self.chosen += 1
                 return machine
-        return NoUpstream(503, "no machine can take it", app=self.app, retry_after=self.retry_after)
+        code = no_candidate_code(instance_missing=False, retried=bool(exclude))
+        return NoUpstream(
+            503, "no machine can take it", app=self.app, code=code, retry_after=self.retry_after
+        )
 
     def connected(self, upstream: Upstream, seconds: float) -> None:
         if len(self.connects) < 10_000:  # bounded: a benchmark opens few, tests fewer
@@ -118,6 +136,13 @@ class StaticRouter:
 
     def release(self, upstream: Upstream) -> None:
         self.released += 1
+
+    def replayed(self, app: str, result: str, report: ReplayReport | None) -> None:
+        self.replays.append((app, result))
+
+    def answered(self, client: ClientInfo, answer: EdgeAnswer) -> None:
+        if len(self.answers) < _ANSWERS_KEPT:
+            self.answers.append(answer)
 
     def opened(self, client: ClientInfo) -> object:
         self.opened_count += 1

@@ -137,9 +137,19 @@ class Metrics:
             "edge_retries", "Tries of another machine after a failed connect",
             ["app", "outcome"], registry=r,
         )  # fmt: skip
+        self.proxy_errors = Counter(
+            "edge_proxy_errors", "Answers the edge made itself (status tcp: raw connections "
+            "it closed), by the platform's error code (none: it has no code for it)",
+            ["app", "status", "code"], registry=r,
+        )  # fmt: skip
         self.panic = Counter(
             "edge_panic_routing", "Decisions made in panic mode (too few healthy machines)",
             ["app"], registry=r,
+        )  # fmt: skip
+        self.replays = Counter(
+            "edge_replays", "fly-replay answers of machines, by what came of them "
+            "(replayed, cache_hit, fallback, failed, refused_<code>)",
+            ["app", "result"], registry=r,
         )  # fmt: skip
 
     def _define_control(self, r: CollectorRegistry) -> None:
@@ -262,8 +272,14 @@ class Recorder:
     def no_candidate(self, app: str, pop: str) -> None:
         self._child(self.m.no_candidate, app, pop).inc()
 
+    def proxy_error(self, app: str, status: str, code: str) -> None:
+        self._child(self.m.proxy_errors, app, status, code).inc()
+
     def retry(self, app: str, outcome: str) -> None:
         self._child(self.m.retries, app, outcome).inc()
+
+    def replay(self, app: str, result: str) -> None:
+        self._child(self.m.replays, app, result).inc()
 
     def forget(self, live_apps: frozenset[str], live_machines: frozenset[tuple[str, str]]) -> None:
         """Drop the series of apps and machines that are gone (``live_machines``: every
@@ -301,7 +317,7 @@ class Recorder:
         metrics = (
             m.connections, m.connections_active, m.http_requests, m.http_duration,
             m.connect_duration, m.connect_errors, m.bytes, m.route_decisions,
-            m.no_candidate, m.retries, m.panic,
+            m.no_candidate, m.retries, m.panic, m.proxy_errors, m.replays,
         )  # fmt: skip
         return {id(metric): metric for metric in metrics}
 
