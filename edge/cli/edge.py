@@ -141,31 +141,6 @@ def cmd_regions(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
-    return int(text)
-
-
-def region_list(text: str) -> tuple[str, ...]:
-    codes = tuple(dict.fromkeys(c.strip().lower() for c in text.split(",") if c.strip()))
-    known = default_catalogue().codes()
-    unknown = [c for c in codes if c not in known]
-    if not codes or unknown:
-        what = ", ".join(unknown) if unknown else "none given"
-        raise argparse.ArgumentTypeError(
-            f"unknown region code(s): {what} (see `edge regions`); e.g. --pops lhr,fra"
-        )
-    return codes
-
-
-def with_pops(config: EdgeConfig, pops: tuple[str, ...] | None) -> EdgeConfig:
-    """The configuration with this node's PoPs (``--pops``) in place of ``edge.pops``."""
-    if not pops:
-        return config
-    return config.model_copy(update={"edge": config.edge.model_copy(update={"pops": pops})})
-
-
 def _region_json(region: Region) -> dict[str, object]:
     return {
         "code": region.code,
@@ -206,6 +181,31 @@ def cmd_regions_rtt(origin: str, config_file: Path | None, as_json: bool) -> int
     print(f"modelled round trips from {code} ({spec.model} model, docs/latency-model.md)")
     print(render_table(["code", "city", "rtt_ms", "status"], rows))
     return EXIT_OK
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
+def region_list(text: str) -> tuple[str, ...]:
+    codes = tuple(dict.fromkeys(c.strip().lower() for c in text.split(",") if c.strip()))
+    known = default_catalogue().codes()
+    unknown = [c for c in codes if c not in known]
+    if not codes or unknown:
+        what = ", ".join(unknown) if unknown else "none given"
+        raise argparse.ArgumentTypeError(
+            f"unknown region code(s): {what} (see `edge regions`); e.g. --pops lhr,fra"
+        )
+    return codes
+
+
+def with_pops(config: EdgeConfig, pops: tuple[str, ...] | None) -> EdgeConfig:
+    """The configuration with this node's PoPs (``--pops``) in place of ``edge.pops``."""
+    if not pops:
+        return config
+    return config.model_copy(update={"edge": config.edge.model_copy(update={"pops": pops})})
 
 
 def cmd_serve(args: argparse.Namespace, serve_argv: Sequence[str] = ()) -> int:

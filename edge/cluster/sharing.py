@@ -98,7 +98,7 @@ class ClusterSharing:
         live = [n for n in cluster.live_nodes(self._nodes, now) if n.name != self.node]
         live.append(NodeView(self.node, self.pops, now))
         owns: dict[Key, bool] = {}
-        adopted: dict[Key, HealthState] = {}
+        adopted: dict[Key, tuple[HealthState, str]] = {}
         for key, region in health.watched().items():
             since = self._first_seen.setdefault(key, now)
             checker = cluster.checker_of(region, live, state.model.rtt)
@@ -107,7 +107,7 @@ class ClusterSharing:
             owns[key] = cluster.must_check(self.node, checker, verdict, since, now)
             shared = cluster.shared_state(verdict, now)
             if shared is not None:
-                adopted[key] = shared[0]
+                adopted[key] = shared
         for key in [k for k in self._first_seen if k not in owns]:
             del self._first_seen[key]
         if owns != self._owned:

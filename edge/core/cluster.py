@@ -94,6 +94,16 @@ def must_check(
     return now - watched_since > RECENT_WINDOW
 
 
+def uses_remote(own: HealthState, started: bool, owned: bool, remote: HealthState | None) -> bool:
+    """Whether routing takes another node's verdict for a (machine, service) instead of
+    this node's: when there is one, the machine is started and not in the operator's
+    maint or drain, and this node does not check it, or has just taken the checks over
+    and its own have not settled yet."""
+    if remote is None or not started or own in (HealthState.MAINT, HealthState.DRAIN):
+        return False
+    return not owned or own is HealthState.UNKNOWN
+
+
 def remote_load(rows: Iterable[LoadRow], me: str, now: float) -> dict[Key, int]:
     """The other nodes' fresh in-flight counts, summed per (machine, service)."""
     total: dict[Key, int] = {}

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from edge.config.model import CheckSpec, HttpCheckSpec
-from edge.core import health
+from edge.core import cluster, health
 from edge.core.health import CheckResult, Event, HealthState, MachineHealth, Transition
 from edge.core.routing import Endpoint, RoutingSnapshot, ServiceRoutes
 from edge.runtime.health_probes import ProbeOutcome, probe
@@ -75,6 +75,8 @@ class ServiceHealth:
     state: HealthState  # unknown, passing, critical, maint or drain
     since: float  # wall-clock time the state was entered (epoch seconds)
     checks: tuple[CheckStatus, ...]
+    # In a cluster, for a machine another node checks: whose verdict and how fresh.
+    checked_by: str = "this node"
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +183,7 @@ class HealthMonitor:
         # and the verdicts other nodes published for the rest.
         self._owns: Callable[[Key], bool] = lambda key: True
         self._remote: dict[Key, HealthState] = {}
+        self._remote_why: dict[Key, str] = {}
 
     def sync(self, snapshot: RoutingSnapshot) -> None:
         """Bring records and timers in line with a new snapshot (call after each rebuild)."""
@@ -346,16 +349,13 @@ class HealthMonitor:
     def _routing_state(self, watched: _Watched) -> HealthState:
         """This node's verdict, or for a machine another node checks, that node's (the
         operator's maint and drain, and a stopped machine, still come first)."""
-        own = watched.health.state
         remote = self._remote.get(watched.key)
-        if remote is None or not watched.health.started:
-            return own
-        if own in (HealthState.MAINT, HealthState.DRAIN):
-            return own
-        # A node taking the checks over routes on the last verdict until its own settle.
-        if self._owns(watched.key) and own is not HealthState.UNKNOWN:
-            return own
-        return remote
+        return remote if remote is not None and self._uses_remote(watched) else watched.health.state
+
+    def _uses_remote(self, watched: _Watched) -> bool:
+        key, health = watched.key, watched.health
+        remote = self._remote.get(key)
+        return cluster.uses_remote(health.state, health.started, self._owns(key), remote)
 
     def set_ownership(self, owns: Callable[[Key], bool]) -> None:
         """Run the checks of what ``owns`` says (and stop the others' checks)."""
@@ -368,9 +368,11 @@ class HealthMonitor:
                 watched.stop_checks()
             health.apply_verdict(watched.endpoint.stats, self._routing_state(watched), now)
 
-    def adopt(self, verdicts: Mapping[Key, HealthState]) -> None:
-        """Route the machines this node does not check on other nodes' ``verdicts``."""
-        self._remote = dict(verdicts)
+    def adopt(self, verdicts: Mapping[Key, tuple[HealthState, str]]) -> None:
+        """Route the machines this node does not check on other nodes' ``verdicts``
+        (each a state and whose it is, how fresh)."""
+        self._remote = {key: state for key, (state, _) in verdicts.items()}
+        self._remote_why = {key: why for key, (_, why) in verdicts.items()}
         now = self._clock()
         for key, watched in self._watched.items():
             if not self._owns(key):
@@ -425,8 +427,9 @@ class HealthMonitor:
         )
         since = self._wall_clock() - (self._clock() - state.since)
         shown = self._routing_state(watched)
+        by = self._remote_why[watched.key] if self._uses_remote(watched) else "this node"
         return ServiceHealth(
-            app, machine_id, endpoint.region, port, state.started, shown, since, checks
+            app, machine_id, endpoint.region, port, state.started, shown, since, checks, by
         )
 
     async def close(self) -> None:

@@ -153,6 +153,9 @@ def test_the_nearest_node_checks_the_other_follows_and_takes_over(
 
     backends["near"].healthy = False  # ... and follows a's verdict
     wait_for(lambda: machine(b, "near")["health"] != "passing", 10, "b to see a's verdict")
+    checked_by = machine(b, "near")["services"][0]["checked_by"]
+    assert checked_by.startswith("checked by node a "), checked_by  # whose, how fresh
+    assert machine(a, "near")["services"][0]["checked_by"] == "this node"
     address = primary(a)
     assert {get(address, port) for _ in range(20)} == {"far"}  # on a and on b
     assert checks_run(b, "lhr") == before

@@ -18,6 +18,7 @@ from edge.core.cluster import (
     must_check,
     remote_load,
     shared_state,
+    uses_remote,
 )
 from edge.core.health import HealthState
 
@@ -104,3 +105,25 @@ def test_load_rows_to_publish_refresh_counts_and_say_zero_once() -> None:
     one, two, three = ("w", "1", 80), ("w", "2", 80), ("w", "3", 80)
     assert load_to_publish({one: 2, two: 0, three: 0}, {two: 5, three: 0}) == {one: 2, two: 0}
     assert load_to_publish({two: 0}, {two: 0}) == {}
+
+
+P, C, U = HealthState.PASSING, HealthState.CRITICAL, HealthState.UNKNOWN
+M, D = HealthState.MAINT, HealthState.DRAIN
+
+
+@pytest.mark.parametrize(
+    ("own", "started", "owned", "remote", "expected"),
+    [
+        (U, True, False, P, True),  # checked elsewhere: the checker's verdict
+        (U, True, False, None, False),  # no verdict yet: this node's (unknown)
+        (C, True, True, P, False),  # this node checks: its own verdict
+        (U, True, True, P, True),  # ... just took over, its checks not settled yet
+        (M, True, False, P, False),  # the operator's maint comes first
+        (D, True, False, P, False),  # ... and drain
+        (U, False, False, P, False),  # a stopped machine is not routed at all
+    ],
+)
+def test_whose_verdict_routing_uses(
+    own: HealthState, started: bool, owned: bool, remote: HealthState | None, expected: bool
+) -> None:
+    assert uses_remote(own, started, owned, remote) is expected
