@@ -17,6 +17,7 @@ from edge.errors import StartupError, StoreUnavailable
 from edge.store import SYSTEM
 from edge.store.pg_migrations import LATEST_VERSION
 from edge.store.postgres import CHANNEL, PostgresStore
+from tests.integration.cluster import wait_for
 from tests.integration.daemon import ROOT, free_port
 from tests.integration.stores import REGIONS
 
@@ -85,6 +86,14 @@ def test_a_stopped_server_is_a_503_and_then_works_again(
         assert err.value.http_status == 503
     finally:
         pg_server.start()
-    store.create_org("acme", hash_token("u"), by=SYSTEM)  # the pool reconnected
+
+    def works_again() -> bool:  # the pool reconnects in the background, with backoff
+        try:
+            store.create_org("acme", hash_token("u"), by=SYSTEM)
+        except StoreUnavailable:
+            return False
+        return True
+
+    wait_for(works_again, 20, "the pool to reconnect")
     assert [o.slug for o in store.list_orgs()] == ["acme", "personal"]
     store.close()
