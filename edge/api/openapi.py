@@ -645,8 +645,17 @@ def _paths(regions: tuple[str, ...]) -> dict[str, Any]:
 
 def _process_paths() -> dict[str, Any]:
     """Machines that edge runs (edge.api.routes_process)."""
-    since = {"name": "since", "in": "query", "schema": INT}
-    limit = {"name": "limit", "in": "query", "schema": INT}
+    since = {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}}
+    limit = {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 0, "maximum": 5000},
+    }
+    event_limit = {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 0, "maximum": 200},
+    }
     return {
         "/v1/apps/{app}/logs": {
             "parameters": [
@@ -671,7 +680,7 @@ def _process_paths() -> dict[str, Any]:
             ),
         },
         "/v1/apps/{app}/machines/{id}/events": {
-            "parameters": [APP_PARAM, MACHINE_PARAM, limit],
+            "parameters": [APP_PARAM, MACHINE_PARAM, event_limit],
             "get": operation(
                 "The machine and its lifecycle events, newest first",
                 (200, "The machine with events", {"type": "object"}),
