@@ -83,15 +83,14 @@ def print_route(answer: dict[str, Any], prefer: str | None = None) -> None:
     )
     print()
     print(_verdict(answer))
-    if answer.get("replay") is not None:
-        print_replay(answer["replay"])
-    if answer.get("recent_replays"):
-        print_recent_replays(answer["recent_replays"])
-
     cold = answer.get("last_cold_start")
     if cold:
         who = "request" if cold["waiters"] == 1 else "requests"
         print(f"Cold start: {cold['text']} ({cold['waiters']} {who} waited)")
+    if answer.get("replay") is not None:
+        print_replay(answer["replay"])
+    if answer.get("recent_replays"):
+        print_recent_replays(answer["recent_replays"])
 
 
 def print_replay(replay: dict[str, Any]) -> None:
