@@ -34,7 +34,10 @@ def errors(*codes: int) -> dict[str, Any]:
         404: "Not found (or belongs to another org)",
         409: "Conflicts with the current state",
         422: "A limit would be exceeded",
-        503: "No capacity: an address pool ran dry, or the state database is unavailable",
+        503: (
+            "No capacity: an address pool ran dry, or the state database (a cluster's "
+            "control plane) is unavailable"
+        ),
     }
     return {str(c): answer(texts[c], ref("Error")) for c in codes}
 
@@ -444,11 +447,21 @@ def _weights(regions: tuple[str, ...]) -> dict[str, Any]:
 def _paths(regions: tuple[str, ...]) -> dict[str, Any]:
     return {
         "/healthz": {
-            "get": operation("Liveness and a short status", (200, "OK", None), (), public=True)
+            "get": operation(
+                "Liveness and a short status: `ok`, or `degraded` on a node whose control "
+                "plane is unreachable (it serves from its last state; `control_plane` says more)",
+                (200, "OK", None),
+                (),
+                public=True,
+            )
         },
         "/metrics": {
             "get": operation(
-                "Prometheus metrics (text format)", (200, "Metrics", None), (), public=True
+                "Prometheus metrics (text format); with --workers, every worker's merged "
+                "(`?worker=self`: this worker's own)",
+                (200, "Metrics", None),
+                (),
+                public=True,
             )
         },
         "/v1/openapi.json": {
@@ -534,7 +547,8 @@ def _paths(regions: tuple[str, ...]) -> dict[str, Any]:
         },
         "/v1/status": {
             "get": operation(
-                "PoPs, apps with IPs and machines, listeners, live flows, recent decisions",
+                "PoPs, apps with IPs and machines, listeners, live flows, recent decisions; in a "
+                "cluster also `cluster`: this node's link and every node",
                 (200, "Status", {"type": "object"}),
             )
         },
