@@ -42,7 +42,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    payload = generate_latest(request.app[CONTEXT].metrics.registry)
+    context = request.app[CONTEXT]
+    merged = None
+    if context.merged_metrics is not None and request.query.get("worker") != "self":
+        merged = await context.merged_metrics()
+    payload = merged if merged is not None else generate_latest(context.metrics.registry)
     response = web.Response(body=payload)
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     response.charset = "utf-8"

@@ -34,7 +34,10 @@ def errors(*codes: int) -> dict[str, Any]:
         404: "Not found (or belongs to another org)",
         409: "Conflicts with the current state",
         422: "A limit would be exceeded",
-        503: "No capacity: an address pool ran dry, or the state database is unavailable",
+        503: (
+            "No capacity: an address pool ran dry, or the state database (a cluster's "
+            "control plane) is unavailable"
+        ),
     }
     return {str(c): answer(texts[c], ref("Error")) for c in codes}
 
@@ -294,7 +297,10 @@ SCHEMAS: dict[str, Any] = {
         }
     },
     "AllocateIp": _obj({"type": IP_TYPE, "region": REGION}),
-    "MoveIp": _obj({"app": NAME}, ("app",)),
+    "MoveIp": _obj(
+        {"app": {**NAME, "description": "another app of the same org than the URL's"}},
+        ("app",),
+    ),
     "Fault": _obj(
         {
             "id": STR,
@@ -426,6 +432,19 @@ for _name in REQUEST_BODIES:
 SCHEMAS["Service"]["properties"]["ports"]["items"]["additionalProperties"] = False
 
 
+def _closed_bodies(paths: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    """Request bodies refuse unknown keys (``edge.api.bodies.Body``): every schema used as
+    one says ``additionalProperties: false``, so an unknown key is not schema-valid."""
+    closed = dict(schemas)
+    for item in paths.values():
+        for op in (v for v in item.values() if isinstance(v, dict)):  # not "parameters"
+            target = op.get("requestBody", {}).get("content", {}).get(JSON, {}).get("schema")
+            name = str((target or {}).get("$ref", "")).rpartition("/")[2]
+            if name in closed and "properties" in closed[name]:
+                closed[name] = {**closed[name], "additionalProperties": False}
+    return closed
+
+
 def list_of(key: str, item: str) -> dict[str, Any]:
     return _obj({key: {"type": "array", "items": ref(item)}})
 
@@ -444,11 +463,21 @@ def _weights(regions: tuple[str, ...]) -> dict[str, Any]:
 def _paths(regions: tuple[str, ...]) -> dict[str, Any]:
     return {
         "/healthz": {
-            "get": operation("Liveness and a short status", (200, "OK", None), (), public=True)
+            "get": operation(
+                "Liveness and a short status: `ok`, or `degraded` on a node whose control "
+                "plane is unreachable (it serves from its last state; `control_plane` says more)",
+                (200, "OK", None),
+                (),
+                public=True,
+            )
         },
         "/metrics": {
             "get": operation(
-                "Prometheus metrics (text format)", (200, "Metrics", None), (), public=True
+                "Prometheus metrics (text format); with --workers, every worker's merged "
+                "(`?worker=self`: this worker's own)",
+                (200, "Metrics", None),
+                (),
+                public=True,
             )
         },
         "/v1/openapi.json": {
@@ -534,7 +563,8 @@ def _paths(regions: tuple[str, ...]) -> dict[str, Any]:
         },
         "/v1/status": {
             "get": operation(
-                "PoPs, apps with IPs and machines, listeners, live flows, recent decisions",
+                "PoPs, apps with IPs and machines, listeners, live flows, recent decisions; in a "
+                "cluster also `cluster`: this node's link and every node",
                 (200, "Status", {"type": "object"}),
             )
         },
@@ -645,8 +675,21 @@ def _paths(regions: tuple[str, ...]) -> dict[str, Any]:
 
 def _process_paths() -> dict[str, Any]:
     """Machines that edge runs (edge.api.routes_process)."""
-    since = {"name": "since", "in": "query", "schema": INT}
-    limit = {"name": "limit", "in": "query", "schema": INT}
+    since = {
+        "name": "since",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 0, "maximum": 10**15},
+    }
+    limit = {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 0, "maximum": 5000},
+    }
+    events_limit = {
+        "name": "limit",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 0, "maximum": 200},
+    }
     return {
         "/v1/apps/{app}/logs": {
             "parameters": [
@@ -671,7 +714,7 @@ def _process_paths() -> dict[str, Any]:
             ),
         },
         "/v1/apps/{app}/machines/{id}/events": {
-            "parameters": [APP_PARAM, MACHINE_PARAM, limit],
+            "parameters": [APP_PARAM, MACHINE_PARAM, events_limit],
             "get": operation(
                 "The machine and its lifecycle events, newest first",
                 (200, "The machine with events", {"type": "object"}),
@@ -728,8 +771,9 @@ def openapi_document(
         catalogue = default_catalogue()
         regions = tuple(sorted(catalogue.codes())) if regions is None else regions
         pops = tuple(r.code for r in catalogue.current()) if pops is None else pops
+    paths = {**_paths(regions), **_process_paths()}
     schemas = {
-        **SCHEMAS,
+        **_closed_bodies(paths, SCHEMAS),
         "RegionCode": {"type": "string", "enum": list(regions)},
         "PopCode": {"type": "string", "enum": list(pops)},
     }
@@ -743,7 +787,7 @@ def openapi_document(
         },
         "servers": [{"url": "http://127.0.0.1:4280"}],
         "security": [{"bearer": []}],
-        "paths": {**_paths(regions), **_process_paths()},
+        "paths": paths,
         "components": {
             "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

@@ -131,7 +131,8 @@ async def deploy_app(request: web.Request) -> web.Response:
     if data.setdefault("app", name) != name:
         raise BadRequest(f"app: the file is for {data['app']!r} but the URL names {name!r}")
     data.setdefault("org", identity.org_scope or "personal")
-    for machine in data.get("machines") or ():
+    machines = data.get("machines")
+    for machine in machines if isinstance(machines, list) else ():
         if isinstance(machine, dict) and "ports" in machine:
             machine["ports"] = port_keys(machine["ports"])
     spec = context.validate_app(data, renames={})

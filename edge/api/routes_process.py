@@ -28,7 +28,7 @@ def _int(request: web.Request, name: str, default: int, top: int | None = None) 
     text = request.query.get(name)
     if text is None:
         return default
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:  # not "²", "٣"
         raise BadRequest(f"{name}: must be a whole number, not {text!r}")
     value = int(text)
     if top is not None and value > top:

@@ -1,4 +1,4 @@
-"""Typing aliases for argparse objects (evaluated only by type checkers)."""
+"""Typing aliases for argparse objects (evaluated only by type checkers) and argument types."""
 
 from __future__ import annotations
 
@@ -9,6 +9,13 @@ if TYPE_CHECKING:
     SubParsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 else:
     SubParsers = argparse._SubParsersAction
+
+
+def whole_number(text: str) -> int:
+    """An argparse type: a whole number in ASCII digits (``int`` alone takes ``٣`` as 3)."""
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"must be a whole number (0-9), not {text!r}")
+    return int(text)
 
 
 def app_command(sub: SubParsers, name: str, help_text: str) -> argparse.ArgumentParser:

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from edge.cli.argtypes import SubParsers
+from edge.cli.argtypes import SubParsers, whole_number
 from edge.cli.client import ApiClient
 from edge.cli.output import print_json, print_table
 from edge.errors import BadRequest, EdgeError
@@ -138,7 +138,10 @@ def register(commands: SubParsers) -> None:
     )
     parser.add_argument("-a", "--app", required=True, help="the app")
     parser.add_argument(
-        "--clients", type=int, default=1000, help="simulated clients (default 1000, max 10000)"
+        "--clients",
+        type=whole_number,
+        default=1000,
+        help="simulated clients (default 1000, max 10000)",
     )
     parser.add_argument(
         "--weights",
@@ -147,7 +150,9 @@ def register(commands: SubParsers) -> None:
         help="clients per region: by metro population (default), uniform, "
         "or a YAML file of REGION: WEIGHT",
     )
-    parser.add_argument("--port", type=int, help="the public port (default: the first service)")
+    parser.add_argument(
+        "--port", type=whole_number, help="the public port (default: the first service)"
+    )
     parser.add_argument("--plot", metavar="FILE.png", help="also draw the map and RTT to a PNG")
     parser.add_argument("-j", "--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=cmd_catchment)

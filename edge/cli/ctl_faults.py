@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from edge.cli.argtypes import SubParsers
+from edge.cli.argtypes import SubParsers, whole_number
 from edge.cli.client import ApiClient
 from edge.cli.output import print_json, print_table
 from edge.core.faults import FAULT_KINDS
@@ -104,7 +104,7 @@ def register(commands: SubParsers) -> None:
     add.add_argument("--rate", type=float, help="KB/s (bandwidth)")
     add.add_argument("--timeout", help="black hole, then close after this (0: until removed)")
     add.add_argument("--delay", help="delay before closing (slow_close)")
-    add.add_argument("--bytes", type=int, help="close after this many bytes (limit_data)")
+    add.add_argument("--bytes", type=whole_number, help="close after this many bytes (limit_data)")
     add.add_argument("-j", "--json", action="store_true")
     add.set_defaults(handler=cmd_add)
     listing = sub.add_parser("list", help="active faults")

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from edge.cli import ctl_process
-from edge.cli.argtypes import SubParsers, app_command
+from edge.cli.argtypes import SubParsers, app_command, whole_number
 from edge.cli.client import ApiClient
 from edge.cli.output import print_json, print_table
 from edge.cli.preflight import check_machines
@@ -157,7 +157,7 @@ def register(commands: SubParsers) -> None:
     add.add_argument("-r", "--region", required=True)
     add.add_argument("--address", help="where it serves the internal port (HOST:PORT or HOST)")
     add.add_argument("--demo", action="store_true", help="a demo machine served by the edge")
-    add.add_argument("--weight", type=int, default=1)
+    add.add_argument("--weight", type=whole_number, default=1)
     add.add_argument("--id", help="machine id (default: 14 random hex characters)")
     add.set_defaults(handler=cmd_add)
     for name, handler, text in (
@@ -179,6 +179,6 @@ def register_checks(commands: SubParsers) -> None:
     sub = checks.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
     listing = sub.add_parser("list", help="recent check results with their errors")
     listing.add_argument("-a", "--app", required=True, help="the app")
-    listing.add_argument("-n", "--limit", type=int, default=30, help="rows to show (30)")
+    listing.add_argument("-n", "--limit", type=whole_number, default=30, help="rows to show (30)")
     listing.add_argument("-j", "--json", action="store_true", help="print JSON")
     listing.set_defaults(handler=cmd_checks)

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from edge.cli import ctl_catchment
-from edge.cli.argtypes import SubParsers
+from edge.cli.argtypes import SubParsers, whole_number
 from edge.cli.client import ApiClient
 from edge.cli.output import print_json, print_table
 from edge.errors import NotFound
@@ -212,7 +212,31 @@ def only_app(status: dict[str, Any], name: str) -> dict[str, Any]:
     }
 
 
+def print_cluster(cluster: dict[str, Any]) -> None:
+    """The node answering, its link to the control plane, and every node."""
+    link = cluster["control_plane"]
+    state = "connected" if link["connected"] else "UNREACHABLE (degraded: changes refused)"
+    print(f"Node:           {cluster['node']}, control plane {link['store']} {state}")
+    stale = "" if cluster["nodes_fresh"] else " (last known: the control plane is unreachable)"
+    rows = [
+        (
+            n["name"] + (" (this)" if n["self"] else ""),
+            ",".join(n["pops"]),
+            n["api"],
+            f"{n['last_contact_seconds']:.1f}s ago" + (" STALE" if n["stale"] else ""),
+            n["applied_version"],
+            n["serving"],
+        )
+        for n in cluster["nodes"]
+    ]
+    print_table(("node", "pops", "api", "last contact", "version", "serving"), rows, "No nodes.")
+    print(stale.strip() or "", end="\n" if stale else "")
+    print()
+
+
 def print_status(status: dict[str, Any]) -> None:
+    if "cluster" in status:
+        print_cluster(status["cluster"])
     up = [pop["code"] for pop in status["pops"] if pop["up"]]
     down = [pop["code"] for pop in status["pops"] if not pop["up"]]
     print(f"PoPs up:        {' '.join(up) or 'none'}")
@@ -295,7 +319,9 @@ def register(commands: SubParsers) -> None:
     route.add_argument(
         "--from", dest="from_region", metavar="REGION", help="the client's region (default: local)"
     )
-    route.add_argument("--port", type=int, help="the public port (default: the first service)")
+    route.add_argument(
+        "--port", type=whole_number, help="the public port (default: the first service)"
+    )
     route.add_argument("--prefer", metavar="REGION[,REGION]", help="as fly-prefer-region")
     route.add_argument(
         "--replay",

@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -577,6 +578,23 @@ class MetricsSpec(Frozen):
     require_token: bool = False
 
 
+STORE_SCHEMES = ("postgresql://", "postgres://")
+
+
+class StoreSpec(Frozen):
+    """Where the state lives: None is STATE_DIR/edge.db (SQLite); a ``postgresql://``
+    URL is a control plane shared by several nodes (``edge serve --store`` overrides)."""
+
+    url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(STORE_SCHEMES):
+            raise ValueError("must be a postgresql:// URL (or left out for SQLite in STATE_DIR)")
+        return url
+
+
 class OrgSpec(Frozen):
     slug: Name
 
@@ -591,6 +609,7 @@ class EdgeConfig(Frozen):
     tls: TlsSpec = TlsSpec()
     api: ApiSpec = ApiSpec()
     metrics: MetricsSpec = MetricsSpec()
+    store: StoreSpec = StoreSpec()
     drain_timeout: Duration = 10.0
     orgs: tuple[OrgSpec, ...] = ()
     apps: tuple[AppSpec, ...] = ()

@@ -249,7 +249,24 @@ class EdgeSSLObject(ssl.SSLObject):
                 raise
             self._alert_flushed = True
             _HANDSHAKE_LOG.info("tls handshake failed", describe_handshake_error(exc))
+            if not (self.refused or exc.reason in _ALERTING_REASONS):
+                raise  # e.g. plain HTTP on a TLS port: no alert to deliver, close at once
             raise ssl.SSLWantReadError("handshake failed; alert queued") from None
+
+
+# Handshake failures for which OpenSSL queues an alert that tells a TLS client why.
+# Others (plain HTTP sent to a TLS port, garbage) have none: the connection just closes.
+_ALERTING_REASONS: Final = frozenset(
+    {
+        "UNSUPPORTED_PROTOCOL",  # TLS 1.0/1.1: protocol_version
+        "VERSION_TOO_LOW",
+        "NO_PROTOCOLS_AVAILABLE",
+        "NO_SHARED_CIPHER",  # handshake_failure
+        "NO_SUITABLE_SIGNATURE_ALGORITHM",
+        "NO_SHARED_GROUPS",
+        "NO_APPLICATION_PROTOCOL",  # ALPN: no_application_protocol
+    }
+)
 
 
 class _ThrottledLog:

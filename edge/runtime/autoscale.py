@@ -239,7 +239,9 @@ class AutoStopper:
         self.interval = interval
         self._metrics = metrics
         self.control: MachineControl | None = None
-        self._picks: dict[tuple[str, str], int] = {}  # at the last pass
+        # Started machines' pick counts at the last pass, by (app, machine, internal port).
+        self._picks: dict[tuple[str, str, int], int] = {}
+        self._seen: dict[tuple[str, str, int], int] = {}
 
     async def run(self) -> None:
         while True:
@@ -251,6 +253,7 @@ class AutoStopper:
 
     async def run_pass(self) -> None:
         snapshot = self._snapshot()
+        self._seen = {}
         for app in snapshot.apps.values():
             services = {s.spec.internal_port: s for s in app.services.values()}
             stopping = [s for s in services.values() if s.spec.auto_stop_machines != "off"]
@@ -265,15 +268,18 @@ class AutoStopper:
                     app.name, order.machine_id, action, order.reason, "autostop"
                 )
                 self._metrics.autostops.labels(app.name, order.region, action).inc()
+        self._picks = self._seen
 
     def _loads(self, services: list[ServiceRoutes]) -> list[rules.MachineLoad]:
         loads: dict[str, rules.MachineLoad] = {}
         for service in services:
             soft = service.spec.concurrency.soft_limit
             for ep in service.started:
-                key = (service.app, ep.machine_id)
-                busy = ep.stats.picks != self._picks.get(key, 0)
-                self._picks[key] = ep.stats.picks
+                key = (service.app, ep.machine_id, service.spec.internal_port)
+                # Busy: chosen since the last pass, or not started then (just started:
+                # it gets a whole interval before it can be stopped again).
+                busy = self._picks.get(key) != ep.stats.picks
+                self._seen[key] = ep.stats.picks
                 seen = loads.get(ep.machine_id)
                 active = ep.stats.active + (seen.active if seen else 0)
                 loads[ep.machine_id] = rules.MachineLoad(

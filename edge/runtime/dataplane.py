@@ -224,6 +224,7 @@ class DataPlane:
                     "ejections": stats.ejections,
                     "ejected_for": round(max(0.0, stats.ejected_until - now), 1),
                     "checks": [_check_json(c) for c in health.checks] if health else [],
+                    "checked_by": health.checked_by if health else None,
                 }
             )
         process = self.processes.view(machine)

@@ -39,6 +39,7 @@ from edge.store.base import (
     StoreSnapshot,
 )
 from edge.store.migrations import migrate
+from edge.store.sql import SqlConn
 from edge.store.sqlite_deploy import deploy_app
 from edge.store.sqlite_errors import store_errors
 from edge.store.sqlite_writes import Rules, Tx
@@ -148,7 +149,7 @@ class SqliteStore:
                 raise
 
     @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
+    def _read(self) -> Iterator[SqlConn]:
         """A read transaction: every query in it sees the same committed state."""
         with self._errors():
             conn = self._conn()

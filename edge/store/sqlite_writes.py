@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import sqlite3
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
@@ -26,6 +25,7 @@ from edge.core.apps import (
 from edge.core.ipam import AppRef, IpamPolicy, IpAssignment, IpType
 from edge.errors import Conflict, NotFound
 from edge.store.base import Caller, CreatedApp
+from edge.store.sql import SqlConn
 from edge.store.sqlite_rows import StoredApp, app_by_id, app_ips, find_machine, ipam_state
 
 
@@ -42,7 +42,7 @@ class Rules:
 class Tx:
     """One write transaction: its connection, its time and who asked."""
 
-    conn: sqlite3.Connection
+    conn: SqlConn
     now: float
     by: Caller
 

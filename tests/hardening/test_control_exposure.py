@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -99,3 +100,25 @@ def test_an_org_token_cannot_read_protected_metrics(locked_edge: EdgeProcess) ->
 
 def test_healthz_stays_public_with_protected_metrics(locked_edge: EdgeProcess) -> None:
     assert get(locked_edge, "/healthz")[0] == 200
+
+
+def test_healthz_says_degraded_without_naming_what(tmp_path: Path) -> None:
+    """A listener that cannot bind (its port is taken) makes /healthz say degraded, with
+    a count and where to look, not the address."""
+    path = config_with(tmp_path)
+    config = yaml.safe_load(path.read_text())
+    shared, port = config["ipam"]["shared_v4"], config["apps"][0]["services"][0]["ports"][0]["port"]
+    with socket.socket() as squatter:
+        squatter.bind((shared, port))
+        squatter.listen()
+        edge = start_edge(tmp_path, config=path)
+        try:
+            status, _ = Api.admin(edge).post(
+                "/v1/apps/secretapp/ip_assignments", {"type": "shared_v4"}
+            )
+            assert status == 201
+            body = edge.get_json("/healthz")
+            assert body["status"] == "degraded" and set(body) <= HEALTHZ_KEYS
+            assert "not bound" in body["reason"] and shared not in body["reason"]
+        finally:
+            edge.kill()

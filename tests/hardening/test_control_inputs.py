@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.integration.api import edgectl
 from tests.integration.daemon import EdgeProcess, free_port, start_edge
 from tests.integration.edgeconf import demo_machines, write_edge_config
 
@@ -175,3 +176,17 @@ def test_none_of_that_logged_an_internal_error(edge: EdgeProcess) -> None:
     call(edge, "GET", "/v1/apps/hello/route?port=%C2%B2")
     assert "unexpected error" not in edge.log()
     assert "Traceback" not in edge.log()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("route", "-a", "hello", "--port", "٣"),
+        ("catchment", "-a", "hello", "--clients", "²"),
+        ("checks", "list", "-a", "hello", "--limit", "\uff13"),
+    ],
+)
+def test_the_cli_refuses_non_ascii_digits(edge: EdgeProcess, args: tuple[str, ...]) -> None:
+    result = edgectl(edge, *args)
+    assert result.returncode == 2, result
+    assert "must be a whole number (0-9)" in result.stderr

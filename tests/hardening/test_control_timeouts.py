@@ -152,3 +152,17 @@ def test_an_idle_keep_alive_connection_is_closed_too(edge: EdgeProcess) -> None:
         answer = read_all(sock, limit=TIMEOUT + 8)  # the answer, then the close
     assert answer.startswith(b"HTTP/1.1 200 ")
     assert time.monotonic() - started <= TIMEOUT + 8
+
+
+def test_a_body_over_the_limit_is_413(edge: EdgeProcess) -> None:
+    head = (
+        b"POST /v1/apps HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+        + edge.token().encode()
+        + b"\r\nContent-Type: application/json\r\nContent-Length: 2000000\r\n\r\n"
+    )
+    with connect(edge) as sock:
+        sock.sendall(head)
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            sock.sendall(b" " * 2_000_000)
+        answer = read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]

@@ -8,6 +8,7 @@ log with its traceback, in both log formats.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -15,15 +16,18 @@ import os
 import socket
 import ssl
 import struct
+import subprocess
 import time
 import warnings
 from collections.abc import Iterator
 
 import pytest
 
+from edge.dataplane.tls import generate_self_signed
 from edge.runtime.logs import HumanFormatter, JsonFormatter, log_loop_exception
+from tests.conftest import require_tool
 from tests.integration.api import Api
-from tests.integration.daemon import EdgeProcess, start_edge
+from tests.integration.daemon import EdgeProcess, free_port, start_edge
 from tests.integration.edgeconf import http_app, write_edge_config
 
 PROTOCOL_VERSION_ALERT = bytes([2, 70])  # level fatal, description protocol_version
@@ -138,3 +142,56 @@ def test_a_loop_error_reaches_the_log_with_its_traceback() -> None:
     entry = json.loads(_loop_error_lines(JsonFormatter()))
     assert entry["msg"] == "Fatal error on transport"
     assert "raise RuntimeError" in entry["traceback"]
+
+
+@pytest.fixture
+def haproxy_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """HAProxy 2.6 terminating TLS with its defaults (minimum TLS 1.2) on a free port."""
+    binary = require_tool("haproxy")
+    tmp = tmp_path_factory.mktemp("haproxy-tls")
+    cert, key = generate_self_signed(["default.test"])
+    (tmp / "both.pem").write_bytes(cert + key)
+    port = free_port()
+    (tmp / "haproxy.cfg").write_text(
+        "defaults\n  mode http\n  timeout client 5s\n  timeout server 5s\n"
+        "  timeout connect 1s\n"
+        f"frontend tls\n  bind 127.0.0.1:{port} ssl crt {tmp / 'both.pem'}\n"
+        "  http-request return status 200\n"
+    )
+    proc = subprocess.Popen(
+        [binary, "-f", str(tmp / "haproxy.cfg"), "-db"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("version", [0x0301, 0x0302], ids=["tls1.0", "tls1.1"])
+def test_the_alert_is_the_one_haproxy_sends(
+    tls_port: tuple[EdgeProcess, str, int], haproxy_tls: int, version: int
+) -> None:
+    _, address, port = tls_port
+    hello = client_hello(version)
+    assert (
+        first_record(address, port, hello)[:7] == first_record("127.0.0.1", haproxy_tls, hello)[:7]
+    )
+
+
+def test_plain_http_on_a_tls_port_is_closed_at_once(tls_port: tuple[EdgeProcess, str, int]) -> None:
+    """No alert to deliver: the edge must not wait for the handshake timeout (60 s)."""
+    _, address, port = tls_port
+    started = time.monotonic()
+    with socket.create_connection((address, port), timeout=10) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: web.edge.test\r\n\r\n")
+        assert sock.recv(64) == b""
+    assert time.monotonic() - started < 5
