@@ -21,6 +21,8 @@ from edge.api.auth import TokenCheck, auth_middleware
 from edge.api.errors import error_middleware
 from edge.api.openapi import openapi_document
 from edge.api.routes_ui import routes as ui_routes
+from edge.api.ui_login import LOGINS
+from edge.api.ui_login import routes as ui_login_routes
 
 routes = web.RouteTableDef()
 
@@ -30,9 +32,9 @@ async def healthz(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
     body = {
         "status": "ok",
+        **context.status(),
         "version": __version__,
         "uptime_seconds": round(time.time() - context.started_at, 3),
-        **context.status(),
     }
     return web.json_response(body)
 
@@ -48,7 +50,9 @@ async def metrics(request: web.Request) -> web.Response:
 
 @routes.get("/v1/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document())
+    context = request.app[CONTEXT]
+    regions = tuple(sorted(context.catalogue.codes()))
+    return web.json_response(openapi_document(regions, tuple(context.config.edge.pops)))
 
 
 def build_api(context: ApiContext, tokens: TokenCheck) -> web.Application:
@@ -56,8 +60,10 @@ def build_api(context: ApiContext, tokens: TokenCheck) -> web.Application:
         middlewares=[error_middleware, auth_middleware(tokens)], client_max_size=1024 * 1024
     )
     app[CONTEXT] = context
+    app[LOGINS] = tokens.logins
     tables = (routes, routes_apps.routes, routes_ips.routes, routes_machines.routes)
     for table in (*tables, routes_status.routes, routes_catchment.routes, routes_faults.routes):
         app.router.add_routes(table)
     app.router.add_routes(ui_routes)  # the dashboard: /ui
+    app.router.add_routes(ui_login_routes)  # and its one-step sign-in (edgectl ui)
     return app

@@ -6,6 +6,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -16,7 +17,7 @@ from edge.core.apps import Machine
 from edge.core.regions import RegionCatalogue
 from edge.errors import BadRequest, ConfigError, EdgeError
 from edge.runtime.dataplane import DataPlane
-from edge.runtime.metrics import Metrics
+from edge.runtime.metrics import ERROR, OK, Metrics, error_reason
 from edge.runtime.store_runner import StoreRunner
 
 
@@ -51,16 +52,21 @@ class ApiContext:
     live_machine: Callable[[Machine], dict[str, Any]] = lambda machine: {}
     started_at: float = field(default_factory=time.time)
     dataplane: Callable[[], DataPlane] = _no_dataplane
+    token_path: Path | None = None  # the admin token file (shown on the dashboard's login)
 
     @contextlib.contextmanager
     def counting(self, op: str) -> Iterator[None]:
-        """Count an IPAM operation by its outcome (ok, or the error's HTTP status)."""
+        """Count an IPAM operation: result ok, or error with the error's kind as reason."""
         try:
             yield
         except EdgeError as exc:
-            self.metrics.ipam_operations.labels(op, str(exc.http_status)).inc()
+            self.metrics.ipam_operations.labels(op, ERROR, error_reason(exc)).inc()
             raise
-        self.metrics.ipam_operations.labels(op, "ok").inc()
+        self.metrics.ipam_operations.labels(op, OK, "").inc()
+
+    def declares(self, app: str) -> bool:
+        """Whether the daemon's config file declares ``app`` (see edge.runtime.bootstrap)."""
+        return any(spec.app == app for spec in self.config.apps)
 
     def validate_app(self, data: dict[str, Any], renames: dict[str, str]) -> AppSpec:
         """An AppSpec from API input; a 400 naming the request's field when it is wrong."""

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from edge.api.app_context import CONTEXT
 from edge.api.auth import IDENTITY
-from edge.api.bodies import Body, read_body, read_json_object
+from edge.api.bodies import Body, port_keys, read_body, read_json_object
 from edge.api.render import app_json, org_json, region_json
 from edge.core.tokens import format_token, hash_token
 from edge.errors import BadRequest
@@ -106,6 +106,7 @@ async def get_app(request: web.Request) -> web.Response:
         app = store.get_app(name, org=identity.org_scope)
         body = app_json(app, store.list_ips(name, org=identity.org_scope))
         body["services"] = [service.model_dump(mode="json") for service in app.services]
+        body["declared_in_config"] = context.declares(name)
         return body
 
     return web.json_response(await context.store.call(collect))
@@ -130,9 +131,14 @@ async def deploy_app(request: web.Request) -> web.Response:
     if data.setdefault("app", name) != name:
         raise BadRequest(f"app: the file is for {data['app']!r} but the URL names {name!r}")
     data.setdefault("org", identity.org_scope or "personal")
+    for machine in data.get("machines") or ():
+        if isinstance(machine, dict) and "ports" in machine:
+            machine["ports"] = port_keys(machine["ports"])
     spec = context.validate_app(data, renames={})
-    result = await context.store.call(context.store.store.deploy_app, spec, by=identity.caller)
+    store = context.store.store
+    result = await context.store.call(store.deploy_app, spec, by=identity.caller)
     listeners = await context.changed()
+    ips = await context.store.call(store.list_ips, name, org=identity.org_scope)
     answer = app_json(result.app, result.ips)
     answer.update(
         created=result.created,
@@ -140,6 +146,13 @@ async def deploy_app(request: web.Request) -> web.Response:
         updated=list(result.updated),
         removed=list(result.removed),
         services_updated=result.app_updated,
-        listeners=listeners.for_addresses(ip.address for ip in result.ips),
+        ips_moved=list(result.moved_ips),
+        listeners=listeners.for_addresses(ip.address for ip in ips),
     )
+    if result.changed and context.declares(name):
+        answer["warning"] = (
+            f"app {name!r} is also declared in the daemon's config file: this deploy lasts "
+            "until that entry of the config is edited; the edited entry is applied at the "
+            "next start and replaces it"
+        )
     return web.json_response(answer, status=201 if result.created else 200)

@@ -56,3 +56,28 @@ async def release_ip(request: web.Request) -> web.Response:
         )
     await context.changed()
     return web.Response(status=204)
+
+
+class MoveIp(Body):
+    app: str  # the app of the same org that serves the address from now on
+
+
+@routes.post("/v1/apps/{app}/ip_assignments/{ip}/move")
+async def move_ip(request: web.Request) -> web.Response:
+    identity, context = request[IDENTITY], request.app[CONTEXT]
+    address = normalize_address(request.match_info["ip"])
+    body = await read_body(request, MoveIp)
+    with context.counting("move"):
+        moved = await context.store.call(
+            context.store.store.move_ip,
+            address,
+            request.match_info["app"],
+            body.app,
+            by=identity.caller,
+        )
+    # As for an allocation: answer once the address's listeners serve the target app.
+    listeners = await context.changed()
+    answer = ip_json(moved)
+    answer["app"] = moved.app
+    answer["listeners"] = listeners.for_addresses([moved.address])
+    return web.json_response(answer)

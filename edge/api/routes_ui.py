@@ -9,11 +9,13 @@ A strict Content-Security-Policy keeps the page from loading anything from elsew
 
 from __future__ import annotations
 
+import html
 from importlib import resources
 from types import MappingProxyType
 
 from aiohttp import web
 
+from edge.api.ui_login import token_path_hint
 from edge.errors import NotFound
 
 routes = web.RouteTableDef()
@@ -70,14 +72,27 @@ def asset_response(name: str) -> web.Response:
     return response
 
 
+TOKEN_PATH_MARK = '<code id="token-path">STATE_DIR/token</code>'
+
+
+def index_response(request: web.Request) -> web.Response:
+    """The page; a client on this machine is told where the admin token file really is."""
+    response = asset_response(INDEX)
+    hint = token_path_hint(request)
+    if hint is not None and isinstance(response.body, bytes):
+        real = f'<code id="token-path">{html.escape(hint)}</code>'
+        response.body = response.body.replace(TOKEN_PATH_MARK.encode(), real.encode())
+    return response
+
+
 @routes.get("/ui")
 async def dashboard(request: web.Request) -> web.Response:
-    return asset_response(INDEX)
+    return index_response(request)
 
 
 @routes.get("/ui/")
 async def dashboard_slash(request: web.Request) -> web.Response:
-    return asset_response(INDEX)
+    return index_response(request)
 
 
 @routes.get("/ui/{asset}")

@@ -48,7 +48,7 @@ class ApiClient:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ApiClient:
         env = os.environ if env is None else env
-        url = (env.get("EDGE_API_URL") or DEFAULT_API_URL).rstrip("/")
+        url = check_api_url(env.get("EDGE_API_URL") or DEFAULT_API_URL)
         return cls(base_url=url, token=find_token(env))
 
     def request(
@@ -91,6 +91,30 @@ class ApiClient:
 
     def delete(self, path: str) -> Any:
         return self.request("DELETE", path)
+
+
+def check_api_url(url: str) -> str:
+    """``url`` (without a final /) when it is ``http(s)://HOST[:PORT]``; else an ApiError
+    saying what to set."""
+    problem = ""
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        parts.port  # noqa: B018 (raises ValueError for a port out of range)
+    except ValueError as exc:
+        problem = str(exc)
+    else:
+        if parts.scheme not in ("http", "https"):
+            problem = "it must start with http:// or https://"
+        elif not parts.hostname:
+            problem = "it names no host"
+        elif parts.query or parts.fragment:
+            problem = "it must not have a query or fragment"
+    if problem:
+        raise ApiError(
+            f"EDGE_API_URL {url!r} is malformed ({problem}): expected http://HOST:PORT, "
+            f"for example {DEFAULT_API_URL}"
+        )
+    return url.strip().rstrip("/")
 
 
 def _error_text(exc: urllib.error.HTTPError) -> str:

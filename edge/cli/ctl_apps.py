@@ -8,7 +8,9 @@ from typing import Any
 from edge.cli.argtypes import SubParsers
 from edge.cli.client import ApiClient
 from edge.cli.ctl_ips import print_ips
+from edge.cli.ctl_machines import HEADERS, machine_row
 from edge.cli.output import print_json, print_table
+from edge.cli.preflight import report_listeners
 from edge.errors import BadRequest
 
 
@@ -47,11 +49,12 @@ def cmd_apps_create(client: ApiClient, args: argparse.Namespace) -> int:
     app = client.post("/v1/apps", request)
     if args.json:
         print_json(app)
-        return 0
-    print(f"New app created: {app['name']} (org {app['org_slug']}, region {app['primary_region']})")
-    if app.get("ips"):
-        print_ips(app["ips"], as_json=False)
-    return 0
+    else:
+        name, org, region = app["name"], app["org_slug"], app["primary_region"]
+        print(f"New app created: {name} (org {org}, region {region})")
+        if app.get("ips"):
+            print_ips(app["ips"], as_json=False)
+    return report_listeners(app.get("listeners"), args.json)
 
 
 def cmd_apps_list(client: ApiClient, args: argparse.Namespace) -> int:
@@ -65,14 +68,34 @@ def cmd_apps_list(client: ApiClient, args: argparse.Namespace) -> int:
 
 def cmd_apps_show(client: ApiClient, args: argparse.Namespace) -> int:
     app = client.get(f"/v1/apps/{args.name}")
+    machines = client.get(f"/v1/apps/{args.name}/machines")["machines"]
     if args.json:
-        print_json(app)
+        print_json({**app, "machines": machines})
         return 0
     for label, key in (("Name", "name"), ("Org", "org_slug"), ("Primary region", "primary_region")):
         print(f"{label + ':':<16}{app[key]}")
-    print(f"{'Created:':<16}{app['created_at']}\n")
+    print(f"{'Created:':<16}{app['created_at']}")
+    if app.get("declared_in_config"):
+        print(f"{'Config:':<16}declared in the daemon's config (applied when its entry changes)")
+    print()
     print_ips(app.get("ips", []), as_json=False)
+    print()
+    print_table(("service", "ports", "checks"), service_rows(app), "No services.")
+    print()
+    print_table(HEADERS, [machine_row(m) for m in machines], "No machines.")
     return 0
+
+
+def service_rows(app: dict[str, Any]) -> list[tuple[object, ...]]:
+    rows: list[tuple[object, ...]] = []
+    for service in app.get("services", []):
+        ports = ", ".join(
+            f"{p['port']} [{','.join(p.get('handlers') or []) or 'tcp'}]"
+            for p in service.get("ports", [])
+        )
+        checks = len(service.get("tcp_checks") or []) + len(service.get("http_checks") or [])
+        rows.append((service["internal_port"], ports or "-", checks or "none"))
+    return rows
 
 
 def cmd_apps_destroy(client: ApiClient, args: argparse.Namespace) -> int:

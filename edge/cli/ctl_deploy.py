@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from edge.cli.argtypes import SubParsers
 from edge.cli.client import ApiClient
 from edge.cli.ctl_ips import print_ips
 from edge.cli.output import print_json
+from edge.cli.preflight import report_listeners
 from edge.config.load import load_app_file
 from edge.config.regions import default_catalogue
 from edge.errors import BadRequest, ConfigError
@@ -21,8 +23,9 @@ def read_app_file(path: Path) -> dict[str, Any]:
     """The file as sent to the API, after the same validation the daemon does."""
     try:
         load_app_file(path, default_catalogue())
-    except ConfigError as exc:
-        raise BadRequest("\n  ".join([exc.message, *exc.problems])) from None
+    except ConfigError as exc:  # each problem once: a lone one is the message itself
+        problems = [p for p in exc.problems if p != exc.message]
+        raise BadRequest("\n  ".join([exc.message, *problems])) from None
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert isinstance(data, dict)  # load_app_file checked it
     return data
@@ -37,6 +40,8 @@ def summary(answer: dict[str, Any]) -> str:
     ]
     if answer.get("services_updated"):
         parts.append("services updated")
+    if answer.get("ips_moved"):
+        parts.append(f"IP(s) moved here: {', '.join(answer['ips_moved'])}")
     if not answer["created"] and not parts:
         return f"App {answer['name']} is already up to date"
     detail = f": {', '.join(parts)}" if parts else ""
@@ -51,11 +56,13 @@ def cmd_deploy(client: ApiClient, args: argparse.Namespace) -> int:
     answer = client.request("PUT", f"/v1/apps/{name}", data)
     if args.json:
         print_json(answer)
-        return 0
-    print(summary(answer))
-    if answer.get("ips"):
-        print_ips(answer["ips"], as_json=False)
-    return 0
+    else:
+        print(summary(answer))
+        if answer.get("ips"):
+            print_ips(answer["ips"], as_json=False)
+    if answer.get("warning"):
+        print(f"Warning: {answer['warning']}", file=sys.stderr)
+    return report_listeners(answer.get("listeners"), args.json)
 
 
 def register(commands: SubParsers) -> None:

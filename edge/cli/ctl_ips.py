@@ -1,4 +1,4 @@
-"""``edgectl ips``: list, allocate (and the platform's allocate-v4/-v6), release."""
+"""``edgectl ips``: list, allocate (and the platform's allocate-v4/-v6), release, move."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from edge.cli.argtypes import SubParsers, app_command
 from edge.cli.client import ApiClient
 from edge.cli.output import print_json, print_table
+from edge.cli.preflight import check_releasable, report_listeners
 from edge.errors import BadRequest
 
 IP_HEADERS = ("type", "address", "region", "created")
@@ -29,9 +30,17 @@ def print_ips(ips: list[dict[str, Any]], as_json: bool) -> None:
         print_table(IP_HEADERS, ip_rows(ips), "No IP addresses are allocated to this app.")
 
 
+REGION_NOTE = (
+    "REGION is where an address was allocated; the address itself is anycast, announced "
+    "from every PoP and served wherever a client enters."
+)
+
+
 def cmd_list(client: ApiClient, args: argparse.Namespace) -> int:
     body = client.get(f"/v1/apps/{args.app}/ip_assignments")
     print_ips(body["ips"], args.json)
+    if body["ips"] and not args.json:
+        print(f"\n{REGION_NOTE}")
     return 0
 
 
@@ -41,7 +50,7 @@ def _allocate(client: ApiClient, args: argparse.Namespace, ip_type: str) -> int:
         request["region"] = args.region
     assignment = client.post(f"/v1/apps/{args.app}/ip_assignments", request)
     print_ips([assignment], args.json)
-    return 0
+    return report_listeners(assignment.get("listeners"), args.json)
 
 
 def cmd_allocate(client: ApiClient, args: argparse.Namespace) -> int:
@@ -59,15 +68,26 @@ def cmd_allocate_v6(client: ApiClient, args: argparse.Namespace) -> int:
 
 
 def cmd_release(client: ApiClient, args: argparse.Namespace) -> int:
-    for address in args.addresses:  # check them all before sending anything
-        try:
-            ipaddress.ip_address(address)
-        except ValueError:
-            raise BadRequest(f"Invalid IP address: '{address}'; nothing was released") from None
-    for address in args.addresses:
+    for address in check_releasable(client, args.app, args.addresses):
         client.delete(f"/v1/apps/{args.app}/ip_assignments/{address}")
         print(f"Successfully released IP address {address}")
     return 0
+
+
+def cmd_move(client: ApiClient, args: argparse.Namespace) -> int:
+    try:
+        ipaddress.ip_address(args.address)
+    except ValueError:
+        raise BadRequest(f"Invalid IP address: '{args.address}'; nothing was moved") from None
+    moved = client.post(
+        f"/v1/apps/{args.from_app}/ip_assignments/{args.address}/move", {"app": args.to_app}
+    )
+    if args.json:
+        print_json(moved)
+    else:
+        print(f"Moved {moved['ip']} from app {args.from_app} to app {args.to_app}")
+        print_ips([moved], False)
+    return report_listeners(moved.get("listeners"), args.json)
 
 
 def register(commands: SubParsers) -> None:
@@ -95,3 +115,11 @@ def register(commands: SubParsers) -> None:
     release = app_parser("release", "release addresses (permanent)")
     release.add_argument("addresses", nargs="+", metavar="ADDRESS")
     release.set_defaults(handler=cmd_release)
+    move = sub.add_parser(
+        "move", help="serve an address from another app of the same org (keeps the address)"
+    )
+    move.add_argument("address", metavar="ADDRESS")
+    move.add_argument("--from", dest="from_app", required=True, metavar="APP", help="its app now")
+    move.add_argument("--to", dest="to_app", required=True, metavar="APP", help="the new app")
+    move.add_argument("-j", "--json", action="store_true", help="print JSON")
+    move.set_defaults(handler=cmd_move)

@@ -8,8 +8,10 @@ from typing import Any
 from edge.cli.argtypes import SubParsers, app_command
 from edge.cli.client import ApiClient
 from edge.cli.output import print_json, print_table
+from edge.cli.preflight import check_machines
 from edge.errors import BadRequest
 
+NO_CHECKS = "no checks"  # a machine's health when no check watches it
 HEADERS = ("id", "region", "state", "health", "load", "listening", "weight", "ejections")
 
 
@@ -72,7 +74,8 @@ def _show(machine: dict[str, Any], as_json: bool) -> None:
 
 
 def _change(client: ApiClient, args: argparse.Namespace, verb: str) -> int:
-    for machine_id in args.ids:
+    check_machines(client, args.app, args.ids)
+    for machine_id in dict.fromkeys(args.ids):
         machine = client.post(f"/v1/apps/{args.app}/machines/{machine_id}/{verb}", {})
         print(f"Machine {machine['id']} is now {machine['state']}")
     return 0
@@ -86,8 +89,18 @@ def cmd_stop(client: ApiClient, args: argparse.Namespace) -> int:
     return _change(client, args, "stop")
 
 
+def _in_rotation(machine: dict[str, Any]) -> str:
+    if machine["state"] != "started" or not machine.get("services"):
+        return (
+            f"machine {machine['id']!r} is {machine['state']} or in no service: "
+            "it has no traffic to change"
+        )
+    return ""
+
+
 def cmd_admin(client: ApiClient, args: argparse.Namespace) -> int:
-    for machine_id in args.ids:
+    check_machines(client, args.app, args.ids, _in_rotation)
+    for machine_id in dict.fromkeys(args.ids):
         path = f"/v1/apps/{args.app}/machines/{machine_id}/admin"
         machine = client.post(path, {"state": args.subcommand})
         print(f"Machine {machine['id']} is {machine['health']}")
@@ -99,6 +112,8 @@ def cmd_checks(client: ApiClient, args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
         return 0
+    machines = client.get(f"/v1/apps/{args.app}/machines")["machines"]
+    unchecked = [m for m in machines if m.get("health") == NO_CHECKS]
     table = [
         (
             r["machine_id"],
@@ -112,12 +127,18 @@ def cmd_checks(client: ApiClient, args: argparse.Namespace) -> int:
         for r in rows[: args.limit]
     ]
     headers = ("machine", "region", "check", "result", "output", "took", "at")
-    print_table(headers, table, "No check results yet (does the app declare checks?).")
+    print_table(headers, table, "" if unchecked else "No check results yet.")
+    for machine in unchecked:
+        print(
+            f"{machine['id']} ({machine['region']}): no checks: it gets traffic, but nothing "
+            "confirms that it listens (declare tcp_checks or http_checks in its service)"
+        )
     return 0
 
 
 def cmd_remove(client: ApiClient, args: argparse.Namespace) -> int:
-    for machine_id in args.ids:
+    check_machines(client, args.app, args.ids)
+    for machine_id in dict.fromkeys(args.ids):
         client.delete(f"/v1/apps/{args.app}/machines/{machine_id}")
         print(f"Machine {machine_id} removed")
     return 0

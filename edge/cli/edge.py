@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from edge import __version__
 from edge.cli.table import render_table
 from edge.config.load import load_config, parse_config
 from edge.config.model import EdgeConfig
@@ -32,6 +33,7 @@ def default_config(catalogue: RegionCatalogue) -> EdgeConfig:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"edge {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the edge daemon")

@@ -12,7 +12,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
 
 from edge.config.types import Duration, HostPort, IPAddress, Network, Port, split_host_port
 
@@ -36,7 +44,12 @@ def _check_name(value: str) -> str:
     return value
 
 
-RegionCode = Annotated[str, AfterValidator(_check_region)]
+def region_code(value: object) -> object:
+    """Region codes are case-insensitive: ``LHR`` is ``lhr`` (config, API, CLI)."""
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+RegionCode = Annotated[str, BeforeValidator(region_code), AfterValidator(_check_region)]
 Name = Annotated[str, AfterValidator(_check_name)]
 
 
@@ -186,6 +199,9 @@ class ServiceSpec(Frozen):
     outlier: OutlierSpec = OutlierSpec()
     panic_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     slow_start: Duration = 0.0
+    # Addresses of the org this service is reached on (only these, when given); a
+    # deploy moves each one to the app if another app of the org holds it.
+    ips: tuple[IPAddress, ...] = ()
 
 
 class MachineSpec(Frozen):
@@ -203,6 +219,12 @@ class MachineSpec(Frozen):
     def _address_or_demo(self) -> MachineSpec:
         if self.demo == (self.address is not None):
             raise ValueError("give either address (HOST:PORT or HOST) or demo: true")
+        if self.address is not None and (
+            not self.address
+            or not self.address.isprintable()
+            or any(c.isspace() for c in self.address)
+        ):
+            raise ValueError(f"address must be HOST:PORT or HOST, not {self.address!r}")
         if self.address is not None and ":" in self.address.strip("[]") and "]" not in self.address:
             split_host_port(self.address)  # a v4 host or name with a port: check it
         return self
@@ -302,14 +324,25 @@ class TlsSpec(Frozen):
     use and kept in the state directory."""
 
     certificates: tuple[CertificateSpec, ...] = ()
+    # Self-signed certificates are made only for names the edge serves (app hostnames on
+    # the shared address); this caps how many are kept in STATE_DIR/tls.
+    max_self_signed: int = Field(default=1000, ge=1)
 
 
 class ApiSpec(Frozen):
     listen: HostPort = "127.0.0.1:4280"
+    # A request head must arrive whole within this long of the connection opening or of
+    # the previous answer (slowloris); idle keep-alive connections close after it too.
+    headers_read_timeout: Duration = Field(default=10.0, gt=0)
+    # A request body must arrive whole within this long of its head.
+    body_read_timeout: Duration = Field(default=30.0, gt=0)
 
 
 class MetricsSpec(Frozen):
     enabled: bool = True
+    # /metrics names every org's apps and machines: with this set it answers only to the
+    # admin token or the metrics token (STATE_DIR/metrics_token, made at start).
+    require_token: bool = False
 
 
 class OrgSpec(Frozen):

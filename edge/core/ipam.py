@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Literal, TypeGuard
 from edge.errors import BadRequest, ConfigError, Conflict, LimitExceeded, NotFound, PoolExhausted
 
 if TYPE_CHECKING:
-    from edge.config.model import IpamSpec
+    from edge.config.model import IpamSpec, ServiceSpec
 
 IpType = Literal["v4", "shared_v4", "v6", "private_v6"]
 IP_TYPES: tuple[IpType, ...] = ("v4", "shared_v4", "v6", "private_v6")
@@ -110,6 +110,30 @@ class AppRef:
     name: str
     org: str
     primary_region: str
+    # Public ports of the app's services that are raw TCP (no http or tls handler): the
+    # shared IPv4 routes by Host or SNI only, so it can never serve them.
+    raw_tcp_ports: tuple[int, ...] = ()
+
+
+def raw_tcp_ports(services: Iterable[ServiceSpec]) -> tuple[int, ...]:
+    """The public ports the shared IPv4 cannot route (neither http nor tls)."""
+    return tuple(
+        port.port
+        for service in services
+        for port in service.ports
+        if not (port.is_http or port.is_tls)
+    )
+
+
+def check_shared_v4_ports(app: str, ports: Sequence[int]) -> None:
+    """Conflict when an app holding (or asking for) the shared IPv4 has raw TCP ports."""
+    if ports:
+        listed = ", ".join(str(p) for p in ports)
+        raise Conflict(
+            f"app {app!r} cannot use the shared IPv4: port(s) {listed} are raw TCP, and the "
+            "shared IPv4 routes only by HTTP Host or TLS SNI; allocate a dedicated IPv4 "
+            "(`edgectl ips allocate-v4`) or give those ports the http or tls handler"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +320,7 @@ def _exhausted(
 
 def resolve_region(requested: str | None, primary_region: str, regions: Collection[str]) -> str:
     """The region of a new assignment: the requested one, else the app's primary region."""
-    region = primary_region if requested is None or requested == "" else requested
+    region = primary_region if requested is None or requested == "" else requested.lower()
     if region not in regions:
         valid = ", ".join(sorted(regions))
         raise BadRequest(f"unknown region {region!r}; valid regions: {valid}")
@@ -325,7 +349,8 @@ def plan_allocation(
     """The assignment an allocation makes, or the EdgeError that refuses it.
 
     Checks, in order: the type, the region (unknown -> BadRequest listing the valid
-    codes), one shared_v4 per app (Conflict), the org limit (LimitExceeded, not for
+    codes), one shared_v4 per app and none for an app with raw TCP ports (Conflict:
+    nothing could listen for them), the org limit (LimitExceeded, not for
     shared_v4), then the pool (PoolExhausted).
     """
     ip_type = parse_ip_type(ip_type)
@@ -334,6 +359,7 @@ def plan_allocation(
     if ip_type == "shared_v4":
         if any(a.type == "shared_v4" for a in state.app_ips):
             raise Conflict(f"app {app.name!r} already has the shared IPv4 {policy.shared_v4}")
+        check_shared_v4_ports(app.name, app.raw_tcp_ports)
         return IpAssignment(
             policy.shared_v4, ip_type, SHARED_REGION, app.name, app.org, int(now), True, primary
         )

@@ -60,6 +60,9 @@ class Upstream:
     upstream_delay: float = 0.0  # simulated PoP <-> machine round trip, seconds
     timeout: float = 60.0  # how long to wait for the machine's answer (then 504)
     connect_timeout: float = 5.0
+    # How many other machines may be tried after a failed connect: the policy of the
+    # service that made this choice, read from the same snapshot.
+    retries: int = 2
     pop: str = ""  # the PoP this client landed on (anycast); "" means router.pop
     # Injected faults acting on this connection to the machine (toxics and ``down``):
     # empty unless someone added faults (edgectl faults add).
@@ -114,11 +117,6 @@ class ListenerRouter(Protocol):
 
     @property
     def force_https(self) -> bool: ...
-
-    @property
-    def retries(self) -> int:
-        """How many other machines a request or connection may try after a failed connect."""
-        ...
 
     def opened(self, client: ClientInfo) -> object:
         """A client connection was accepted; the answer is handed back to ``closed``."""

@@ -292,7 +292,7 @@ class HttpProxyProtocol(ClientSide):
             self._release(report=False)
             if reason == "exhausted":  # every other machine would fail the same way
                 self._answer(503, "edge: the edge is out of file descriptors, try again\n")
-            elif reason != "cancelled" and self._attempts <= self._router.retries:
+            elif reason != "cancelled" and self._attempts <= up.retries:
                 self._exclude = self._exclude | {up.machine_id}
                 self._choose()
             else:
@@ -398,7 +398,7 @@ class HttpProxyProtocol(ClientSide):
             self._fresh_only = True  # a pooled connection the machine had closed: not its fault
             self._connect()
             return True
-        if self._attempts <= self._router.retries:
+        if self._attempts <= up.retries:
             self._router.connect_failed(up, "reset")
             self._release()
             self._exclude = self._exclude | {up.machine_id}

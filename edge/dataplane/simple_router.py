@@ -42,7 +42,6 @@ class StaticRouter:
         self.pop = pop
         self.handlers = handlers
         self.force_https = force_https
-        self.retries = retries
         self.app = app
         self.hosts = hosts  # None: any Host; else others get 404 (a shared IPv4)
         self.retry_after = retry_after
@@ -59,6 +58,7 @@ class StaticRouter:
                 upstream_delay=upstream_delay,
                 timeout=timeout,
                 connect_timeout=connect_timeout,
+                retries=retries,
             )
             for i, (host, port) in enumerate(upstreams)
         ]

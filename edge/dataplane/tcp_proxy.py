@@ -433,7 +433,7 @@ class TcpRelay(_Side):
         self._router.release(upstream)
         if self.lost:
             self._maybe_finish()
-        elif self._attempts <= self._router.retries:
+        elif self._attempts <= upstream.retries:
             self._exclude = self._exclude | {upstream.machine_id}
             self._choose()
         elif self.transport is not None:

@@ -1,24 +1,34 @@
 """First start and every start: the admin token, the configured orgs and apps.
 
 The admin token is written to ``STATE_DIR/token`` (mode 0600) and only its hash is
-stored. Orgs and apps named in the configuration are created when missing, so
-restarting on the same configuration changes nothing.
+stored. Orgs named in the configuration are created when missing.
+
+The configuration's apps follow one rule: an app's entry is applied (deployed as
+``edgectl deploy`` would) only when that entry differs from the one applied last,
+whose hash is kept in ``STATE_DIR/config-apps.json``. Restarting on the same file
+therefore keeps every change made through the API since (machines added, removed or
+stopped by hand); editing an app's entry makes the file win for that app, and the
+log says what it changed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import secrets
 from pathlib import Path
 
-from edge.config.model import EdgeConfig
+from edge.config.model import AppSpec, EdgeConfig
 from edge.core.tokens import format_token, hash_token, token_matches
 from edge.errors import EdgeError, StartupError
 from edge.store import SYSTEM, Store
 
 LOG = logging.getLogger("edge")
 TOKEN_FILE = "token"
+APPLIED_FILE = "config-apps.json"  # app name -> hash of its config entry applied last
+METRICS_TOKEN_FILE = "metrics_token"
 DEFAULT_ORG = "personal"
 
 
@@ -63,6 +73,24 @@ def ensure_admin_token(store: Store, state_dir: Path) -> str:
     return token_hash
 
 
+def ensure_metrics_token(state_dir: Path) -> str:
+    """The hash of the token that may read /metrics (``metrics.require_token``).
+
+    It lives only in ``STATE_DIR/metrics_token``, for Prometheus's ``credentials_file``;
+    made when missing, kept across restarts so the scrape config stays valid.
+    """
+    path = state_dir / METRICS_TOKEN_FILE
+    token = read_token_file(path)
+    if token is None:
+        token = format_token(secrets.token_bytes(32), prefix="edge_metrics_")
+        try:
+            write_private_file(path, token + "\n")
+        except OSError as exc:
+            raise StartupError(f"cannot write the metrics token {path}: {exc.strerror}") from None
+        LOG.info("metrics token written", extra={"path": str(path)})
+    return hash_token(token)
+
+
 def ensure_orgs(store: Store, config: EdgeConfig) -> None:
     existing = {org.slug for org in store.list_orgs()}
     for slug in dict.fromkeys([DEFAULT_ORG, *(o.slug for o in config.orgs)]):
@@ -73,24 +101,76 @@ def ensure_orgs(store: Store, config: EdgeConfig) -> None:
             LOG.info("org created", extra={"org": slug})
 
 
-def ensure_apps(store: Store, config: EdgeConfig) -> None:
-    """Deploy every app of the configuration: created when missing, brought in line with
-    the file otherwise (machines added, updated, removed), nothing written when equal."""
+def spec_hash(spec: AppSpec) -> str:
+    """A stable hash of an app's config entry (after defaults were filled in)."""
+    return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
+
+
+def read_applied(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        LOG.warning("cannot read %s (%s): applying every app of the config", path, exc)
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def ensure_apps(store: Store, config: EdgeConfig, state_dir: Path) -> None:
+    """Deploy each app whose config entry changed since it was last applied (or that was
+    never applied); keep the others as the API left them."""
+    path = state_dir / APPLIED_FILE
+    applied = read_applied(path)
     for spec in config.apps:
-        try:
-            result = store.deploy_app(spec, by=SYSTEM)
-        except EdgeError as exc:
-            raise StartupError(f"cannot apply app {spec.app!r} from the config: {exc}") from None
-        if result.created:
-            ips = ", ".join(ip.address for ip in result.ips)
-            LOG.info("app created", extra={"app": spec.app, "ips": ips})
-        elif result.changed:
-            LOG.info("app updated from the config", extra={"app": spec.app})
+        digest = spec_hash(spec)
+        if applied.get(spec.app) == digest:
+            LOG.info(
+                "app %s: its config entry is unchanged since it was applied; "
+                "keeping the changes made through the API",
+                spec.app,
+                extra={"app": spec.app},
+            )
+            continue
+        _apply_app(store, spec, first=spec.app not in applied)
+        applied[spec.app] = digest
+    try:
+        write_private_file(path, json.dumps(applied, indent=2, sort_keys=True) + "\n")
+    except OSError as exc:
+        raise StartupError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _apply_app(store: Store, spec: AppSpec, *, first: bool) -> None:
+    try:
+        result = store.deploy_app(spec, by=SYSTEM)
+    except EdgeError as exc:
+        raise StartupError(f"cannot apply app {spec.app!r} from the config: {exc}") from None
+    if result.created:
+        ips = ", ".join(ip.address for ip in result.ips)
+        LOG.info("app created", extra={"app": spec.app, "ips": ips})
+    elif result.changed:
+        what = (
+            ", ".join(
+                f"{len(ids)} machine(s) {verb}"
+                for verb, ids in (
+                    ("added", result.added),
+                    ("updated", result.updated),
+                    ("removed", result.removed),
+                )
+                if ids
+            )
+            or "services or primary region updated"
+        )
+        why = "applied for the first time" if first else "changed in the config"
+        LOG.warning(
+            "app %s %s: the config's entry replaced its state (%s)",
+            spec.app, why, what, extra={"app": spec.app},
+        )  # fmt: skip
 
 
 def bootstrap(store: Store, state_dir: Path, config: EdgeConfig) -> str:
     """Run every first-start step; returns the admin token's hash."""
     token_hash = ensure_admin_token(store, state_dir)
     ensure_orgs(store, config)
-    ensure_apps(store, config)
+    ensure_apps(store, config, state_dir)
     return token_hash

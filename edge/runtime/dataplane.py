@@ -27,9 +27,9 @@ from edge.dataplane.upstream_pool import UpstreamPool
 from edge.runtime.conn_gate import ConnectionGate
 from edge.runtime.demo import DemoIdentity, DemoMachines
 from edge.runtime.faults import FaultRegistry
-from edge.runtime.health_checks import CheckStatus, HealthMonitor
+from edge.runtime.health_checks import NO_CHECKS, CheckStatus, HealthMonitor, ServiceHealth
 from edge.runtime.listeners import ListenerSet, ListenerSpec, Tracker, desired_listeners
-from edge.runtime.metrics import Metrics, NullRecorder, Recorder
+from edge.runtime.metrics import Metrics, NullRecorder, Recorder, check_labels
 from edge.runtime.router import AppRouter, SharedRouter
 from edge.runtime.routing_state import RoutingState, service_kind
 from edge.store import StoreSnapshot
@@ -43,7 +43,7 @@ def certificate_store(config: EdgeConfig, state_dir: Path) -> CertificateStore:
         for cert in config.tls.certificates
         for name in cert.names
     }
-    return CertificateStore(state_dir, configured)
+    return CertificateStore(state_dir, configured, max_generated=config.tls.max_self_signed)
 
 
 class DataPlane:
@@ -65,7 +65,9 @@ class DataPlane:
         self.gate = ConnectionGate(config.edge.max_connections, metrics.registry)
         self.health = HealthMonitor(
             self.state.rng,
-            on_check=lambda app, region, result: checks.labels(app, region, result).inc(),
+            on_check=lambda app, region, outcome: checks.labels(
+                app, region, *check_labels(outcome)
+            ).inc(),
             on_exhausted=self.gate.exhaustion,
         )
         self.demo = DemoMachines()
@@ -90,6 +92,10 @@ class DataPlane:
         self.health.sync(self.state.snapshot)  # before any await: verdicts precede traffic
         await self.listeners.reconcile(desired_listeners(snapshot))
         self.last_snapshot = snapshot
+        self.recorder.forget(
+            frozenset(a.name for a in snapshot.apps),
+            frozenset((m.app, m.id) for m in snapshot.machines),
+        )
 
     async def _sync_demo_machines(
         self, snapshot: StoreSnapshot
@@ -128,7 +134,7 @@ class DataPlane:
             services.append(
                 {
                     "internal_port": port,
-                    "check_state": health.state.value if health else "passing",
+                    "check_state": _check_state(health),
                     "load": stats.active,
                     "soft_limit": concurrency.soft_limit,
                     "hard_limit": concurrency.hard_limit,
@@ -194,8 +200,16 @@ class DataPlane:
         await self.demo.close_all()
 
 
-# Worst first: a machine is as healthy as its least healthy service.
-_HEALTH_ORDER = ("critical", "maint", "drain", "unknown", "passing")
+# Worst first: a machine is as healthy as its least healthy service. "no checks" is
+# last: it says nothing was checked, so a passing service says more.
+_HEALTH_ORDER = ("critical", "maint", "drain", "unknown", "passing", NO_CHECKS)
+
+
+def _check_state(health: ServiceHealth | None) -> str:
+    """The service's check state; ``no checks`` when nothing checks it (not "passing")."""
+    if health is None or (not health.checks and health.state.value == "passing"):
+        return NO_CHECKS
+    return health.state.value
 
 
 def machine_health(state: str, service_states: list[str]) -> str:
@@ -205,7 +219,7 @@ def machine_health(state: str, service_states: list[str]) -> str:
     for health in _HEALTH_ORDER:
         if health in service_states:
             return health
-    return "passing"
+    return NO_CHECKS
 
 
 def _check_json(check: CheckStatus) -> dict[str, Any]:

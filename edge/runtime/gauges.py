@@ -1,4 +1,7 @@
-"""Scrape-time gauges: state read from the data plane when Prometheus asks."""
+"""Scrape-time gauges: state read from the data plane when Prometheus asks.
+
+Each provider yields rows only for things that exist now: a destroyed app's or a removed
+machine's series are dropped, never left at 0 (edge.runtime.metrics says the rules)."""
 
 from __future__ import annotations
 
@@ -7,9 +10,14 @@ from collections import Counter
 from collections.abc import Iterator
 
 from edge.runtime.dataplane import DataPlane
+from edge.runtime.health_checks import NO_CHECKS
 from edge.runtime.metrics import GaugeRows, Metrics
 
-HEALTH_STATES = ("passing", "critical", "unknown", "maint", "drain", "stopped")
+# The machine's health word, and its label value (no spaces in label values).
+HEALTH_STATES = {
+    "passing": "passing", "critical": "critical", "unknown": "unknown", "maint": "maint",
+    "drain": "drain", "stopped": "stopped", NO_CHECKS: "no_checks",
+}  # fmt: skip
 
 
 def machine_health(dataplane: DataPlane) -> Iterator[tuple[tuple[str, ...], float]]:
@@ -18,8 +26,8 @@ def machine_health(dataplane: DataPlane) -> Iterator[tuple[tuple[str, ...], floa
         return
     for machine in snapshot.machines:
         current = dataplane.machine_view(machine)["health"]
-        for state in HEALTH_STATES:
-            labels = (machine.app, machine.id, machine.region, state)
+        for state, label in HEALTH_STATES.items():
+            labels = (machine.app, machine.id, machine.region, label)
             yield labels, 1.0 if state == current else 0.0
 
 
@@ -55,8 +63,10 @@ def pops(dataplane: DataPlane) -> GaugeRows:
 
 def queue_lengths(dataplane: DataPlane) -> GaugeRows:
     lengths: Counter[str] = Counter()
+    live = dataplane.state.snapshot.apps
     for (app, _port), queue in dataplane.state.queues.items():
-        lengths[app] += len(queue)
+        if app in live:  # a gone app's series is dropped, like every gauge of a gone thing
+            lengths[app] += len(queue)
     return [((app,), float(n)) for app, n in lengths.items()]
 
 

@@ -58,6 +58,11 @@ class CheckStatus:
     last: CheckResult | None
 
 
+# What a machine (or a service of it) shows when no check watches it: it gets traffic
+# like a passing one, but nothing says that anything listens.
+NO_CHECKS = "no checks"
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceHealth:
     """The health of one machine for one service (``edgectl machines list``)."""

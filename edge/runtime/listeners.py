@@ -61,6 +61,8 @@ def desired_listeners(snapshot: StoreSnapshot) -> DesiredListeners:
         if app is None:
             continue
         for service in app.services:
+            if service.ips and ip.address not in service.ips:
+                continue  # this service asked to be reached on other addresses only
             for port in service.ports:
                 spec = ListenerSpec(ip.address, port, None if ip.shared else ip.app, ip.type)
                 problem = _shared_problem(spec, specs.get(spec.key), ip.app)

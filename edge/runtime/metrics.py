@@ -4,6 +4,17 @@ Naming follows Prometheus practice: one ``edge_`` prefix, base units, ``_total``
 counters, bounded label sets (apps, PoPs, regions, reasons: never a client address).
 Each daemon (and each test) builds its own ``Metrics`` with a fresh registry.
 
+One name per concept, in every metric:
+- ``app``: the app; ``_shared`` (not a valid app name) for traffic on the shared IPv4
+  that names no app (before the Host or SNI is known, or naming no app of it).
+- ``pop``: the PoP that took the client; ``region``: the region of the machine that
+  served it; ``machine``: that machine's id (``none`` and ``none`` when the edge
+  answered itself). Client regions never appear (unbounded in the simulation).
+- ``result``: ``ok`` or ``error``; ``reason``: why it was an error (empty when ok).
+- Scrape-time gauges of things that are gone (a destroyed app, a removed machine) are
+  dropped, not kept at 0; live gauges of an app are dropped when the app goes.
+- No ``_created`` series (``disable_created_metrics``): they double every counter.
+
 Two kinds of metric live here:
 - counters and histograms recorded on the hot path through ``Recorder``, which caches
   each label set's child so a request costs a dict lookup and an increment;
@@ -13,6 +24,7 @@ Two kinds of metric live here:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -25,11 +37,18 @@ from prometheus_client import (
     Info,
     PlatformCollector,
     ProcessCollector,
+    disable_created_metrics,
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from edge import __version__
+
+disable_created_metrics()  # type: ignore[no-untyped-call]  # process-wide: no *_created
+
+SHARED_APP = "_shared"  # the app label of shared-IPv4 traffic that names no app
+NO_MACHINE = "none"  # the machine and region labels when the edge answered itself
+OK, ERROR = "ok", "error"  # the values of every ``result`` label
 
 # Loopback answers take well under a millisecond; modelled intercontinental trips take
 # a few hundred. The buckets cover both.
@@ -89,13 +108,13 @@ class Metrics:
             "edge_connections_active", "Client connections open now", ["app", "pop"], registry=r
         )
         self.http_requests = Counter(
-            "edge_http_requests", "HTTP requests answered, by status class",
-            ["app", "pop", "code_class"], registry=r,
+            "edge_http_requests", "HTTP requests answered, by serving machine and status class",
+            ["app", "pop", "machine", "region", "code_class"], registry=r,
         )  # fmt: skip
         self.http_duration = Histogram(
             "edge_http_request_duration_seconds",
-            "From a request's arrival to its response head (HTTP)",
-            ["app", "pop"], buckets=LATENCY_BUCKETS, registry=r,
+            "From a request's arrival to its response head (HTTP), by serving machine",
+            ["app", "pop", "machine", "region"], buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
         self.connect_duration = Histogram(
             "edge_upstream_connect_duration_seconds", "Time to open a connection to a machine",
@@ -108,7 +127,7 @@ class Metrics:
         self.bytes = Counter("edge_bytes", "Bytes relayed", ["app", "direction"], registry=r)
         self.route_decisions = Counter(
             "edge_route_decisions", "Routing decisions by the rule that decided",
-            ["app", "pop", "machine_region", "reason"], registry=r,
+            ["app", "pop", "region", "reason"], registry=r,
         )  # fmt: skip
         self.no_candidate = Counter(
             "edge_no_candidate", "Connections or requests no machine could take",
@@ -125,14 +144,15 @@ class Metrics:
 
     def _define_control(self, r: CollectorRegistry) -> None:
         self.ipam_operations = Counter(
-            "edge_ipam_operations", "IP allocations and releases", ["op", "result"], registry=r
-        )
+            "edge_ipam_operations", "IP allocations and releases",
+            ["op", "result", "reason"], registry=r,
+        )  # fmt: skip
         self.listener_errors = Counter(
             "edge_listener_errors", "Listeners that failed to bind", ["reason"], registry=r
         )
         self.health_checks = Counter(
             "edge_health_checks", "Active health checks run",
-            ["app", "region", "result"], registry=r,
+            ["app", "region", "result", "reason"], registry=r,
         )  # fmt: skip
 
     def _define_state(self, r: CollectorRegistry) -> None:
@@ -175,6 +195,17 @@ def code_class(status: int) -> str:
     return f"{status // 100}xx"
 
 
+def check_labels(outcome: str) -> tuple[str, str]:
+    """(result, reason) of a health check's outcome (success, failure or timeout)."""
+    return (OK, "") if outcome == "success" else (ERROR, outcome)
+
+
+def error_reason(exc: Exception) -> str:
+    """The ``reason`` of a failed control-plane operation: its error class, snake_case."""
+    name = type(exc).__name__
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
 class Recorder:
     """Hot-path recording: each label set's child is looked up once, then cached."""
 
@@ -189,10 +220,19 @@ class Recorder:
             child = self._children[key] = metric.labels(*labels)
         return child
 
-    def request(self, app: str, pop: str, status: int, seconds: float | None) -> None:
-        self._child(self.m.http_requests, app, pop, code_class(status)).inc()
+    def request(
+        self,
+        app: str,
+        pop: str,
+        status: int,
+        seconds: float | None,
+        machine: str = NO_MACHINE,
+        region: str = NO_MACHINE,
+    ) -> None:
+        """A request answered by ``machine`` in ``region`` (by the edge itself: none)."""
+        self._child(self.m.http_requests, app, pop, machine, region, code_class(status)).inc()
         if seconds is not None:
-            self._child(self.m.http_duration, app, pop).observe(seconds)
+            self._child(self.m.http_duration, app, pop, machine, region).observe(seconds)
 
     def connection_opened(self, app: str, pop: str, port: int, handler: str) -> None:
         self._child(self.m.connections, app, pop, str(port), handler).inc()
@@ -225,6 +265,46 @@ class Recorder:
     def retry(self, app: str, outcome: str) -> None:
         self._child(self.m.retries, app, outcome).inc()
 
+    def forget(self, live_apps: frozenset[str], live_machines: frozenset[tuple[str, str]]) -> None:
+        """Drop the series of apps and machines that are gone (``live_machines``: every
+        (app, machine id) there is now), with their cached children. A series of a gone
+        app whose connections are still open stays until a later change after they close."""
+        apps = {*live_apps, SHARED_APP}
+        stale = [
+            key
+            for key, child in self._children.items()
+            if self._is_stale(key, child, apps, live_machines)
+        ]
+        by_id = self._metric_by_id()
+        for key in stale:
+            del self._children[key]
+            with contextlib.suppress(KeyError):
+                by_id[key[0]].remove(*key[1:])
+
+    def _is_stale(
+        self,
+        key: tuple[Any, ...],
+        child: Any,
+        live_apps: set[str],
+        live_machines: frozenset[tuple[str, str]],
+    ) -> bool:
+        metric, app = key[0], key[1]
+        if app not in live_apps:
+            # prometheus_client has no public read of a gauge child: its value holder
+            return metric != id(self.m.connections_active) or bool(child._value.get() == 0)
+        per_machine = metric in (id(self.m.http_requests), id(self.m.http_duration))
+        # (the edge's own answers, machine "none", stay with the app)
+        return per_machine and key[3] != NO_MACHINE and (app, key[3]) not in live_machines
+
+    def _metric_by_id(self) -> dict[int, Any]:
+        m = self.m
+        metrics = (
+            m.connections, m.connections_active, m.http_requests, m.http_duration,
+            m.connect_duration, m.connect_errors, m.bytes, m.route_decisions,
+            m.no_candidate, m.retries, m.panic,
+        )  # fmt: skip
+        return {id(metric): metric for metric in metrics}
+
 
 class _NoMetrics:
     """Stands in for ``Metrics`` in a NullRecorder: every collector is None."""
@@ -241,6 +321,9 @@ class NullRecorder(Recorder):
 
     def _child(self, metric: Any, *labels: str) -> Any:
         return _NULL_CHILD
+
+    def forget(self, live_apps: frozenset[str], live_machines: frozenset[tuple[str, str]]) -> None:
+        pass
 
 
 class _NullChild:

@@ -19,7 +19,7 @@ from edge.core.routing import Endpoint, RoutingSnapshot, ServiceRoutes, decide
 from edge.core.strategies import why_not
 from edge.dataplane.contract import Choice, ClientInfo, NoUpstream, RouteHints, Upstream
 from edge.runtime.conn_gate import ConnectionGate
-from edge.runtime.metrics import Recorder
+from edge.runtime.metrics import SHARED_APP, Recorder
 from edge.runtime.routing_state import RoutingState
 from edge.runtime.traffic import Decision
 
@@ -30,7 +30,7 @@ LOG = logging.getLogger("edge.outlier")
 class BaseRouter:
     """What every listener router shares: client geography, the decision, the reports."""
 
-    app_label = "shared"  # the app in connection metrics before a request names one
+    app_label = SHARED_APP  # the app in connection metrics before a request names one
 
     def __init__(
         self,
@@ -56,10 +56,6 @@ class BaseRouter:
     def pop(self) -> str:
         """The PoP of clients with no other information: local clients' ingress."""
         return self.state.ingress(self.state.config.edge.local_region) or ""
-
-    @property
-    def retries(self) -> int:
-        return 2
 
     def client_region(self, client: ClientInfo, hints: RouteHints | None) -> str:
         if hints is not None and hints.client_region and self._trust_region_header:
@@ -136,6 +132,7 @@ class BaseRouter:
             upstream_delay=model.rtt(pop, endpoint.region) if simulate else 0.0,
             timeout=spec.timeout,
             connect_timeout=spec.connect_timeout,
+            retries=spec.retries,
             pop=pop,
             faults=faults,
         )
@@ -183,7 +180,9 @@ class BaseRouter:
             self._failed(upstream, f"status {status}")
         else:
             outlier.record_success(_endpoint(upstream).stats)
-        self.recorder.request(upstream.app, upstream.pop, status, seconds)
+        self.recorder.request(
+            upstream.app, upstream.pop, status, seconds, upstream.machine_id, upstream.region
+        )
 
     def _failed(self, upstream: Upstream, why: str) -> None:
         """Passive health: count a failure of the machine; eject it after enough in a row."""
@@ -245,11 +244,6 @@ class AppRouter(BaseRouter):
         app = snapshot.apps.get(self.app)
         return None if app is None else app.services.get(self.port)
 
-    @property
-    def retries(self) -> int:
-        service = self._service(self.state.snapshot)
-        return 0 if service is None else service.spec.retries
-
     def choose(
         self, client: ClientInfo, hints: RouteHints | None, exclude: frozenset[str]
     ) -> Choice:
@@ -283,7 +277,7 @@ class SharedRouter(BaseRouter):
         service = None if app is None else app.services.get(self.port)
         if service is None:
             if hints is not None:
-                self.recorder.request("unknown", self.pop, 404, None)
+                self.recorder.request(SHARED_APP, self.pop, 404, None)
             domain = self.state.config.edge.app_domain
             return NoUpstream(
                 404,

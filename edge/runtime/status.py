@@ -17,6 +17,7 @@ from edge.core.route_headers import parse_regions
 from edge.core.routing import RouteRequest, ServiceRoutes, explain, load_band
 from edge.errors import BadRequest, NotFound
 from edge.runtime.dataplane import DataPlane
+from edge.runtime.health_checks import NO_CHECKS
 from edge.store import StoreSnapshot
 
 MS = 1000.0
@@ -117,6 +118,7 @@ def route_view(
     prefer: str | None,
 ) -> dict[str, Any]:
     state = dataplane.state
+    from_region = from_region.strip().lower()
     if from_region not in state.valid_regions:
         raise BadRequest(f"from: unknown region {from_region!r}")
     routes = state.snapshot.apps.get(app)
@@ -156,6 +158,8 @@ def _explain(
     request = RouteRequest(pop=pop, client_key="explain", prefer_regions=prefer_regions)
     found = explain(service, request, state.model, time.monotonic())
     chosen = found.decision.endpoint
+    checked = bool(service.spec.tcp_checks or service.spec.http_checks)
+    passing = "passing" if checked else NO_CHECKS
     return {
         "strategy": found.strategy,
         "panic": found.panic,
@@ -166,7 +170,7 @@ def _explain(
                 "rtt_ms": round(v.rtt * MS, 1),
                 "load": v.active,
                 "band": v.band,
-                "health": "passing" if v.healthy else "not passing",
+                "health": passing if v.healthy else "not passing",
                 "ejected": v.ejected,
                 "candidate": v.candidate,
                 "why_not": v.why_not,

@@ -58,7 +58,7 @@ class AuditEntry:
     id: int
     at: float
     actor: str
-    action: str  # org.create, app.create, app.destroy, ip.allocate, ip.release, machine.*
+    action: str  # org.create, app.*, ip.allocate, ip.release, ip.move, machine.*
     org: str | None
     app: str | None
     target: str | None  # the address, machine id or slug acted on
@@ -77,7 +77,8 @@ class DeployResult:
     """What ``deploy_app`` did. ``ips`` are the assignments made by creating the app
     (empty on an update), ``machines`` all of its machines afterwards; ``added``,
     ``updated`` and ``removed`` are machine ids; ``app_updated`` says whether the
-    primary region or the services changed."""
+    primary region or the services changed; ``moved_ips`` the addresses that the
+    services' ``ips:`` moved to the app from another app of its org."""
 
     app: AppRecord
     created: bool
@@ -87,11 +88,16 @@ class DeployResult:
     updated: tuple[str, ...]
     removed: tuple[str, ...]
     app_updated: bool = False
+    moved_ips: tuple[str, ...] = ()  # addresses its services' ``ips:`` moved to it
 
     @property
     def changed(self) -> bool:
         """Whether the deploy changed anything (else it wrote nothing at all)."""
-        return self.created or self.app_updated or bool(self.added or self.updated or self.removed)
+        return (
+            self.created
+            or self.app_updated
+            or bool(self.added or self.updated or self.removed or self.moved_ips)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +246,17 @@ class Store(Protocol):
     def release_ip(self, app: str, address: str, *, by: Caller, now: Now = None) -> IpAssignment:
         """Release ``address`` from the app (returned). BadRequest (not an IP address),
         NotFound (app, or not assigned to it), Conflict (the primary)."""
+        ...
+
+    def move_ip(
+        self, address: str, from_app: str, to_app: str, *, by: Caller, now: Now = None
+    ) -> IpAssignment:
+        """Serve ``address`` from app ``to_app`` instead of ``from_app`` (returned as
+        the target now holds it), keeping its created time; the org's count is
+        unchanged. The rules: ``edge.core.ip_moves.check_move``. NotFound (either app,
+        including an app of another org; the address not ``from_app``'s), BadRequest
+        (not an address; the same app), Conflict (the primary IP; the shared IPv4 to an
+        app that has it or cannot use it)."""
         ...
 
     def list_active_ips(self) -> tuple[IpAssignment, ...]:

@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from edge.config.model import AppSpec, MachineSpec, ServiceSpec
-from edge.core import ipam
+from edge.core import ip_moves, ipam
 from edge.core.apps import AppRecord, Machine, MachineState, Org, check_slug, parse_machine_state
 from edge.core.ipam import AppRef, IpamPolicy, IpAssignment, IpType
 from edge.errors import Conflict, NotFound
@@ -42,6 +42,13 @@ from edge.store.sqlite_errors import store_errors
 from edge.store.sqlite_writes import Rules, Tx
 
 DB_FILE = "edge.db"
+
+
+def move_target(tx: Tx, app: rows.StoredApp) -> ip_moves.MoveTarget:
+    record = app.record
+    return ip_moves.MoveTarget(
+        record.name, record.org, record.services, rows.app_ips(tx.conn, app.id)
+    )
 
 
 class SqliteStore:
@@ -304,7 +311,9 @@ class SqliteStore:
         ip_type = ipam.parse_ip_type(ip_type)
         with self._write(by, now) as tx:
             found = rows.find_app(tx.conn, app, tx.by.org)
-            ref = AppRef(app, found.record.org, found.record.primary_region)
+            record = found.record
+            tcp_ports = ipam.raw_tcp_ports(record.services)
+            ref = AppRef(app, record.org, record.primary_region, tcp_ports)
             state = rows.ipam_state(tx.conn, found)
             new = ipam.plan_allocation(
                 self.policy, ref, ip_type, region, state, regions=self.regions, now=tx.now
@@ -323,6 +332,20 @@ class SqliteStore:
             assignment = ipam.check_release(app, rows.app_ips(tx.conn, found.id), canonical)
             writes.release(tx, found, assignment, "released on request")
         return assignment
+
+    def move_ip(
+        self, address: str, from_app: str, to_app: str, *, by: Caller, now: Now = None
+    ) -> IpAssignment:
+        with self._write(by, now) as tx:
+            source = rows.find_app(tx.conn, from_app, tx.by.org)
+            target = rows.find_app(tx.conn, to_app, tx.by.org)
+            if target.org_id != source.org_id:  # as if it did not exist: no org is revealed
+                raise NotFound(f"app {to_app!r} not found")
+            held = ip_moves.check_move(
+                address, from_app, rows.app_ips(tx.conn, source.id), move_target(tx, target)
+            )
+            writes.move_assignment(tx, source, target, held)
+        return ip_moves.moved(held, to_app)
 
     def list_active_ips(self) -> tuple[IpAssignment, ...]:
         with self._read() as conn:

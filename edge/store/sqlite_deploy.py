@@ -7,18 +7,27 @@ written and audited: deploying the same file twice writes nothing the second tim
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from edge.config.model import AppSpec
-from edge.core import ipam
+from edge.core import ip_moves, ipam
 from edge.core.apps import MachineSync, plan_machine_sync
 from edge.errors import Conflict, NotFound
 from edge.store.base import Caller, DeployResult
-from edge.store.sqlite_rows import StoredApp, app_machines, find_live_app
+from edge.store.sqlite_rows import (
+    StoredApp,
+    app_machines,
+    find_app,
+    find_live_app,
+    org_dedicated_ips,
+)
 from edge.store.sqlite_writes import (
     Rules,
     Tx,
     create_app,
     delete_machine,
     insert_machine,
+    move_assignment,
     set_primary_region,
     set_services,
     update_machine,
@@ -31,11 +40,14 @@ def deploy_app(tx: Tx, rules: Rules, spec: AppSpec, *, public_ips: bool) -> Depl
         ipam.resolve_region(region, region, rules.regions)
     existing = find_live_app(tx.conn, spec.app)
     if existing is None:
-        return _create(tx, rules, spec, public_ips=public_ips)
+        created = _create(tx, rules, spec, public_ips=public_ips)
+        moved = claim_declared_ips(tx, rules, find_app(tx.conn, spec.app, None), spec)
+        return replace(created, moved_ips=moved)
     check_owner(tx.by, existing, spec)
     app, app_updated = _update_app(tx, existing, spec)
     sync = plan_machine_sync(app_machines(tx.conn, app.id), spec.machines)
     added = _apply_sync(tx, rules, app, sync)
+    moved = claim_declared_ips(tx, rules, app, spec)
     return DeployResult(
         app=app.record,
         created=False,
@@ -45,6 +57,7 @@ def deploy_app(tx: Tx, rules: Rules, spec: AppSpec, *, public_ips: bool) -> Depl
         updated=tuple(u.machine.id for u in sync.update),
         removed=tuple(m.id for m in sync.remove),
         app_updated=app_updated,
+        moved_ips=moved,
     )
 
 
@@ -60,6 +73,22 @@ def _create(tx: Tx, rules: Rules, spec: AppSpec, *, public_ips: bool) -> DeployR
         updated=(),
         removed=(),
     )
+
+
+def claim_declared_ips(tx: Tx, rules: Rules, app: StoredApp, spec: AppSpec) -> tuple[str, ...]:
+    """Move to ``app`` every address its services list under ``ips:`` that another app
+    of the org holds (``edge.core.ip_moves.plan_declared``); the moved addresses."""
+    declared = ip_moves.declared_ips(spec.services)
+    if not declared:
+        return ()
+    org_ips = org_dedicated_ips(tx.conn, app.org_id)
+    plan = ip_moves.plan_declared(
+        app.record.name, app.record.org, declared, org_ips, rules.policy.shared_v4
+    )
+    for held in plan:
+        source = find_app(tx.conn, held.app, None)
+        move_assignment(tx, source, app, held)
+    return tuple(held.address for held in plan)
 
 
 def check_owner(by: Caller, app: StoredApp, spec: AppSpec) -> None:

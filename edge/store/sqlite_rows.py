@@ -119,6 +119,12 @@ def active_ips(conn: sqlite3.Connection) -> tuple[IpAssignment, ...]:
     return tuple(assignment_from_row(r) for r in rows)
 
 
+def org_dedicated_ips(conn: sqlite3.Connection, org_id: int) -> dict[str, IpAssignment]:
+    """The org's active dedicated assignments by address (any of its apps)."""
+    sql = IP_SELECT + f"WHERE i.org_id = ? AND i.released_at IS NULL AND i.{_DEDICATED}"
+    return {r[0]: assignment_from_row(r) for r in conn.execute(sql, (org_id,))}
+
+
 def ipam_state(conn: sqlite3.Connection, app: StoredApp) -> IpamState:
     """What the allocation rules need, read inside the allocating transaction."""
     org_count = conn.execute(

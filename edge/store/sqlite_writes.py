@@ -25,7 +25,7 @@ from edge.core.apps import (
 from edge.core.ipam import AppRef, IpamPolicy, IpAssignment, IpType
 from edge.errors import Conflict, NotFound
 from edge.store.base import Caller, CreatedApp
-from edge.store.sqlite_rows import StoredApp, app_by_id, find_machine, ipam_state
+from edge.store.sqlite_rows import StoredApp, app_by_id, app_ips, find_machine, ipam_state
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +101,9 @@ def create_app(tx: Tx, rules: Rules, spec: AppSpec, types: tuple[IpType, ...]) -
 
 
 def set_services(tx: Tx, app: StoredApp, services: tuple[ServiceSpec, ...]) -> StoredApp:
+    """Conflict (nothing written) when the app holds the shared IPv4 and a port is raw TCP."""
+    if any(ip.shared for ip in app_ips(tx.conn, app.id)):
+        ipam.check_shared_v4_ports(app.record.name, ipam.raw_tcp_ports(services))
     sql = "UPDATE apps SET services = ? WHERE id = ?"
     tx.conn.execute(sql, (services_to_json(services), app.id))
     tx.audit_app(app, "app.update", app.record.name, f"set {len(services)} service(s)")
@@ -136,6 +139,20 @@ def release(tx: Tx, app: StoredApp, assignment: IpAssignment, why: str) -> None:
     )
     detail = f"released {assignment.type} {assignment.address} ({why})"
     tx.audit_app(app, "ip.release", assignment.address, detail)
+
+
+def move_assignment(tx: Tx, source: StoredApp, target: StoredApp, held: IpAssignment) -> None:
+    """Hand ``held`` from ``source`` to ``target``: the same row (its created time and
+    history stay), never the target's primary; audited on both apps."""
+    tx.conn.execute(
+        "UPDATE ip_assignments SET app_id = ?, is_primary = 0 "
+        "WHERE app_id = ? AND address = ? AND released_at IS NULL",
+        (target.id, source.id, held.address),
+    )
+    what = f"{held.type} {held.address}"
+    tx.audit_app(source, "ip.move", held.address, f"moved {what} to app {target.record.name}")
+    detail = f"moved {what} here from app {source.record.name}"
+    tx.audit_app(target, "ip.move", held.address, detail)
 
 
 # --- machines ----------------------------------------------------------------------------

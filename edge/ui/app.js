@@ -16,6 +16,7 @@ const HEALTH_TEXT = {
   stopped: "stopped",
   ejected: "ejected",
   unknown: "checking",
+  "no-checks": "no checks",
   maint: "maintenance",
   drain: "draining",
 };
@@ -297,9 +298,10 @@ function faultsOf(machine) {
     (f.scope === "region" && f.target === machine.region));
 }
 
+// One word per machine, usable as a CSS class: "no checks" becomes "no-checks".
 function machineHealth(machine) {
-  if (machine.ejected && machine.health === "passing") return "ejected";
-  return machine.health || "unknown";
+  if (machine.ejected && ["passing", "no checks"].includes(machine.health)) return "ejected";
+  return (machine.health || "unknown").replace(/ /g, "-");
 }
 
 function render(status) {
@@ -578,12 +580,49 @@ async function main() {
     const token = $("#token").value.trim();
     if (token) signIn(token);
   });
-  if (state.token) {
+  const code = takeLoginCode();
+  if (code) {
+    $("#login").hidden = true;
+    signInWithCode(code);
+  } else if (state.token) {
     $("#login").hidden = true;
     signIn(state.token, true);
   } else {
     showLogin("");
   }
+}
+
+// `edgectl ui` opens /ui#code=CODE: a one-time code, traded for a session token. The
+// fragment never reaches a server; it is removed from the address bar at once, so a
+// reload or a copied URL does not carry a used code.
+function takeLoginCode() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const code = params.get("code");
+  if (code !== null) history.replaceState(null, "", location.pathname + location.search);
+  return code;
+}
+
+async function signInWithCode(code) {
+  let answer;
+  try {
+    const response = await fetch("/v1/ui/session", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ code }),
+      cache: "no-store",
+    });
+    answer = await response.json();
+    if (!response.ok) throw new ApiError(response.status, answer.error || response.statusText);
+  } catch (error) {
+    const why = error instanceof ApiError ? error.message : "the edge API is unreachable";
+    if (state.token) {
+      signIn(state.token, true); // this tab was signed in already: stay so
+    } else {
+      showLogin(`The sign-in link did not work: ${why}.`);
+    }
+    return;
+  }
+  signIn(answer.token);
 }
 
 main();

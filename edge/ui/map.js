@@ -397,7 +397,8 @@ export class WorldMap {
         const [halo, dot] = g.children;
         const x = point[0] + offsets[i][0];
         const y = point[1] + offsets[i][1];
-        const health = machine.ejected && machine.health === "passing" ? "ejected" : machine.health;
+        const word = (machine.health || "unknown").replace(/ /g, "-"); // "no checks" -> no-checks
+        const health = machine.ejected && ["passing", "no-checks"].includes(word) ? "ejected" : word;
         const fault = snapshot.faultOf ? snapshot.faultOf(machine) : "";
         setAttrs(g, { "data-health": health, "data-app": machine.app, "data-region": code,
           "data-fault": fault });

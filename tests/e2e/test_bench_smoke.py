@@ -52,3 +52,21 @@ def test_bench_quick_prints_the_table(tmp_path: Path) -> None:
     memory = data["memory"]
     assert memory["proxied"] == memory["connections"] == 200
     assert memory["fds_back_to_baseline"]
+
+
+def test_bench_routing_runs_itself_inside_the_venv(tmp_path: Path) -> None:
+    # Started by a Python that is not the project's .venv (as right after git clone),
+    # the script prepares .venv with scripts/_venv.sh and runs again inside it.
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    plain = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin") or "python3"
+    done = subprocess.run(
+        [plain, str(ROOT / "scripts" / "bench-routing"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "maglev table" in done.stdout

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from tests.conftest import require_tool
-from tests.integration.api import Api
+from tests.integration.api import Api, edgectl
 from tests.integration.daemon import ROOT, EdgeProcess, free_port, start_edge
 from tests.integration.edgeconf import unique_pool
 
@@ -137,8 +137,8 @@ class Page:
         self.page.on("request", lambda request: self.requests.append(request.url))
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
 
-    def open(self) -> Any:
-        self.page.goto(self.demo.edge.url + "/ui")
+    def open(self, path: str = "/ui") -> Any:
+        self.page.goto(self.demo.edge.url + path)
         return self.page
 
     def sign_in(self, token: str) -> None:
@@ -280,6 +280,32 @@ def test_a_refused_token_shows_the_form_again(page: Page, demo: Demo) -> None:
     tab.wait_for_selector("#login", state="visible")
     assert tab.evaluate("sessionStorage.length") == 0
     page.check_stayed_home()
+
+
+def test_the_edgectl_ui_link_signs_in_in_one_step(page: Page, browser: Any, demo: Demo) -> None:
+    result = edgectl(demo.edge, "ui")
+    assert result.returncode == 0, result.stderr
+    link = result.stdout.strip()
+    path = link.removeprefix(demo.edge.url)
+    assert path.startswith("/ui#code=")
+    tab = page.open(path)
+    tab.wait_for_selector("[data-machine-id]")  # no form: signed in by the link
+    assert not tab.is_visible("#login")
+    assert tab.evaluate("location.hash") == ""  # the code left the address bar at once
+    token = tab.evaluate("Object.values(sessionStorage)")[0]
+    assert token.startswith("edge_ui_") and token != demo.token  # a session, not the admin's
+    page.check_stayed_home()
+
+    again = Page(browser, demo)  # the same link in a new tab: it was used up
+    try:
+        second = again.open(path)
+        second.wait_for_selector("#login-error:not([hidden])")
+        assert "used up or expired" in second.inner_text("#login-error")
+        assert "edgectl ui" in second.inner_text("#login")
+        hint = second.inner_text("#token-path")
+        assert hint == str(demo.edge.state_dir / "token")  # the real path, not STATE_DIR
+    finally:
+        again.close()
 
 
 def test_an_org_token_sees_nothing_of_other_orgs(page: Page, demo: Demo) -> None:

@@ -104,12 +104,18 @@ def test_prometheus_sees_request_counts_and_machine_health(
     total = 'sum by (app) (edge_http_requests_total{app="web"})'
     wait_for(lambda: value(prometheus, total) == sent, 30)
     assert value(prometheus, 'sum(edge_http_requests_total{app="other"})') is None
-    served = 'sum(edge_route_decisions_total{app="web",machine_region="lhr",reason="nearest"})'
+    served = 'sum(edge_route_decisions_total{app="web",region="lhr",reason="nearest"})'
     assert value(prometheus, served) == sent
+    # Requests per machine, and latency by the region that served them.
+    per_machine = 'sum by (machine) (edge_http_requests_total{app="web",machine="web-lhr"})'
+    assert value(prometheus, per_machine) == sent
+    by_region = 'sum(edge_http_request_duration_seconds_count{app="web",region="lhr"})'
+    assert value(prometheus, by_region) == sent
+    assert query(prometheus, '{__name__=~"edge_.*_created"}') == []
     rate = 'sum(rate(edge_http_requests_total{app="web"}[1m]))'
     wait_for(lambda: value(prometheus, rate) is not None, 30)
 
-    passing = 'edge_machine_health{machine="web-iad",state="passing"}'
+    passing = 'edge_machine_health{machine="web-iad",state="no_checks"}'  # web has no checks
     assert value(prometheus, passing) == 1
     assert api.post("/v1/apps/web/machines/web-iad/stop")[0] == 200
     stopped = 'edge_machine_health{machine="web-iad",state="stopped"}'

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.runtime.metrics import ERROR
 from tests.hardening.conftest import EdgeFactory, Site, start_site
 from tests.integration.daemon import ROOT
 
@@ -69,7 +70,7 @@ def p99(values: list[float]) -> float:
 def failed_checks(site: Site) -> float:
     total = 0.0
     for line in site.edge.get_text("/metrics").splitlines():
-        if line.startswith("edge_health_checks_total{") and 'result="success"' not in line:
+        if line.startswith("edge_health_checks_total{") and f'result="{ERROR}"' in line:
             total += float(line.rsplit(" ", 1)[1])
     return total
 

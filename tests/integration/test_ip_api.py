@@ -60,8 +60,9 @@ def test_walkthrough_of_the_description(edge: EdgeProcess) -> None:
     released = ok(edgectl(edge, "ips", "release", "-a", "my-cool-app", v4_row[1]))
     assert released == f"Successfully released IP address {v4_row[1]}\n"
 
-    final = ok(edgectl(edge, "ips", "list", "-a", "my-cool-app")).splitlines()[1:]
-    assert [row.split()[1] for row in final] == [primary, v6_row[1]]
+    table, note = ok(edgectl(edge, "ips", "list", "-a", "my-cool-app")).split("\n\n")
+    assert [row.split()[1] for row in table.splitlines()[1:]] == [primary, v6_row[1]]
+    assert note.startswith("REGION is where an address was allocated")
 
 
 def test_primary_cannot_be_released(edge: EdgeProcess) -> None:

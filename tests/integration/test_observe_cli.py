@@ -74,7 +74,7 @@ def test_route_explains_the_pop_the_candidates_and_the_rule(edge: EdgeProcess) -
     assert table_row(out, "POP") == ["POP", "RTT", "STATUS"]
     assert "From PoP nrt, port" in out and "strategy nearest" in out
     assert table_row(out, "web-syd")[1:] == [
-        "syd", "101.6ms", "0", "below", "soft", "passing", "yes", "<-", "chosen",
+        "syd", "101.6ms", "0", "below", "soft", "no", "checks", "yes", "<-", "chosen",
     ]  # fmt: skip
     assert table_row(out, "web-lhr")[-1] == "yes"
     assert "Chosen: web-syd in syd (below soft limit)" in out
@@ -117,10 +117,10 @@ def test_status_shows_pops_apps_listeners_and_machines(edge: EdgeProcess) -> Non
     assert len(listeners) == 4  # http and tls+http for each app
     assert all(line[-3:-1] == ["bound,", "0"] for line in listeners)
     machines = [line.split() for line in out.splitlines() if " web-" in line]
-    assert [(m[1], m[2], m[5]) for m in machines] == [
-        ("iad", "web-iad", "passing"),
-        ("lhr", "web-lhr", "passing"),
-        ("syd", "web-syd", "passing"),
+    assert [(m[1], m[2], m[5], m[6]) for m in machines] == [
+        ("iad", "web-iad", "no", "checks"),
+        ("lhr", "web-lhr", "no", "checks"),
+        ("syd", "web-syd", "no", "checks"),
     ]
 
 

@@ -289,6 +289,49 @@ def test_the_org_limit_is_reached_exactly_at_100(store: SqliteStore) -> None:
     store.create_app(app_spec("other", org="acme"), by=ADMIN)  # other orgs are unaffected
 
 
+def test_a_moved_address_keeps_its_row_and_the_org_count(store: SqliteStore) -> None:
+    store.create_app(app_spec("blue"), by=ADMIN, now=T0)
+    store.create_app(app_spec("green"), by=ADMIN, now=T0)
+    spare = store.allocate_ip("blue", region="syd", by=ADMIN, now=T0 + 1)
+    version = store.version()
+    moved = store.move_ip(spare.address, "blue", "green", by=PERSONAL, now=T0 + HOUR)
+    assert moved == IpAssignment(
+        spare.address, "v4", "syd", "green", "personal", spare.created_at, False, False
+    )
+    assert store.version() > version
+    assert [a.address for a in store.list_ips("green")][1:] == [spare.address]
+    assert spare.address not in [a.address for a in store.list_ips("blue")]
+    entries = [e for e in store.list_audit(org="personal") if e.action == "ip.move"]
+    assert [(e.app, e.actor, e.at) for e in entries] == [
+        ("green", "org:personal", T0 + HOUR),
+        ("blue", "org:personal", T0 + HOUR),
+    ]
+    for _ in range(97):  # 3 held: the org limit still counts the moved address once
+        store.allocate_ip("green", by=ADMIN)
+    with pytest.raises(LimitExceeded):
+        store.allocate_ip("blue", by=ADMIN)
+
+
+def test_a_move_is_refused_whole(store: SqliteStore) -> None:
+    store.create_app(app_spec("blue"), by=ADMIN)
+    store.create_app(app_spec("green"), by=ADMIN)
+    store.create_app(app_spec("theirs", org="acme"), by=ADMIN)
+    spare = store.allocate_ip("blue", by=ADMIN).address
+    primary = store.list_ips("blue")[0].address
+    version = store.version()
+    with pytest.raises(Conflict, match="primary IP"):
+        store.move_ip(primary, "blue", "green", by=ADMIN)
+    with pytest.raises(NotFound, match="app 'theirs' not found"):
+        store.move_ip(spare, "blue", "theirs", by=ADMIN)  # another org: as if absent
+    with pytest.raises(NotFound, match="app 'theirs' not found"):
+        store.move_ip(spare, "blue", "theirs", by=PERSONAL)
+    with pytest.raises(NotFound, match="not assigned to app 'green'"):
+        store.move_ip(spare, "green", "blue", by=ADMIN)
+    with pytest.raises(BadRequest):
+        store.move_ip("nope", "blue", "green", by=ADMIN)
+    assert store.version() == version
+
+
 def test_shared_v4_is_one_address_held_by_many_apps(store: SqliteStore) -> None:
     store.create_app(app_spec("a"), public_ips=False, by=ADMIN)
     store.create_app(app_spec("b", org="acme"), by=ADMIN)

@@ -82,6 +82,7 @@ class FakeRouter:
                     client_delay=self.client_delay,
                     upstream_delay=self.upstream_delay,
                     connect_timeout=self.connect_timeout,
+                    retries=self.retries,
                 )  # fmt: skip
         return NoUpstream(503, "no machines left")
 

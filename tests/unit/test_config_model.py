@@ -261,3 +261,14 @@ def test_region_catalogue_has_every_platform_region() -> None:
         "ams arn bom cdg dfw ewr fra gru iad jnb lax lhr nrt ord sin sjc syd yyz".split()
     )
     assert REGIONS["syd"].latitude < 0 < REGIONS["syd"].longitude
+
+
+def test_service_ips_must_be_addresses_and_are_canonical() -> None:
+    data = app()
+    data["services"][0]["ips"] = ["127.77.0.9", "nope"]
+    assert problems(base(apps=[data])) == (
+        "apps[0].services[0].ips[1]: 'nope' is not a valid IP address",
+    )
+    data["services"][0]["ips"] = ["2001:DB8::1"]
+    parsed = parse_config(base(apps=[data]), REGIONS)
+    assert parsed.apps[0].services[0].ips == ("2001:db8::1",)
