@@ -467,7 +467,8 @@ def _paths(regions: tuple[str, ...]) -> dict[str, Any]:
         },
         "/v1/status": {
             "get": operation(
-                "PoPs, apps with IPs and machines, listeners, live flows, recent decisions",
+                "PoPs, apps with IPs and machines, listeners, live flows, recent decisions,"
+                " the edge's own connections and descriptors (edge)",
                 (200, "Status", {"type": "object"}),
             )
         },
