@@ -14,7 +14,16 @@ import sys
 from collections.abc import Sequence
 
 from edge import __version__
-from edge.cli import ctl_apps, ctl_deploy, ctl_faults, ctl_ips, ctl_machines, ctl_observe, ctl_ui
+from edge.cli import (
+    ctl_apps,
+    ctl_deploy,
+    ctl_faults,
+    ctl_ips,
+    ctl_machines,
+    ctl_observe,
+    ctl_process,
+    ctl_ui,
+)
 from edge.cli.client import ApiClient, ApiError
 from edge.errors import EdgeError
 
@@ -37,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     ctl_faults.register(commands)
     ctl_observe.register(commands)
     ctl_ui.register(commands)
+    ctl_process.register(commands)  # logs
     return parser
 
 
