@@ -563,8 +563,9 @@ def _paths(regions: tuple[str, ...]) -> dict[str, Any]:
         },
         "/v1/status": {
             "get": operation(
-                "PoPs, apps with IPs and machines, listeners, live flows, recent decisions; in a "
-                "cluster also `cluster`: this node's link and every node",
+                "PoPs, apps with IPs and machines, listeners, live flows, recent decisions,"
+                " the edge's own connections and descriptors (edge); in a cluster also"
+                " `cluster`: this node's link and every node",
                 (200, "Status", {"type": "object"}),
             )
         },

@@ -212,6 +212,22 @@ def only_app(status: dict[str, Any], name: str) -> dict[str, Any]:
     }
 
 
+def edge_state_line(edge: dict[str, Any] | None) -> str:
+    """The edge's own state: its connections against edge.max_connections, and any
+    running out of file descriptors (which is never held against a machine)."""
+    if not edge:
+        return "unknown"
+    line = f"{edge['connections']}/{edge['max_connections']} connections"
+    line += ", accepting" if edge["accepting"] else ", NOT accepting (at edge.max_connections)"
+    last = edge.get("last_fd_exhaustion")
+    if last:
+        line += (
+            f"; out of file descriptors {edge['fd_exhaustion']} time(s), last in"
+            f" {last['where']} (limit {edge['nofile_limit']}: raise ulimit -n)"
+        )
+    return line
+
+
 def print_cluster(cluster: dict[str, Any]) -> None:
     """The node answering, its link to the control plane, and every node."""
     link = cluster["control_plane"]
@@ -240,7 +256,8 @@ def print_status(status: dict[str, Any]) -> None:
     up = [pop["code"] for pop in status["pops"] if pop["up"]]
     down = [pop["code"] for pop in status["pops"] if not pop["up"]]
     print(f"PoPs up:        {' '.join(up) or 'none'}")
-    print(f"PoPs withdrawn: {' '.join(down) or 'none'}\n")
+    print(f"PoPs withdrawn: {' '.join(down) or 'none'}")
+    print(f"Edge:           {edge_state_line(status.get('edge'))}\n")
     apps = status["apps"]
     app_rows = [
         (a["name"], a["org"], a["primary_region"], _ips(a["ips"]), len(a["machines"])) for a in apps

@@ -104,6 +104,9 @@ class ClientSide(asyncio.Protocol):
         self._opened = self._router.opened(client)
 
     def data_received(self, data: bytes) -> None:
+        if self._deferred:  # earlier input waits for the loop's next turn: keep the order
+            self._deferred += data
+            return
         if len(data) > BURST:
             data, self._deferred = data[:BURST], data[BURST:] + self._deferred
             self._yield_turn()

@@ -24,7 +24,9 @@ __all__ = ["edge_factory"]
 
 EdgeFactory = Callable[..., EdgeProcess]
 HEAD_TIMEOUT = 1.0  # http.headers_read_timeout of the suite's daemon, seconds
-CHECK = {"interval": "500ms", "timeout": "1s", "grace_period": "0s", "path": "/health"}
+# Generous for a loaded 2-core machine: a check that fails meant the loop was held for
+# seconds (before the fixes), not that the machine was busy with other jobs.
+CHECK = {"interval": "1s", "timeout": "3s", "grace_period": "0s", "path": "/health"}
 
 
 @dataclass

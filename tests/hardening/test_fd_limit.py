@@ -18,6 +18,7 @@ if shutil.which("prlimit") is None and not os.environ.get("CI"):
     pytest.skip("needs prlimit (util-linux)", allow_module_level=True)
 
 from tests.hardening.conftest import EdgeFactory, Site, exchange, start_site, status_of, wait_for
+from tests.integration.api import edgectl
 
 NOFILE = 256  # the daemon's RLIMIT_NOFILE: edge.max_connections defaults to (256-64)//2 = 96
 CLIENTS = 400
@@ -42,6 +43,8 @@ def test_at_the_fd_limit_machines_stay_passing_and_service_returns(small_site: S
         wait_for(lambda: not site.status()["edge"]["accepting"], what="accepting to pause")
         edge_state = site.status()["edge"]
         assert 96 <= edge_state["connections"] < 110, edge_state
+        shown = edgectl(site.edge, "status")
+        assert "connections, NOT accepting (at edge.max_connections)" in shown.stdout, shown
         # Several check intervals at the limit: the checks still have descriptors.
         until = time.monotonic() + 3
         while time.monotonic() < until:

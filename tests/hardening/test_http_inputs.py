@@ -180,3 +180,26 @@ def test_pipelined_requests_the_edge_answers_wait_for_the_client_to_read(site: S
         assert site.edge.proc.poll() is None
     ok = b"GET / HTTP/1.0\r\nHost: %s\r\n\r\n" % H
     wait_for(lambda: status_of(exchange(site.shared, site.http_port, ok)) == 200)
+
+
+def test_a_chunked_body_then_a_pipelined_request_across_loop_turns(site: Site) -> None:
+    """The body ends somewhere in a read much larger than one turn's 64 KiB: the next
+    request starts exactly there, and nothing of it reaches the machine as body."""
+    body = b"1\r\nz\r\n" * 40_000 + b"0\r\nT: 1\r\n\r\n"
+    upload = b"POST /up HTTP/1.1\r\nHost: alpha.edge.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+    then = b"GET /next HTTP/1.1\r\nHost: beta.edge.test\r\nConnection: close\r\n\r\n"
+    answer = exchange(site.shared, site.http_port, upload + body + then, timeout=20)
+    assert answer.count(b"HTTP/1.1 200 OK") == 2, answer[-300:]
+    assert answer.endswith(b"beta beta.edge.test /next"), answer[-300:]
+    got = site.from_clients("alpha")
+    assert got.count(b"1\r\nz\r\n") == 40_000 and got.endswith(b"0\r\nT: 1\r\n\r\n")
+    assert b"/next" not in got
+
+
+def test_the_same_over_tls(site: Site) -> None:
+    body = b"1\r\nz\r\n" * 40_000 + b"0\r\n\r\n"
+    upload = b"POST /up HTTP/1.1\r\nHost: alpha.edge.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+    then = b"GET /next HTTP/1.1\r\nHost: alpha.edge.test\r\nConnection: close\r\n\r\n"
+    answer = tls_exchange(site.ips["alpha"], site.tls_port, "alpha.edge.test", upload + body + then)
+    assert answer.count(b"HTTP/1.1 200 OK") == 2, answer[-300:]
+    assert answer.endswith(b"alpha alpha.edge.test /next"), answer[-300:]
