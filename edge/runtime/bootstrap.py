@@ -102,7 +102,9 @@ def ensure_apps(store: Store, config: EdgeConfig, state_dir: Path) -> None:
     """Deploy each app whose config entry changed since it was last applied (or that was
     never applied); keep the others as the API left them."""
     path = state_dir / APPLIED_FILE
-    applied = read_applied(path)
+    # An app that left the config is forgotten: if it comes back, it is applied again.
+    declared = {spec.app for spec in config.apps}
+    applied = {app: digest for app, digest in read_applied(path).items() if app in declared}
     for spec in config.apps:
         digest = spec_hash(spec)
         if applied.get(spec.app) == digest:
