@@ -282,3 +282,5 @@ def test_passive_health_shows_next_to_no_checks(edge_factory: EdgeFactory, tmp_p
     assert "no checks (ejected" in out
     _, out, _ = run(edge, "status", "-a", "web")
     assert "no checks, ejected" in out
+    _, out, _ = run(edge, "checks", "list", "-a", "web")
+    assert "dead (lhr): ejected by passive health for " in out
