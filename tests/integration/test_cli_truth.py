@@ -79,7 +79,7 @@ def test_the_shared_ipv4_is_refused_for_an_app_with_raw_tcp_ports(
     rc, out, err = run(edge, "ips", "allocate-v4", "--shared", "-a", "echo")
     assert rc == 1, out
     assert err.startswith("Error: app 'echo' cannot use the shared IPv4")
-    assert f"port(s) {port} are raw TCP" in err
+    assert f"raw TCP port {port}," in err
     assert [ip["type"] for ip in ips_of(edge, "echo")] == ["v4"]  # nothing allocated
     status, body = Api.admin(edge).post("/v1/apps/echo/ip_assignments", {"type": "shared_v4"})
     assert status == 409, body

@@ -222,7 +222,7 @@ def test_every_app_gets_the_same_shared_address_but_only_once() -> None:
 
 def test_the_shared_address_is_refused_to_an_app_with_raw_tcp_ports() -> None:
     tcp = AppRef("echo", "personal", "lhr", raw_tcp_ports=(7000, 7001))
-    with pytest.raises(Conflict, match=r"port\(s\) 7000, 7001 are raw TCP"):
+    with pytest.raises(Conflict, match=r"IPv4: it has raw TCP ports 7000, 7001, which"):
         plan("shared_v4", app=tcp)
     assert plan("v4", app=tcp).type == "v4"  # a dedicated address serves raw TCP
 
