@@ -284,3 +284,28 @@ def test_passive_health_shows_next_to_no_checks(edge_factory: EdgeFactory, tmp_p
     assert "no checks, ejected" in out
     _, out, _ = run(edge, "checks", "list", "-a", "web")
     assert "dead (lhr): ejected by passive health for " in out
+
+
+def test_metrics_of_a_removed_machine_and_a_destroyed_app_are_dropped(
+    edge_factory: EdgeFactory, tmp_path: Path
+) -> None:
+    web, http_port, _ = http_app("web", ["lhr", "iad"])
+    other, _, _ = http_app("other", ["lhr"])
+    edge = edge_factory(config=write_edge_config(tmp_path, [web, other]))
+    address = ips_of(edge, "web")[0]["ip"]
+    for region in ("lhr", "iad"):
+        request = urllib.request.Request(
+            f"http://{address}:{http_port}/", headers={"Edge-Client-Region": region}
+        )
+        urllib.request.urlopen(request, timeout=5).close()
+    metrics = edge.get_text("/metrics")
+    assert 'edge_http_requests_total{app="web",code_class="2xx",machine="web-iad"' in metrics
+    assert 'machine="web-iad",region="iad",state="no_checks"} 1.0' in metrics
+    assert 'app="other"' in metrics
+    assert run(edge, "machines", "remove", "-a", "web", "web-iad")[0] == 0
+    assert run(edge, "apps", "destroy", "other", "--yes")[0] == 0
+    metrics = edge.get_text("/metrics")
+    assert 'machine="web-iad"' not in metrics  # neither its requests nor its health
+    assert 'machine="web-lhr"' in metrics
+    assert 'app="other"' not in metrics
+    assert "_created" not in metrics
