@@ -262,8 +262,22 @@ def test_a_restart_on_the_same_config_keeps_the_api_changes(
     machines = machines_of(edge, "web")
     assert set(machines) == {"web-lhr", "web-iad"}
     assert {m["weight"] for m in machines.values()} == {3}
-    assert machines["web-lhr"]["state"] == "started"
+    assert machines["web-lhr"]["state"] == "started"  # its own entry changed (weight)
     assert "app web changed in the config: the config's entry replaced its state" in edge.log()
+
+    # A machine stopped by hand whose own entry is unchanged stays stopped when another
+    # part of the app's entry changes.
+    assert run(edge, "machines", "stop", "-a", "web", "web-iad")[0] == 0
+    assert edge.terminate() == 0
+    web["machines"] = [*web["machines"], *demo_machines("web", ["syd"])]
+    config.write_text(
+        yaml.safe_dump({**yaml.safe_load(config.read_text()), "apps": [web]}, sort_keys=False)
+    )
+    edge = edge_factory(config=config, state_dir=state_dir)
+    machines = machines_of(edge, "web")
+    assert set(machines) == {"web-lhr", "web-iad", "web-syd"}
+    assert machines["web-iad"]["state"] == "stopped"
+    assert machines["web-lhr"]["state"] == machines["web-syd"]["state"] == "started"
 
 
 def test_passive_health_shows_next_to_no_checks(edge_factory: EdgeFactory, tmp_path: Path) -> None:
