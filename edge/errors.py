@@ -39,6 +39,12 @@ class Unauthorized(EdgeError):
     http_status = 401
 
 
+class RequestTimeout(EdgeError):
+    """The client did not send its request in time (the connection is closed after)."""
+
+    http_status = 408
+
+
 class Forbidden(EdgeError):
     http_status = 403
 

@@ -32,9 +32,9 @@ async def healthz(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
     body = {
         "status": "ok",
+        **context.status(),
         "version": __version__,
         "uptime_seconds": round(time.time() - context.started_at, 3),
-        **context.status(),
     }
     return web.json_response(body)
 
@@ -50,7 +50,9 @@ async def metrics(request: web.Request) -> web.Response:
 
 @routes.get("/v1/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document())
+    context = request.app[CONTEXT]
+    regions = tuple(sorted(context.catalogue.codes()))
+    return web.json_response(openapi_document(regions, tuple(context.config.edge.pops)))
 
 
 def build_api(context: ApiContext, tokens: TokenCheck) -> web.Application:

@@ -53,15 +53,47 @@ class TokenCheck:
         admin_hash: str,
         find_org: Callable[[str], Awaitable[str | None]],
         logins: UiLogins | None = None,
+        metrics_hash: str | None = None,
     ) -> None:
         self._admin_hash = admin_hash
         self._find_org = find_org
         self.logins = UiLogins() if logins is None else logins  # dashboard sessions
+        self._metrics_hash = metrics_hash
 
-    async def identify(self, authorization: str | None) -> Identity:
+    @property
+    def metrics_protected(self) -> bool:
+        return self._metrics_hash is not None
+
+    def check_metrics(self, authorization: str | None) -> None:
+        """/metrics with ``metrics.require_token``: the admin or the metrics token only.
+
+        Org tokens are refused too: the metrics name every org's apps and machines.
+        """
+        if bearer_token(authorization) is None:
+            raise Unauthorized(
+                "/metrics needs 'Authorization: Bearer TOKEN' with the metrics token "
+                "(STATE_DIR/metrics_token) or the admin token"
+            )
+        token = self._token(authorization)
+        for stored in (self._admin_hash, self._metrics_hash or ""):
+            if token_matches(token, stored):
+                return
+        raise Unauthorized(
+            "/metrics needs the metrics token (STATE_DIR/metrics_token) or the admin token"
+        )
+
+    @staticmethod
+    def _token(authorization: str | None) -> str:
         token = bearer_token(authorization)
         if token is None:
             raise Unauthorized("missing bearer token: send 'Authorization: Bearer TOKEN'")
+        if not token.isascii() or not token.isprintable():
+            # Tokens are URL-safe base64; anything else (e.g. undecodable bytes) is not one.
+            raise Unauthorized("invalid token")
+        return token
+
+    async def identify(self, authorization: str | None) -> Identity:
+        token = self._token(authorization)
         if token_matches(token, self._admin_hash):
             return Identity(ADMIN)
         session = self.logins.caller(hash_token(token))
@@ -76,6 +108,9 @@ class TokenCheck:
 def auth_middleware(check: TokenCheck) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path == "/metrics" and check.metrics_protected:
+            check.check_metrics(request.headers.get("Authorization"))
+            return await handler(request)
         if request.path in PUBLIC_PATHS or request.path.startswith("/ui"):
             return await handler(request)
         request[IDENTITY] = await check.identify(request.headers.get("Authorization"))

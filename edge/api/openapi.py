@@ -10,6 +10,7 @@ import functools
 from typing import Any
 
 from edge import __version__
+from edge.config.regions import default_catalogue
 from edge.core.faults import FAULT_KINDS
 
 JSON = "application/json"
@@ -57,9 +58,28 @@ def operation(
     return op
 
 
-APP_PARAM = {"name": "app", "in": "path", "required": True, "schema": {"type": "string"}}
-MACHINE_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
-IP_PARAM = {"name": "ip", "in": "path", "required": True, "schema": {"type": "string"}}
+_NAME_PATTERN = {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"}
+
+
+def also_answers(
+    op: dict[str, Any], *more: tuple[int, str, dict[str, Any] | None]
+) -> dict[str, Any]:
+    """``op`` with further success answers (e.g. 201 as well as 200)."""
+    for status, text, schema in more:
+        op["responses"][str(status)] = answer(text, schema)
+    return op
+
+
+APP_PARAM = {"name": "app", "in": "path", "required": True, "schema": _NAME_PATTERN}
+MACHINE_PARAM = {"name": "id", "in": "path", "required": True, "schema": _NAME_PATTERN}
+IP_PARAM = {
+    "name": "ip",
+    "in": "path",
+    "required": True,
+    "schema": {
+        "anyOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}]
+    },
+}
 
 
 def _obj(props: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -76,6 +96,76 @@ STR, BOOL, NUM, INT = (
     {"type": "integer"},
 )
 IP_TYPE = {"type": "string", "enum": ["v4", "shared_v4", "v6", "private_v6"]}
+# What the server checks, said here too, so that a request valid for this document is
+# one the server accepts (tests/hardening/test_schemathesis.py holds them to it).
+NAME = _NAME_PATTERN
+REGION = ref("RegionCode")  # the enum of the daemon's region catalogue: openapi_document()
+POP = ref("PopCode")  # the enum of the daemon's PoPs
+PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
+PORT_TEXT = "([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+DURATION = {
+    "oneOf": [
+        {"type": "number", "minimum": 0, "maximum": 1e12},
+        {"type": "string", "pattern": "^[0-9]{1,9}(\\.[0-9]{1,6})?(ms|s|m|h)?$"},
+    ],
+    "description": "500ms, 2s, 1m, 1h; a bare number is milliseconds",
+}
+IP_ADDRESS = {"anyOf": [{"type": "string", "format": "ipv4"}, {"type": "string", "format": "ipv6"}]}
+# HOST or HOST:PORT, a DNS name or IPv4 address, or [IPv6] with a port.
+MACHINE_ADDRESS = {
+    "type": "string",
+    "pattern": f"^([a-z0-9.-]{{1,253}}(:{PORT_TEXT})?|\\[[0-9a-f:.]{{2,45}}\\]:{PORT_TEXT})$",
+}
+HANDLERS = {
+    "enum": [[], ["http"], ["tls", "http"], ["tls"], ["proxy_proto"], ["tls", "proxy_proto"]]
+}
+
+# --- faults: what each kind needs and where it applies (edge.core.faults.check_fault) ---
+_POSITIVE_DURATION = {
+    "oneOf": [
+        {"type": "number", "minimum": 0.001, "maximum": 1e12},  # ms: at least 1 microsecond
+        {"type": "string", "pattern": "^[1-9][0-9]{0,8}(ms|s|m|h)?$"},
+    ]
+}
+_FAULT_NEEDS: dict[str, dict[str, Any]] = {
+    "latency": {"latency": _POSITIVE_DURATION},
+    "bandwidth": {"rate": {"type": "number", "exclusiveMinimum": 0, "maximum": 1e12}},
+    "slow_close": {"delay": _POSITIVE_DURATION},
+    "limit_data": {"bytes": {"type": "integer", "minimum": 1, "maximum": 2**53}},
+}
+_FAULT_SCOPES: dict[str, tuple[str, ...]] = {"withdraw": ("pop",), "down": ("machine", "region")}
+_SCOPE_FIELDS: dict[str, dict[str, Any]] = {
+    "machine": {"machine": ref("Name"), "app": ref("Name")},
+    "region": {"region": ref("RegionCode")},
+    "pop": {"pop": ref("PopCode")},
+}
+
+
+def _fault_of(kind: str) -> dict[str, Any]:
+    """One kind of fault: its scope (exactly one), what it needs, the optional rest."""
+    optional = {
+        "stream": {"type": "string", "enum": ["upstream", "downstream"]},
+        "latency": DURATION,
+        "jitter": DURATION,
+        "rate": {"type": "number", "minimum": 0, "maximum": 1e12},
+        "timeout": DURATION,
+        "delay": DURATION,
+        "bytes": {"type": "integer", "minimum": 0, "maximum": 2**53},
+    }
+    needs = _FAULT_NEEDS.get(kind, {})
+    variants: list[dict[str, Any]] = []
+    for scope in _FAULT_SCOPES.get(kind, ("machine", "region", "pop")):
+        fields = _SCOPE_FIELDS[scope]
+        variants.append(
+            {
+                "type": "object",
+                "properties": {"kind": {"const": kind}, **optional, **needs, **fields},
+                "required": ["kind", *needs, *fields],
+                "additionalProperties": False,
+            }
+        )
+    return variants[0] if len(variants) == 1 else {"oneOf": variants}
+
 
 SCHEMAS: dict[str, Any] = {
     "Error": _obj({"error": STR}, ("error",)),
@@ -121,23 +211,33 @@ SCHEMAS: dict[str, Any] = {
         },
         ("code", "name", "latitude", "longitude", "deprecated"),
     ),
-    "CreateOrg": _obj({"slug": STR}, ("slug",)),
+    "Name": NAME,
+    "RegionCode": {"type": "string", "pattern": "^[a-z]{3}$"},
+    "PopCode": {"type": "string", "pattern": "^[a-z]{3}$"},
+    "CreateOrg": _obj({"slug": NAME}, ("slug",)),
     "UiLoginCode": _obj({"code": STR, "path": STR, "expires_in": NUM}, ("code", "path")),
     "UiRedeem": _obj({"code": STR}, ("code",)),
     "UiSession": _obj({"token": STR, "expires_in": NUM}, ("token",)),
     "CreatedOrg": _obj({"slug": STR, "token": STR}, ("slug", "token")),
     "CreateApp": _obj(
         {
-            "app_name": STR,
-            "org_slug": STR,
-            "primary_region": STR,
+            "app_name": NAME,
+            "org_slug": NAME,
+            "primary_region": REGION,
             "ipv6": BOOL,
             "public_ips": BOOL,
         },
         ("app_name",),
-    ),
-    "AllocateIp": _obj({"type": IP_TYPE, "region": STR}),
-    "MoveIp": _obj({"app": STR}, ("app",)),
+    )
+    | {
+        # A public IPv6 needs public IPs.
+        "not": {
+            "properties": {"ipv6": {"const": True}, "public_ips": {"const": False}},
+            "required": ["ipv6", "public_ips"],
+        }
+    },
+    "AllocateIp": _obj({"type": IP_TYPE, "region": REGION}),
+    "MoveIp": _obj({"app": NAME}, ("app",)),
     "Fault": _obj(
         {
             "id": STR,
@@ -156,35 +256,51 @@ SCHEMAS: dict[str, Any] = {
         },
         ("id", "kind", "scope", "target"),
     ),
-    "AddFault": _obj(
-        {
-            "kind": {"type": "string", "enum": list(FAULT_KINDS)},
-            "machine": STR,
-            "app": STR,
-            "region": STR,
-            "pop": STR,
-            "stream": {"type": "string", "enum": ["upstream", "downstream"]},
-            "latency": {"type": ["string", "number"]},
-            "jitter": {"type": ["string", "number"]},
-            "rate": NUM,
-            "timeout": {"type": ["string", "number"]},
-            "delay": {"type": ["string", "number"]},
-            "bytes": INT,
-        },
-        ("kind",),
-    ),
+    "AddFault": {"oneOf": [_fault_of(kind) for kind in FAULT_KINDS]},
     "AdminState": _obj(
         {"state": {"type": "string", "enum": ["maint", "drain", "ready"]}}, ("state",)
     ),
     "AppFile": _obj(
         {
-            "app": STR,
-            "org": STR,
-            "primary_region": STR,
-            "services": {"type": "array", "items": {"type": "object"}},
-            "machines": {"type": "array", "items": ref("AddMachine")},
+            # "app" may be given too, but only as the URL's name: the URL says it.
+            "org": NAME,
+            "primary_region": REGION,
+            "services": {
+                "type": "array",
+                "items": ref("Service"),
+                "description": "a public port may be used by one service only",
+            },
+            "machines": {
+                "type": "array",
+                "items": ref("MachineOfFile"),
+                "description": "machine ids are unique within an app",
+            },
         },
         ("primary_region",),
+    ),
+    "Service": _obj(
+        {
+            "internal_port": PORT,
+            "protocol": {"const": "tcp"},
+            "ports": {
+                "type": "array",
+                "minItems": 1,
+                "items": _obj({"port": PORT, "handlers": HANDLERS}, ("port",)),
+            },
+            "strategy": {
+                "enum": [
+                    "nearest",
+                    "weighted_latency",
+                    "least_connections",
+                    "p2c_peak_ewma",
+                    "maglev",
+                ]
+            },
+            "retries": {"type": "integer", "minimum": 0, "maximum": 10},
+            "timeout": DURATION,
+            "connect_timeout": DURATION,
+        },
+        ("ports",),
     ),
     "Machine": _obj(
         {
@@ -203,26 +319,62 @@ SCHEMAS: dict[str, Any] = {
         },
         ("id", "app", "region", "state", "weight", "demo"),
     ),
-    "AddMachine": _obj(
-        {
-            "region": STR,
-            "id": STR,
-            "address": STR,
-            "ports": {"type": "object", "additionalProperties": INT},
-            "weight": INT,
-            "demo": BOOL,
-            "state": {"type": "string", "enum": ["started", "stopped"]},
-        },
-        ("region",),
-    ),
+    "AddMachine": {
+        **_obj(
+            {
+                "region": REGION,
+                "id": NAME,
+                "address": MACHINE_ADDRESS,
+                "ports": {
+                    "type": "object",
+                    "propertyNames": {"pattern": f"^{PORT_TEXT}$"},
+                    "additionalProperties": PORT,
+                },
+                "weight": {"type": "integer", "minimum": 1, "maximum": 1000},
+                "demo": BOOL,
+                "state": {"type": "string", "enum": ["started", "stopped"]},
+            },
+            ("region",),
+        ),
+        # Either an address, or a demo machine served by the edge.
+        "oneOf": [
+            {"required": ["address"], "properties": {"demo": {"const": False}}},
+            {
+                "required": ["demo"],
+                "properties": {"demo": {"const": True}},
+                "not": {"required": ["address"]},
+            },
+        ],
+    },
 }
+
+
+SCHEMAS["MachineOfFile"] = SCHEMAS["AddMachine"]
+REQUEST_BODIES = (
+    "CreateOrg", "CreateApp", "AllocateIp", "AdminState", "AppFile", "Service",
+    "AddMachine", "MoveIp", "UiRedeem",
+)  # fmt: skip
+for _name in REQUEST_BODIES:
+    SCHEMAS[_name]["additionalProperties"] = False
+SCHEMAS["Service"]["properties"]["ports"]["items"]["additionalProperties"] = False
 
 
 def list_of(key: str, item: str) -> dict[str, Any]:
     return _obj({key: {"type": "array", "items": ref(item)}})
 
 
-def _paths() -> dict[str, Any]:
+def _weights(regions: tuple[str, ...]) -> dict[str, Any]:
+    """``population``, ``uniform`` or ``REGION:WEIGHT,...`` over the known regions."""
+    item = f"({'|'.join(regions)}):[1-9][0-9]{{0,5}}"
+    return {
+        "anyOf": [
+            {"type": "string", "enum": ["population", "uniform"]},
+            {"type": "string", "pattern": f"^{item}(,{item}){{0,5}}$"},
+        ]
+    }
+
+
+def _paths(regions: tuple[str, ...]) -> dict[str, Any]:
     return {
         "/healthz": {
             "get": operation("Liveness and a short status", (200, "OK", None), (), public=True)
@@ -266,11 +418,14 @@ def _paths() -> dict[str, Any]:
         "/v1/apps/{app}": {
             "parameters": [APP_PARAM],
             "get": operation("An app and its IPs", (200, "The app", ref("App")), (401, 404)),
-            "put": operation(
-                "Deploy an app file: create the app or bring it in line (201 when created)",
-                (200, "Updated", ref("App")),
-                (400, 401, 404, 409, 422, 503),
-                body="AppFile",
+            "put": also_answers(
+                operation(
+                    "Deploy an app file: create the app or bring it in line (201 when created)",
+                    (200, "Updated", ref("App")),
+                    (400, 401, 404, 409, 422, 503),
+                    body="AppFile",
+                ),
+                (201, "Created", ref("App")),
             ),
             "delete": operation(
                 "Destroy an app, releasing all its IPs", (204, "Destroyed", None), (401, 404)
@@ -319,8 +474,8 @@ def _paths() -> dict[str, Any]:
         "/v1/apps/{app}/route": {
             "parameters": [
                 APP_PARAM,
-                {"name": "from", "in": "query", "schema": STR},
-                {"name": "port", "in": "query", "schema": INT},
+                {"name": "from", "in": "query", "schema": REGION},
+                {"name": "port", "in": "query", "schema": PORT},
                 {"name": "prefer", "in": "query", "schema": STR},
             ],
             "get": operation(
@@ -332,9 +487,13 @@ def _paths() -> dict[str, Any]:
         "/v1/apps/{app}/catchment": {
             "parameters": [
                 APP_PARAM,
-                {"name": "clients", "in": "query", "schema": INT},
-                {"name": "weights", "in": "query", "schema": STR},
-                {"name": "port", "in": "query", "schema": INT},
+                {
+                    "name": "clients",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 10_000},
+                },
+                {"name": "weights", "in": "query", "schema": _weights(regions)},
+                {"name": "port", "in": "query", "schema": PORT},
             ],
             "get": operation(
                 "Simulated clients from every region (weights: population, uniform or "
@@ -435,7 +594,20 @@ UI_LOGIN_PATHS: dict[str, Any] = {
 
 
 @functools.cache
-def openapi_document() -> dict[str, Any]:
+def openapi_document(
+    regions: tuple[str, ...] | None = None, pops: tuple[str, ...] | None = None
+) -> dict[str, Any]:
+    """The document; region and PoP fields are enums of the daemon's region codes and PoPs
+    (by default those of the built-in catalogue, as ``edge serve`` without a config)."""
+    if regions is None or pops is None:
+        catalogue = default_catalogue()
+        regions = tuple(sorted(catalogue.codes())) if regions is None else regions
+        pops = tuple(r.code for r in catalogue.current()) if pops is None else pops
+    schemas = {
+        **SCHEMAS,
+        "RegionCode": {"type": "string", "enum": list(regions)},
+        "PopCode": {"type": "string", "enum": list(pops)},
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -446,9 +618,9 @@ def openapi_document() -> dict[str, Any]:
         },
         "servers": [{"url": "http://127.0.0.1:4280"}],
         "security": [{"bearer": []}],
-        "paths": _paths(),
+        "paths": _paths(regions),
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }

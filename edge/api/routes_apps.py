@@ -8,7 +8,7 @@ from aiohttp import web
 
 from edge.api.app_context import CONTEXT
 from edge.api.auth import IDENTITY
-from edge.api.bodies import Body, read_body, read_json_object
+from edge.api.bodies import Body, port_keys, read_body, read_json_object
 from edge.api.render import app_json, org_json, region_json
 from edge.core.tokens import format_token, hash_token
 from edge.errors import BadRequest
@@ -131,6 +131,9 @@ async def deploy_app(request: web.Request) -> web.Response:
     if data.setdefault("app", name) != name:
         raise BadRequest(f"app: the file is for {data['app']!r} but the URL names {name!r}")
     data.setdefault("org", identity.org_scope or "personal")
+    for machine in data.get("machines") or ():
+        if isinstance(machine, dict) and "ports" in machine:
+            machine["ports"] = port_keys(machine["ports"])
     spec = context.validate_app(data, renames={})
     store = context.store.store
     result = await context.store.call(store.deploy_app, spec, by=identity.caller)

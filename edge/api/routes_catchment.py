@@ -20,6 +20,7 @@ from aiohttp import web
 
 from edge.api.app_context import CONTEXT
 from edge.api.auth import IDENTITY
+from edge.api.bodies import whole_number
 from edge.core.catchment import (
     WEIGHT_PRESETS,
     Catchment,
@@ -31,7 +32,7 @@ from edge.core.catchment import (
 )
 from edge.core.regions import Region, RegionCatalogue
 from edge.core.routing import Endpoint, ServiceRoutes
-from edge.errors import BadRequest, NotFound
+from edge.errors import NotFound
 
 routes = web.RouteTableDef()
 
@@ -45,15 +46,6 @@ def population() -> Mapping[str, float]:
     text = resources.files("edge").joinpath("data/population.yaml").read_text(encoding="utf-8")
     data = yaml.safe_load(text)
     return {str(k): float(v) for k, v in data.items()}
-
-
-def _int_param(query: Mapping[str, str], name: str) -> int | None:
-    text = query.get(name)
-    if text is None or text == "":
-        return None
-    if not text.isdigit():
-        raise BadRequest(f"{name}: must be a whole number, not {text!r}")
-    return int(text)
 
 
 def _service(services: Mapping[int, ServiceRoutes], port: int | None, app: str) -> ServiceRoutes:
@@ -73,13 +65,13 @@ async def catchment(request: web.Request) -> web.Response:
     app = request.match_info["app"]
     await context.store.call(context.store.store.get_app, app, org=identity.org_scope)
     query = request.query
-    given = _int_param(query, "clients")
+    given = whole_number(query.get("clients"), "clients")
     clients = DEFAULT_CLIENTS if given is None else given
     spec = query.get("weights") or "population"
     state = context.dataplane().state
     routes_of_app = state.snapshot.apps.get(app)
     services = routes_of_app.services if routes_of_app is not None else {}
-    port = _int_param(query, "port")
+    port = whole_number(query.get("port"), "port")
     service = _service(services, port, app)
     current = [region.code for region in context.catalogue.current()]
     weights = resolve_weights(spec, current, population(), state.valid_regions)

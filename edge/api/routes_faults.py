@@ -16,7 +16,7 @@ from edge.api.bodies import Body, read_body
 from edge.api.render import fault_json
 from edge.config.types import parse_duration
 from edge.core.faults import Fault, FaultKind
-from edge.errors import BadRequest
+from edge.errors import BadRequest, NotFound
 
 routes = web.RouteTableDef()
 
@@ -58,7 +58,7 @@ async def _scope(body: AddFault, identity: Identity, context: ApiContext) -> tup
             context.store.store.list_machines, body.app, org=identity.org_scope
         )
         if target not in {m.id for m in machines}:
-            raise BadRequest(f"machine: app {body.app!r} has no machine {target!r}")
+            raise NotFound(f"machine: app {body.app!r} has no machine {target!r}")
     else:
         identity.require_admin(f"a {scope} fault")
         known = context.config.edge.pops if scope == "pop" else context.catalogue.codes()

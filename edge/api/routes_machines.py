@@ -9,7 +9,7 @@ from pydantic import Field
 
 from edge.api.app_context import CONTEXT, ApiContext
 from edge.api.auth import IDENTITY
-from edge.api.bodies import Body, read_body
+from edge.api.bodies import Body, port_keys, read_body
 from edge.api.render import machine_json
 from edge.config.model import MachineSpec
 from edge.core.apps import Machine
@@ -31,7 +31,7 @@ class AddMachine(Body):
 
 def _spec(context: ApiContext, body: AddMachine) -> MachineSpec:
     data: dict[str, Any] = body.model_dump(exclude_none=True)
-    data["ports"] = {int(k) if k.isdigit() else k: v for k, v in body.ports.items()}
+    data["ports"] = port_keys(body.ports)
     # The machine is checked as part of a stand-in app whose own fields are valid, so a
     # problem names the machine's field ("region: unknown region 'xyz'"), once.
     local = context.config.edge.local_region

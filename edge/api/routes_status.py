@@ -6,7 +6,7 @@ from aiohttp import web
 
 from edge.api.app_context import CONTEXT
 from edge.api.auth import IDENTITY
-from edge.errors import BadRequest
+from edge.api.bodies import whole_number
 from edge.runtime.status import route_view, status_view
 
 routes = web.RouteTableDef()
@@ -26,14 +26,11 @@ async def route(request: web.Request) -> web.Response:
     app = request.match_info["app"]
     await context.store.call(context.store.store.get_app, app, org=identity.org_scope)
     query = request.query
-    port_text = query.get("port")
-    if port_text is not None and not port_text.isdigit():
-        raise BadRequest(f"port: must be a number, not {port_text!r}")
     body = route_view(
         context.dataplane(),
         app,
         query.get("from", context.config.edge.local_region),
-        int(port_text) if port_text else None,
+        whole_number(query.get("port"), "port"),
         query.get("prefer"),
     )
     return web.json_response(body)

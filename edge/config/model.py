@@ -219,6 +219,12 @@ class MachineSpec(Frozen):
     def _address_or_demo(self) -> MachineSpec:
         if self.demo == (self.address is not None):
             raise ValueError("give either address (HOST:PORT or HOST) or demo: true")
+        if self.address is not None and (
+            not self.address
+            or not self.address.isprintable()
+            or any(c.isspace() for c in self.address)
+        ):
+            raise ValueError(f"address must be HOST:PORT or HOST, not {self.address!r}")
         if self.address is not None and ":" in self.address.strip("[]") and "]" not in self.address:
             split_host_port(self.address)  # a v4 host or name with a port: check it
         return self
@@ -264,6 +270,10 @@ class EdgeSpec(Frozen):
     trust_client_region_header: bool = True
     simulate_latency: bool = False
     app_domain: str = "edge.test"  # an app answers on shared_v4 as <app>.<app_domain>
+    # Client connections the data plane holds at most (every listener together); above
+    # it accepting pauses until the count drops. None: derived from RLIMIT_NOFILE
+    # (edge.core.limits.default_max_connections), leaving descriptors for the rest.
+    max_connections: int | None = Field(default=None, ge=1)
 
 
 class RttOverride(Frozen):
@@ -314,14 +324,25 @@ class TlsSpec(Frozen):
     use and kept in the state directory."""
 
     certificates: tuple[CertificateSpec, ...] = ()
+    # Self-signed certificates are made only for names the edge serves (app hostnames on
+    # the shared address); this caps how many are kept in STATE_DIR/tls.
+    max_self_signed: int = Field(default=1000, ge=1)
 
 
 class ApiSpec(Frozen):
     listen: HostPort = "127.0.0.1:4280"
+    # A request head must arrive whole within this long of the connection opening or of
+    # the previous answer (slowloris); idle keep-alive connections close after it too.
+    headers_read_timeout: Duration = Field(default=10.0, gt=0)
+    # A request body must arrive whole within this long of its head.
+    body_read_timeout: Duration = Field(default=30.0, gt=0)
 
 
 class MetricsSpec(Frozen):
     enabled: bool = True
+    # /metrics names every org's apps and machines: with this set it answers only to the
+    # admin token or the metrics token (STATE_DIR/metrics_token, made at start).
+    require_token: bool = False
 
 
 class OrgSpec(Frozen):

@@ -67,7 +67,7 @@ def split_host_port(value: str) -> tuple[str, int]:
         host, sep, port_text = value[1:].partition("]:")
     else:
         host, sep, port_text = value.rpartition(":")
-    if not sep or not host or not port_text.isdigit():
+    if not sep or not host or not (port_text.isascii() and port_text.isdigit()):
         raise ValueError(f"must be HOST:PORT, not {value!r}")
     return host, _check_port(int(port_text))
 

@@ -64,6 +64,8 @@ def check_weights(weights: Mapping[str, float], known: Iterable[str]) -> dict[st
     kept = {region: float(w) for region, w in weights.items() if w > 0}
     if not kept:
         raise BadRequest("weights: give at least one region a weight above 0")
+    if not math.isfinite(sum(kept.values())):
+        raise BadRequest("weights: the weights are too large (their sum must be a finite number)")
     return kept
 
 

@@ -8,6 +8,7 @@ Expected failures are values (``NoUpstream``), never exceptions.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -136,7 +137,8 @@ class ListenerRouter(Protocol):
         ...
 
     def connect_failed(self, upstream: Upstream, reason: str) -> None:
-        """Connecting failed: ``refused``, ``timeout``, ``reset`` or ``unreachable``."""
+        """Connecting failed: ``refused``, ``timeout``, ``reset``, ``unreachable`` or
+        ``exhausted`` (the edge's own descriptors ran out: not held against the machine)."""
         ...
 
     def responded(self, upstream: Upstream, status: int, seconds: float) -> None:
@@ -153,7 +155,10 @@ class ListenerRouter(Protocol):
 
 
 def connect_failure(exc: BaseException) -> str:
-    """The contract's name for why connecting to a machine failed (``connect_failed``)."""
+    """The contract's name for why connecting to a machine failed (``connect_failed``);
+    ``exhausted``: the edge itself is out of file descriptors (no fault of the machine)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+        return "exhausted"
     if isinstance(exc, ConnectionRefusedError):
         return "refused"
     if isinstance(exc, TimeoutError):

@@ -21,6 +21,7 @@ from typing import Final
 
 import httptools
 
+from edge.core.request_rules import Refusal, judge_request
 from edge.dataplane.contract import (
     CapacityQueue,
     ClientInfo,
@@ -39,16 +40,11 @@ from edge.dataplane.http_client_side import (
     NO_BODY,
     TUNNEL,
     ClientSide,
-    HttpListener,
-    HttpSettings,
 )
-from edge.dataplane.http_framing import ChunkedScanner, https_location, no_upstream_answer
-from edge.dataplane.http_head import (
-    RequestHeadScan,
-    ResponseHeadScan,
-    head_for_client,
-    request_target,
-)
+from edge.dataplane.http_framing import ChunkedFramer, https_location, no_upstream_answer
+from edge.dataplane.http_head import RequestHeadScan, ResponseHeadScan
+from edge.dataplane.http_listener import HttpListener, HttpSettings
+from edge.dataplane.http_rewrite import head_for_client, request_target, retargeted
 from edge.dataplane.http_tracker import HttpConnectionTracker
 from edge.dataplane.proxy_protocol import accept_proxy_header
 from edge.dataplane.upstream_conn import UpstreamConnection
@@ -78,7 +74,7 @@ class HttpProxyProtocol(ClientSide):
         self._head_request = False
         self._replayable = False
         self._body_left = 0
-        self._chunks = ChunkedScanner()
+        self._chunks = ChunkedFramer()
         self._close_after = False
         self._attempts = 0
         self._exclude = _NO_EXCLUDE
@@ -92,15 +88,22 @@ class HttpProxyProtocol(ClientSide):
     def _start_request(self, head: bytes, rest: bytes, upgrade: bool) -> None:
         req = self._head
         method = self._parser.get_method()
-        if head[0] in (10, 13):
-            head = head.lstrip(b"\r\n")
+        self._head_request = method == b"HEAD"
+        verdict = judge_request(
+            head[: head.find(b"\r\n")], req.host, 1 + req.extra_hosts, self._sni
+        )
+        if verdict is not None:
+            if isinstance(verdict, Refusal):
+                self._reject(verdict.status, verdict.text)
+                return
+            head = retargeted(head, verdict)
+            req.host = verdict.host
         http10 = self._http10 = head[head.find(b"\r\n") - 1] == 48  # "HTTP/1.0"
         if req.rare or http10 or self._client_eof:  # else: HTTP/1.1, no Connection header
             self._keep_alive = req.keeps_alive(http10) and not self._client_eof
         else:
             self._keep_alive = True
         has_body = req.chunked or req.content_length > 0
-        self._head_request = method == b"HEAD"
         self._replayable = method in _IDEMPOTENT and not has_body
         self._upgrade = upgrade
         self._req_done = self._resp_started = self._close_after = False
@@ -157,21 +160,22 @@ class HttpProxyProtocol(ClientSide):
             end = min(self._body_left, len(data))
             self._body_left -= end
             done = self._body_left == 0
-        else:
-            end = self._chunks.scan(data, 0)
+            chunk = data if end == len(data) else data[:end]
+            try:
+                self._parser.feed_data(chunk)  # it follows the body too: framing checked twice
+            except httptools.HttpParserUpgrade:
+                pass
+            except httptools.HttpParserError:
+                self._bad_body()
+                return
+        else:  # the framer feeds the parser exactly the body's bytes
+            end = self._chunks.scan(data, 0, self._parser, self._head)
             if end == -2:
                 self._bad_body()
                 return
             done = end >= 0
             end = end if done else len(data)
-        chunk = data if end == len(data) else data[:end]
-        try:
-            self._parser.feed_data(chunk)  # it follows the body too: framing is checked twice
-        except httptools.HttpParserUpgrade:
-            pass
-        except httptools.HttpParserError:
-            self._bad_body()
-            return
+            chunk = data if end == len(data) else data[:end]
         if self._conn is not None:
             self._sent += len(chunk)
             self._conn.write(chunk)
@@ -286,7 +290,9 @@ class HttpProxyProtocol(ClientSide):
             if reason != "cancelled":
                 self._router.connect_failed(up, reason)
             self._release(report=False)
-            if reason != "cancelled" and self._attempts <= up.retries:
+            if reason == "exhausted":  # every other machine would fail the same way
+                self._answer(503, "edge: the edge is out of file descriptors, try again\n")
+            elif reason != "cancelled" and self._attempts <= up.retries:
                 self._exclude = self._exclude | {up.machine_id}
                 self._choose()
             else:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Final, Protocol, cast
 
 import httptools
 
-from edge.dataplane.http_framing import ChunkedScanner
+from edge.dataplane.http_framing import ChunkedFramer
 from edge.dataplane.http_head import ResponseHeadScan
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._mode = _IDLE
         self._left = 0
         self._done = False
-        self._chunks: ChunkedScanner | None = None
+        self._chunks: ChunkedFramer | None = None
         self._partial = b""  # an incomplete response head
         self._head = b""
         self._keep_alive = False
@@ -250,7 +250,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._frame(status, head)
         end = self._body_end(data, head_end)
         if end < 0 or (
-            end > head_end and self._mode <= _CHUNKED and not self._feed(data, head_end, end)
+            end > head_end and self._mode == _LENGTH and not self._feed(data, head_end, end)
         ):
             return self._broken()
         sink.response_head(status, head, self._scan, self._mode == _UNTIL_CLOSE, data[head_end:end])
@@ -291,7 +291,7 @@ class UpstreamConnection(asyncio.Protocol):
         if end < 0:
             return self._broken()
         chunk = data if pos == 0 and end == len(data) else data[pos:end]
-        if self._mode <= _CHUNKED and not self._feed(chunk, 0, len(chunk)):
+        if self._mode == _LENGTH and not self._feed(chunk, 0, len(chunk)):
             return self._broken()  # the parser follows counted bodies too: framing checked twice
         sink.response_body(chunk)
         if self._done:
@@ -323,7 +323,7 @@ class UpstreamConnection(asyncio.Protocol):
         elif scan.chunked:
             self._mode = _CHUNKED
             if self._chunks is None:
-                self._chunks = ChunkedScanner()
+                self._chunks = ChunkedFramer()
             self._chunks.reset()
         elif scan.transfer_coded or scan.content_length < 0:
             self._mode = _UNTIL_CLOSE
@@ -345,7 +345,7 @@ class UpstreamConnection(asyncio.Protocol):
             return end
         if mode == _CHUNKED:
             assert self._chunks is not None
-            end = self._chunks.scan(data, pos)
+            end = self._chunks.scan(data, pos, self._parser, self._scan)  # it feeds the parser
             self._done = end >= 0
             return end if end != -1 else len(data)
         return pos if mode == _NONE else len(data)

@@ -30,6 +30,7 @@ from edge.store import SYSTEM, Store
 LOG = logging.getLogger("edge")
 TOKEN_FILE = "token"
 APPLIED_FILE = "config-apps.json"  # app name -> hash of its config entry applied last
+METRICS_TOKEN_FILE = "metrics_token"
 DEFAULT_ORG = "personal"
 
 
@@ -72,6 +73,24 @@ def ensure_admin_token(store: Store, state_dir: Path) -> str:
     store.set_admin_token_hash(token_hash, by=SYSTEM)
     LOG.info("admin token written", extra={"path": str(path)})
     return token_hash
+
+
+def ensure_metrics_token(state_dir: Path) -> str:
+    """The hash of the token that may read /metrics (``metrics.require_token``).
+
+    It lives only in ``STATE_DIR/metrics_token``, for Prometheus's ``credentials_file``;
+    made when missing, kept across restarts so the scrape config stays valid.
+    """
+    path = state_dir / METRICS_TOKEN_FILE
+    token = read_token_file(path)
+    if token is None:
+        token = format_token(secrets.token_bytes(32), prefix="edge_metrics_")
+        try:
+            write_private_file(path, token + "\n")
+        except OSError as exc:
+            raise StartupError(f"cannot write the metrics token {path}: {exc.strerror}") from None
+        LOG.info("metrics token written", extra={"path": str(path)})
+    return hash_token(token)
 
 
 def ensure_orgs(store: Store, config: EdgeConfig) -> None:

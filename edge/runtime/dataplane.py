@@ -24,6 +24,7 @@ from edge.dataplane.tcp_proxy import TcpRelay, make_tcp_protocol_factory
 from edge.dataplane.tls import CertificateStore, CertPair, server_ssl_context
 from edge.dataplane.tracker import ConnectionTracker
 from edge.dataplane.upstream_pool import UpstreamPool
+from edge.runtime.conn_gate import ConnectionGate
 from edge.runtime.demo import DemoIdentity, DemoMachines
 from edge.runtime.faults import FaultRegistry
 from edge.runtime.health_checks import NO_CHECKS, CheckStatus, HealthMonitor, ServiceHealth
@@ -42,7 +43,7 @@ def certificate_store(config: EdgeConfig, state_dir: Path) -> CertificateStore:
         for cert in config.tls.certificates
         for name in cert.names
     }
-    return CertificateStore(state_dir, configured)
+    return CertificateStore(state_dir, configured, max_generated=config.tls.max_self_signed)
 
 
 class DataPlane:
@@ -61,16 +62,19 @@ class DataPlane:
         model = LatencyModel.build(config.latency, catalogue)
         self.state = RoutingState(config, model, rng or random.Random())
         checks = metrics.health_checks
+        self.gate = ConnectionGate(config.edge.max_connections, metrics.registry)
         self.health = HealthMonitor(
             self.state.rng,
             on_check=lambda app, region, outcome: checks.labels(
                 app, region, *check_labels(outcome)
             ).inc(),
+            on_exhausted=self.gate.exhaustion,
         )
         self.demo = DemoMachines()
         self.faults = FaultRegistry(self.state)
         self.certs = certificate_store(config, state_dir)
         self.listeners = ListenerSet(self._make_server, drain_timeout, metrics.listener_errors)
+        self.gate.on_change(self.listeners.set_accepting)
         self._pool: UpstreamPool | None = None
         self._demo_keys: set[str] = set()
         self.last_snapshot: StoreSnapshot | None = None
@@ -160,8 +164,8 @@ class DataPlane:
 
     def _router(self, spec: ListenerSpec) -> AppRouter | SharedRouter:
         if spec.app is None:
-            return SharedRouter(self.state, spec.port, self.recorder)
-        return AppRouter(self.state, spec.app, spec.port, self.recorder)
+            return SharedRouter(self.state, spec.port, self.recorder, self.gate)
+        return AppRouter(self.state, spec.app, spec.port, self.recorder, self.gate)
 
     def _make_server(self, spec: ListenerSpec) -> tuple[Any, Any, Tracker]:
         """The protocol factory, TLS context and connection tracker of one listener."""

@@ -166,9 +166,11 @@ class HealthMonitor:
         on_check: CheckCounter | None = None,
         clock: Clock = time.monotonic,  # routing's clock: ready_since is compared with it
         wall_clock: Clock = time.time,
+        on_exhausted: Callable[[str], None] | None = None,
     ) -> None:
         self._rng = rng or random.Random()
         self._on_check = on_check
+        self._on_exhausted = on_exhausted  # the edge ran out of descriptors in a check
         self._clock = clock
         self._wall_clock = wall_clock
         self._watched: dict[Key, _Watched] = {}
@@ -274,9 +276,14 @@ class HealthMonitor:
             return
         runner.task = None
         now = self._clock()
-        result = CheckResult(at, outcome.ok, outcome.output, now - began, outcome.timed_out)
-        self._apply(watched, health.record(watched.health, runner.index, result, check, now), now)
-        self._count(endpoint, result)
+        if outcome.edge_exhausted:  # the edge's own state, not the machine's: no verdict
+            if self._on_exhausted is not None:
+                self._on_exhausted("health_check")
+        else:
+            result = CheckResult(at, outcome.ok, outcome.output, now - began, outcome.timed_out)
+            update = health.record(watched.health, runner.index, result, check, now)
+            self._apply(watched, update, now)
+            self._count(endpoint, result)
         delay = began + health.next_check_delay(check.interval, check.jitter, self._rng) - now
         runner.handle = asyncio.get_running_loop().call_later(
             max(0.0, delay), self._fire, watched, runner

@@ -19,6 +19,7 @@ import ssl
 from dataclasses import dataclass
 
 from edge.config.model import CheckSpec, HttpCheckSpec
+from edge.core import limits
 
 LOG = logging.getLogger("edge.health")
 USER_AGENT = "edge-health-check/1"
@@ -35,6 +36,9 @@ class ProbeOutcome:
     ok: bool
     output: str  # "connected", "status 200", or what went wrong
     timed_out: bool = False
+    # The edge itself ran out of file descriptors (EMFILE/ENFILE): says nothing about
+    # the machine, so no verdict is drawn from it.
+    edge_exhausted: bool = False
 
 
 async def probe(check: CheckSpec, host: str, port: int) -> ProbeOutcome:
@@ -49,6 +53,8 @@ async def probe(check: CheckSpec, host: str, port: int) -> ProbeOutcome:
     except ssl.SSLError as exc:
         return ProbeOutcome(False, describe_tls_error(exc))
     except OSError as exc:
+        if limits.edge_exhausted(exc.errno):
+            return ProbeOutcome(False, describe_os_error(exc), edge_exhausted=True)
         return ProbeOutcome(False, describe_os_error(exc))
     except BadCheckRequest as exc:
         return ProbeOutcome(False, f"cannot send the check: {exc}")

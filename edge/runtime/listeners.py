@@ -102,6 +102,12 @@ class Listener:
     server: asyncio.Server | None = None
     tracker: Tracker | None = None
     error: str | None = None
+    # The listening socket itself: the server accepts on a duplicate of it, so closing
+    # the server (accepting paused at edge.max_connections) keeps the port listening
+    # and new connections wait in the kernel's queue.
+    sock: socket.socket | None = None
+    factory: Any = None
+    ssl_context: Any = None
 
     def report(self) -> dict[str, Any]:
         return {
@@ -109,7 +115,7 @@ class Listener:
             "port": self.spec.port.port,
             "app": self.spec.app,
             "handlers": list(self.spec.port.handlers),
-            "bound": self.server is not None,
+            "bound": self.sock is not None,
             "error": self.error,
             "connections": 0 if self.tracker is None else len(self.tracker),
         }
@@ -155,6 +161,7 @@ class ListenerSet:
         self._live: dict[Key, Listener] = {}
         self._refused: dict[Key, str] = {}
         self._lock = asyncio.Lock()
+        self._accepting = True
 
     async def reconcile(self, desired: DesiredListeners) -> None:
         async with self._lock:
@@ -163,7 +170,7 @@ class ListenerSet:
             stale = [
                 key
                 for key, live in self._live.items()
-                if desired.specs.get(key) != live.spec or live.server is None
+                if desired.specs.get(key) != live.spec or live.sock is None
             ]
             for key in stale:  # free addresses before binding new ones
                 self._retire(self._live.pop(key))
@@ -174,23 +181,62 @@ class ListenerSet:
     async def _start(self, spec: ListenerSpec) -> Listener:
         listener = Listener(spec)
         try:
-            factory, ssl_context, tracker = self._make(spec)
-            sock = bind_socket(spec.address, spec.port.port)
-            loop = asyncio.get_running_loop()
-            listener.server = await loop.create_server(
-                factory, sock=sock, ssl=ssl_context, backlog=BACKLOG
-            )
-            listener.tracker = tracker
+            listener.factory, listener.ssl_context, listener.tracker = self._make(spec)
+            listener.sock = bind_socket(spec.address, spec.port.port)
+            if self._accepting:
+                await self._serve(listener)
             LOG.info("listening", extra={"address": spec.address, "port": spec.port.port})
         except OSError as exc:
+            if listener.sock is not None:
+                listener.sock.close()
+                listener.sock = None
             listener.error = describe(spec.address, spec.port.port, exc)
             if self._errors is not None:
                 self._errors.labels(errno.errorcode.get(exc.errno or 0, "other").lower()).inc()
             LOG.warning("listener failed", extra={"error": listener.error})
         return listener
 
+    async def _serve(self, listener: Listener) -> None:
+        """Accept on a duplicate of the listening socket (see ``Listener.sock``)."""
+        assert listener.sock is not None
+        sock = listener.sock.dup()
+        try:
+            listener.server = await asyncio.get_running_loop().create_server(
+                listener.factory, sock=sock, ssl=listener.ssl_context, backlog=BACKLOG
+            )
+        except BaseException:
+            sock.close()
+            raise
+
+    def set_accepting(self, accepting: bool) -> None:
+        """Pause or resume accepting on every listener (``ConnectionGate.on_change``)."""
+        if accepting == self._accepting:
+            return
+        self._accepting = accepting
+        if accepting:
+            spawn(self._resume(), name="resume-accepting")
+            return
+        for listener in self._live.values():
+            if listener.server is not None:
+                listener.server.close()  # the duplicate; the port keeps listening
+                listener.server = None
+
+    async def _resume(self) -> None:
+        async with self._lock:
+            if not self._accepting:
+                return
+            for listener in self._live.values():
+                if listener.server is None and listener.sock is not None:
+                    try:
+                        await self._serve(listener)
+                    except OSError as exc:  # out of descriptors, say: the next resume retries
+                        LOG.warning("cannot resume accepting: %s", exc)
+
     def _retire(self, listener: Listener) -> None:
         """Stop accepting at once; connections in flight finish within the drain timeout."""
+        if listener.sock is not None:
+            listener.sock.close()
+            listener.sock = None
         if listener.server is not None:
             listener.server.close()
             LOG.info(
@@ -219,7 +265,7 @@ class ListenerSet:
     def counts(self) -> Mapping[str, int]:
         families = {"ipv4": 0, "ipv6": 0}
         for listener in self._live.values():
-            if listener.server is not None:
+            if listener.sock is not None:
                 families["ipv6" if ":" in listener.spec.address else "ipv4"] += 1
         return families
 
@@ -231,5 +277,8 @@ class ListenerSet:
         for listener in listeners:
             if listener.server is not None:
                 listener.server.close()
+            if listener.sock is not None:
+                listener.sock.close()
+                listener.sock = None
         drains = [x.tracker.drain(self._drain_timeout) for x in listeners if x.tracker]
         await asyncio.gather(*drains)

@@ -18,6 +18,7 @@ from edge.core.route_headers import route_request
 from edge.core.routing import Endpoint, RoutingSnapshot, ServiceRoutes, decide
 from edge.core.strategies import why_not
 from edge.dataplane.contract import Choice, ClientInfo, NoUpstream, RouteHints, Upstream
+from edge.runtime.conn_gate import ConnectionGate
 from edge.runtime.metrics import SHARED_APP, Recorder
 from edge.runtime.routing_state import RoutingState
 from edge.runtime.traffic import Decision
@@ -31,9 +32,16 @@ class BaseRouter:
 
     app_label = SHARED_APP  # the app in connection metrics before a request names one
 
-    def __init__(self, state: RoutingState, port: PortSpec, recorder: Recorder) -> None:
+    def __init__(
+        self,
+        state: RoutingState,
+        port: PortSpec,
+        recorder: Recorder,
+        gate: ConnectionGate | None = None,
+    ) -> None:
         self.state = state
         self.recorder = recorder
+        self.gate = gate  # the data plane's connection limit, shared by every listener
         self.port = port.port
         self.handler_label = "+".join(port.handlers) or "tcp"
         self.handlers: tuple[str, ...] = tuple(port.handlers)
@@ -66,11 +74,15 @@ class BaseRouter:
     def opened(self, client: ClientInfo) -> tuple[str, str]:
         pop = self.state.ingress(self.client_region(client, None)) or "none"
         self.recorder.connection_opened(self.app_label, pop, self.port, self.handler_label)
+        if self.gate is not None:
+            self.gate.opened()
         return (self.app_label, pop)
 
     def closed(self, token: object) -> None:
         if isinstance(token, tuple):
             self.recorder.connection_closed(*token)
+        if self.gate is not None:
+            self.gate.closed()
 
     def route(
         self,
@@ -155,6 +167,11 @@ class BaseRouter:
         self.recorder.connected(upstream.app, upstream.region, seconds)
 
     def connect_failed(self, upstream: Upstream, reason: str) -> None:
+        if reason == "exhausted":  # the edge's own descriptors ran out: not the machine's doing
+            if self.gate is not None:
+                self.gate.exhaustion("connect")
+            self.recorder.connect_failed(upstream.app, upstream.region, reason)
+            return
         self._failed(upstream, reason)
         self.recorder.connect_failed(upstream.app, upstream.region, reason)
 
@@ -212,8 +229,15 @@ def _endpoint(upstream: Upstream) -> Endpoint:
 class AppRouter(BaseRouter):
     """A dedicated address of one app: the service behind this public port."""
 
-    def __init__(self, state: RoutingState, app: str, port: PortSpec, recorder: Recorder) -> None:
-        super().__init__(state, port, recorder)
+    def __init__(
+        self,
+        state: RoutingState,
+        app: str,
+        port: PortSpec,
+        recorder: Recorder,
+        gate: ConnectionGate | None = None,
+    ) -> None:
+        super().__init__(state, port, recorder, gate)
         self.app = self.app_label = app
 
     def _service(self, snapshot: RoutingSnapshot) -> ServiceRoutes | None:

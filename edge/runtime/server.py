@@ -27,10 +27,11 @@ from edge.config.types import split_host_port
 from edge.core.ipam import IpamPolicy
 from edge.core.regions import RegionCatalogue
 from edge.errors import EdgeError, StartupError
-from edge.runtime.bootstrap import TOKEN_FILE, bootstrap
+from edge.runtime.bootstrap import TOKEN_FILE, bootstrap, ensure_metrics_token
 from edge.runtime.dataplane import DataPlane
 from edge.runtime.gauges import register_gauges
 from edge.runtime.listeners import bind_socket
+from edge.runtime.logs import log_loop_exception
 from edge.runtime.metrics import Metrics
 from edge.runtime.statedir import prepare_state_dir
 from edge.runtime.store_runner import StoreRunner
@@ -90,7 +91,13 @@ class EdgeDaemon:
         self._watcher: asyncio.Task[None] | None = None
 
     def status(self) -> dict[str, Any]:
-        return {"state_dir": str(self.options.state_dir), "pops": list(self.config.edge.pops)}
+        """What the public ``/healthz`` adds to its status: nothing about the state directory,
+        apps or addresses (anyone can read it), just whether every listener is bound."""
+        unbound = sum(1 for row in self.dataplane.listeners.reports() if not row["bound"])
+        if not unbound:
+            return {"status": "ok", "pops": list(self.config.edge.pops)}
+        reason = f"{unbound} listener(s) not bound (edgectl status shows which)"
+        return {"status": "degraded", "reason": reason, "pops": list(self.config.edge.pops)}
 
     async def start(self) -> None:
         prepare_state_dir(self.options.state_dir)
@@ -174,8 +181,18 @@ class EdgeDaemon:
             dataplane=lambda: self.dataplane,
             token_path=self.options.state_dir / TOKEN_FILE,
         )
-        api = build_api(context, TokenCheck(admin_hash, self._find_org))
-        self._runner = web.AppRunner(api, access_log=None)
+        metrics_hash = None
+        if self.config.metrics.require_token:
+            metrics_hash = ensure_metrics_token(self.options.state_dir)
+        api = build_api(context, TokenCheck(admin_hash, self._find_org, metrics_hash=metrics_hash))
+        # aiohttp's keep-alive timer runs from the connection's start and from each answer
+        # until the next request head is complete: it is the API's header timeout.
+        # Lingering (reading what is left of an unread body before closing) is bounded
+        # too, or a 408 would leave the connection open for aiohttp's default 10 s.
+        timeout = self.config.api.headers_read_timeout
+        self._runner = web.AppRunner(
+            api, access_log=None, keepalive_timeout=timeout, lingering_time=min(1.0, timeout)
+        )
         await self._runner.setup()
         self._site = web.SockSite(
             self._runner, api_socket, shutdown_timeout=self.options.drain_timeout
@@ -201,6 +218,7 @@ class EdgeDaemon:
         LOG.info("edge stopped", extra={"drain_seconds": round(time.monotonic() - started, 3)})
 
     async def run(self) -> None:
+        asyncio.get_running_loop().set_exception_handler(log_loop_exception)
         try:
             await self.start()
         except BaseException:

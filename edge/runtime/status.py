@@ -68,6 +68,7 @@ def status_view(
     names = {a.name for a in apps}
     now = time.time()
     return {
+        "edge": dataplane.gate.view(),  # the edge's own connections and descriptors
         "pops": pops_view(dataplane, catalogue),
         "apps": [
             {

@@ -77,8 +77,11 @@ def start_edge(
     state_dir: Path | None = None,
     wait: bool = True,
     api_port: int | None = None,
+    wrapper: Sequence[str] = (),
 ) -> EdgeProcess:
-    """Start ``edge serve`` on a free API port; wait until /healthz answers."""
+    """Start ``edge serve`` on a free API port; wait until /healthz answers.
+
+    ``wrapper`` goes before the command (``["prlimit", "--nofile=256:256", "--"]``)."""
     state_dir = state_dir or tmp_path / "state"
     api = f"127.0.0.1:{api_port or free_port()}"
     log_path = tmp_path / f"edge-{api.replace(':', '-')}.log"
@@ -87,7 +90,9 @@ def start_edge(
         args[1:1] = ["--config", str(config)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(edge_command(*args), stderr=log, stdout=log, env=env, cwd=ROOT)
+        proc = subprocess.Popen(
+            [*wrapper, *edge_command(*args)], stderr=log, stdout=log, env=env, cwd=ROOT
+        )
     edge = EdgeProcess(proc=proc, api=api, state_dir=state_dir, log_path=log_path, env=env)
     if wait:
         wait_healthy(edge)

@@ -124,9 +124,11 @@ def test_bad_faults_are_400(echo: Echo) -> None:
         ({"kind": "withdraw", "region": "lhr"}, "withdraw fault applies to: pop"),
         ({"kind": "latency", "pop": "lhr"}, "needs latency"),
         ({"kind": "latency", "latency": "1s"}, "exactly one scope"),
-        ({"kind": "down", "machine": "nope", "app": "echo"}, "no machine 'nope'"),
         ({"kind": "latency", "pop": "xyz", "latency": "1s"}, "unknown pop"),
         ({"kind": "gremlins", "pop": "lhr"}, "kind"),
     ]:
         status, answer = echo.api.post("/v1/faults", body)
         assert status == 400 and fragment in answer["error"], body
+    # A well-formed fault naming a machine that does not exist: 404, like a missing app.
+    status, answer = echo.api.post("/v1/faults", {"kind": "down", "machine": "nope", "app": "echo"})
+    assert status == 404 and "no machine 'nope'" in answer["error"]

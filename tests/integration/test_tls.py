@@ -66,7 +66,8 @@ async def tls_relay(
 @on_uvloop
 async def test_sni_handshake_certificate_alpn_and_client_info(tmp_path: Path) -> None:
     store = CertificateStore(tmp_path)
-    server, backend, router, tracker = await tls_relay(store)
+    # A name the listener serves (accepted) gets its own certificate.
+    server, backend, router, tracker = await tls_relay(store, lambda n: n == "app.example.com")
     cafile = store.pair_for(["app.example.com"]).cert
     got = await asyncio.to_thread(handshake, port_of(server), "app.example.com", cafile)
     assert got["echo"] == b"ping\n"

@@ -9,15 +9,14 @@ import pytest
 
 from edge.dataplane.contract import NoUpstream
 from edge.dataplane.http_framing import (
-    ChunkedScanner,
+    ChunkedFramer,
     edge_response,
     https_location,
     no_upstream_answer,
 )
-from edge.dataplane.http_head import (
-    RequestHeadScan,
+from edge.dataplane.http_head import RequestHeadScan, ResponseHeadScan
+from edge.dataplane.http_rewrite import (
     RequestRewriter,
-    ResponseHeadScan,
     cut_headers,
     cut_named,
     head_for_client,
@@ -187,22 +186,44 @@ def test_cut_helpers() -> None:
 BODY = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n"
 
 
-def test_chunked_scanner_finds_the_end_in_one_piece() -> None:
-    assert ChunkedScanner().scan(BODY + b"GET / HTTP/1.1", 0) == len(BODY)
+CHUNKED_HEAD = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
-@pytest.mark.parametrize("step", [1, 2, 3, 7])
-def test_chunked_scanner_finds_the_end_across_pieces(step: int) -> None:
-    scanner = ChunkedScanner()
-    pieces = [BODY[i : i + step] for i in range(0, len(BODY), step)]
-    results = [scanner.scan(piece, 0) for piece in pieces]
+def framed(pieces: list[bytes]) -> tuple[list[int], RequestHeadScan]:
+    """What ``ChunkedFramer.scan`` says for each piece, fed as the relay feeds them."""
+    scan = RequestHeadScan()
+    parser = httptools.HttpRequestParser(scan)
+    parser.feed_data(CHUNKED_HEAD)
+    scan.headers_done = True
+    framer = ChunkedFramer()
+    return [framer.scan(piece, 0, parser, scan) for piece in pieces], scan
+
+
+def test_chunked_framer_finds_the_end_in_one_piece() -> None:
+    results, scan = framed([BODY + b"GET / HTTP/1.1"])
+    assert results == [len(BODY)]
+    assert scan.message_done
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 7, 2047, 2048, 2049])
+def test_chunked_framer_finds_the_end_across_pieces(step: int) -> None:
+    body = b"800\r\n" + b"x" * 2048 + b"\r\n" + BODY
+    pieces = [body[i : i + step] for i in range(0, len(body), step)]
+    results, _ = framed(pieces)
     assert results[:-1] == [-1] * (len(pieces) - 1)
     assert results[-1] == len(pieces[-1])
 
 
-@pytest.mark.parametrize("bad", [b"zz\r\n", b"\r\n", b"0x5\r\nhello\r\n", b"1" * 20 + b"\r\n"])
-def test_chunked_scanner_rejects_bad_sizes(bad: bytes) -> None:
-    assert ChunkedScanner().scan(bad, 0) == -2
+def test_chunked_framer_ignores_an_end_inside_chunk_data() -> None:
+    body = b"a\r\n0\r\n\r\nGET /\r\n0\r\n\r\n"
+    assert framed([body + b"GET / HTTP/1.1\r\n"])[0] == [len(body)]
+
+
+@pytest.mark.parametrize(
+    "bad", [b"zz\r\n", b"\r\n", b"0x5\r\nhello\r\n", b"1" * 20 + b"\r\n", b"1\na\n0\n\n"]
+)
+def test_chunked_framer_rejects_bad_bodies(bad: bytes) -> None:
+    assert framed([bad])[0] == [-2]
 
 
 def test_edge_response_is_complete_http() -> None:
