@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -12,9 +13,9 @@ from pathlib import Path
 from edge import __version__
 from edge.cli.table import render_table
 from edge.config.load import load_config, parse_config
-from edge.config.model import EdgeConfig
+from edge.config.model import EdgeConfig, LatencySpec
 from edge.config.regions import default_catalogue
-from edge.core.regions import RegionCatalogue
+from edge.core.regions import Region, RegionCatalogue
 from edge.errors import ConfigError, EdgeError
 from edge.runtime.logs import configure_logging
 from edge.runtime.statedir import default_state_dir
@@ -54,7 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", type=Path)
 
-    commands.add_parser("regions", help="print the region catalogue")
+    regions = commands.add_parser(
+        "regions", help="print the region catalogue (--rtt-from: the modelled RTT from one)"
+    )
+    regions.add_argument(
+        "--rtt-from",
+        metavar="REGION",
+        help="list every region with its modelled round trip from REGION, nearest first",
+    )
+    regions.add_argument(
+        "--config", type=Path, help="edge.yaml whose latency: section to use (default: built-in)"
+    )
+    regions.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
@@ -70,7 +82,12 @@ def cmd_check_config(file: Path) -> int:
     return EXIT_OK
 
 
-def cmd_regions() -> int:
+def cmd_regions(args: argparse.Namespace) -> int:
+    if args.rtt_from is not None:
+        return cmd_regions_rtt(args.rtt_from, args.config, args.json)
+    if args.json:
+        print(json.dumps({"regions": [_region_json(r) for r in default_catalogue()]}, indent=2))
+        return EXIT_OK
     rows = [
         (
             r.code,
@@ -83,6 +100,48 @@ def cmd_regions() -> int:
         for r in default_catalogue()
     ]
     print(render_table(["code", "city", "latitude", "longitude", "gateway", "status"], rows))
+    return EXIT_OK
+
+
+def _region_json(region: Region) -> dict[str, object]:
+    return {
+        "code": region.code,
+        "city": region.city,
+        "latitude": region.latitude,
+        "longitude": region.longitude,
+        "gateway": region.gateway,
+        "deprecated": region.deprecated,
+    }
+
+
+def cmd_regions_rtt(origin: str, config_file: Path | None, as_json: bool) -> int:
+    """Every region with its modelled RTT from ``origin``, nearest first."""
+    from edge.core.latency import LatencyModel
+
+    catalogue = default_catalogue()
+    code = origin.strip().lower()
+    if code not in catalogue:
+        raise ConfigError(f"--rtt-from {origin!r}: not a region code; `edge regions` lists them")
+    spec = load_config(config_file, catalogue).latency if config_file else LatencySpec()
+    model = LatencyModel.build(spec, catalogue)
+    ordered = [catalogue[c] for c in model.regions_by_rtt(code)]
+    if as_json:
+        regions = [
+            {**_region_json(r), "rtt_ms": round(model.rtt(code, r.code) * 1000, 1)} for r in ordered
+        ]
+        print(json.dumps({"from": code, "model": spec.model, "regions": regions}, indent=2))
+        return EXIT_OK
+    rows = [
+        (
+            r.code,
+            r.city,
+            f"{model.rtt(code, r.code) * 1000:.1f}",
+            "deprecated" if r.deprecated else "current",
+        )
+        for r in ordered
+    ]
+    print(f"modelled round trips from {code} ({spec.model} model, docs/latency-model.md)")
+    print(render_table(["code", "city", "rtt_ms", "status"], rows))
     return EXIT_OK
 
 
@@ -122,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check-config":
             return cmd_check_config(args.file)
         if args.command == "regions":
-            return cmd_regions()
+            return cmd_regions(args)
         return cmd_serve(args)
     except ConfigError as exc:
         details = "; ".join(exc.problems) if exc.problems != (exc.message,) else ""

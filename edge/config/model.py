@@ -282,13 +282,55 @@ class RttOverride(Frozen):
     rtt: Duration
 
 
-class LatencySpec(Frozen):
-    """The RTT model: great-circle distance, light in fiber, route inflation, a floor."""
+class JitterSpec(Frozen):
+    """Extra delay drawn for each request (http) or connection (tcp) on a simulated path.
 
+    ``lognormal``: the added delay's median is ``median`` and its log-space standard
+    deviation ``sigma`` (p99 = median x e^(2.33 sigma): a long tail, as real paths have);
+    ``normal``: mean ``mean`` and standard deviation ``stddev``, never below zero;
+    ``none``: no jitter. ``seed`` makes the sequence repeatable (none: a new one per run).
+    Only with ``edge.simulate_latency: true``.
+    """
+
+    distribution: Literal["none", "normal", "lognormal"] = "none"
+    median: Duration | None = None
+    sigma: float | None = Field(default=None, gt=0, le=5)
+    mean: Duration | None = None
+    stddev: Duration | None = None
+    seed: int | None = None
+
+    @model_validator(mode="after")
+    def _fields_of_the_distribution(self) -> JitterSpec:
+        needs = {"none": (), "normal": ("mean", "stddev"), "lognormal": ("median", "sigma")}
+        wanted = needs[self.distribution]
+        for name in ("median", "sigma", "mean", "stddev"):
+            given = getattr(self, name) is not None
+            if given and name not in wanted:
+                raise ValueError(f"{name} is not a parameter of distribution {self.distribution}")
+            if not given and name in wanted:
+                raise ValueError(f"distribution {self.distribution} needs {name}")
+        if self.distribution == "lognormal" and not (self.median or 0) > 0:
+            raise ValueError("a lognormal jitter needs median above 0 (e.g. 2ms)")
+        if self.distribution == "normal" and not (self.stddev or 0) > 0:
+            raise ValueError("a normal jitter needs stddev above 0 (e.g. 1ms)")
+        return self
+
+
+class LatencySpec(Frozen):
+    """The RTT model: great-circle distance, light in fiber, route inflation, a floor.
+
+    ``calibrated`` (the default) routes over the cabled areas of ``edge/data/routes.yaml``
+    with their fitted inflations; ``great_circle`` uses ``route_inflation`` for every pair
+    (``edge.core.latency``). ``per_hop_floor`` is paid once per cable hop and is the RTT
+    within one region.
+    """
+
+    model: Literal["calibrated", "great_circle"] = "calibrated"
     fiber_km_per_ms: float = Field(default=200.0, gt=0)
     route_inflation: float = Field(default=1.24, ge=1.0)
-    per_hop_floor: Duration = 0.0045
+    per_hop_floor: Duration = 0.006
     overrides: tuple[RttOverride, ...] = ()
+    jitter: JitterSpec = JitterSpec()
 
 
 class PoolsSpec(Frozen):

@@ -39,8 +39,12 @@ def parse_catalogue(text: str, source: str) -> RegionCatalogue:
             format_validation_errors(exc) if isinstance(exc, ValidationError) else (str(exc),)
         )
         raise ConfigError(f"{source}: invalid region catalogue", problems) from None
+    from edge.config.latency_data import default_routes
+
     regions = {e.code: Region(**e.model_dump()) for e in parsed.regions}
-    return RegionCatalogue(by_code=regions)
+    # Every catalogue is cabled as the packaged route table says (regions it does not
+    # list take their nearest listed region's area).
+    return RegionCatalogue(by_code=regions, routes=default_routes())
 
 
 def load_catalogue(path: Path | None = None) -> RegionCatalogue:

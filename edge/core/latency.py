@@ -1,20 +1,28 @@
 """The round-trip-time model between regions, precomputed into a matrix.
 
-RTT(a, b) = 2 * great_circle_km(a, b) * route_inflation / fiber_km_per_ms + per_hop_floor,
-and per_hop_floor alone within one region. Light in fiber covers about 200 km per ms;
-``route_inflation`` accounts for cables not following great circles, and the floor for
-the switching, queueing and processing every path pays at least once.
+Two models, chosen by ``LatencySpec.model``:
 
-The defaults of ``LatencySpec`` (inflation 1.24, floor 4.5 ms) were fitted to typical
-public inter-city ping figures (approximate, as published by ping-statistics sites and
-cloud providers' inter-region latency tables): London-Ashburn ~75-80 ms,
-London-Frankfurt ~12-18 ms, Amsterdam-Frankfurt ~7-10 ms, Ashburn-Chicago ~15-25 ms,
-Sydney-Los Angeles ~140-160 ms, Tokyo-Los Angeles ~100-115 ms. One straight-line
-inflation cannot fit every path: London-Sydney is measured at ~250-290 ms because the
-cables detour through Asia or the US, and the model gives ~215 ms. Such pairs are what
-``LatencySpec.overrides`` is for.
+``calibrated`` (the default) is a shortest-path model over the world's cables. Each
+region belongs to a route area (``RouteTable.area_of``: north_america, europe,
+asia_east, ...). Two regions are linked directly when their areas are (within an area,
+or a pair of areas in ``RouteTable.inflation``); a direct link costs
 
-Lookups are two dict accesses; ``build`` does all the trigonometry once.
+    per_hop_floor + 2 * great_circle_km * inflation(area pair) / fiber_km_per_ms
+
+and every other pair takes the cheapest chain of direct links (Floyd-Warshall over the
+catalogue, once, in ``build``). That is how traffic really goes: Europe reaches Tokyo
+through Singapore (the cables run through Suez), Johannesburg reaches Sao Paulo through
+Europe and the US, Sydney reaches Sao Paulo through the US west coast. Per-area-pair
+inflations and the floor were fitted to published measurements
+(``edge/data/rtt-calibration.yaml``; ``docs/latency-model.md`` has every pair's error,
+written by ``scripts/latency-report``).
+
+``great_circle`` is the plain formula with one inflation for every pair:
+
+    RTT(a, b) = 2 * great_circle_km(a, b) * route_inflation / fiber_km_per_ms + per_hop_floor
+
+Either way one region to itself is ``per_hop_floor``, and ``LatencySpec.overrides`` replace
+single pairs afterwards. Lookups are two dict accesses.
 
 What was measured is kept per endpoint as a peak EWMA (``observe_rtt``, ``peak_ewma``),
 which the p2c_peak_ewma strategy reads.
@@ -48,6 +56,38 @@ def great_circle_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float
 
 
 @dataclass(frozen=True, slots=True)
+class RouteTable:
+    """How the areas of the world are cabled, for the calibrated model.
+
+    ``area_of`` names each region's route area; ``inflation`` has, for each pair of
+    areas with direct cables (and each area with itself), how much longer than the great
+    circle the cable path is. Areas missing from ``inflation`` reach each other only
+    through a third area.
+    """
+
+    area_of: Mapping[str, str]
+    inflation: Mapping[frozenset[str], float]
+
+    def area(self, catalogue: RegionCatalogue, code: str) -> str:
+        """A region's area; a region the table does not know takes its nearest known one's."""
+        area = self.area_of.get(code)
+        if area is not None:
+            return area
+        here = catalogue[code]
+        known = [catalogue[c] for c in self.area_of if c in catalogue]
+        if not known:
+            return ""
+        nearest = min(
+            known,
+            key=lambda r: great_circle_km(here.latitude, here.longitude, r.latitude, r.longitude),
+        )
+        return self.area_of[nearest.code]
+
+    def link_inflation(self, area_a: str, area_b: str) -> float | None:
+        return self.inflation.get(frozenset((area_a, area_b)))
+
+
+@dataclass(frozen=True, slots=True)
 class LatencyModel:
     """RTTs in seconds between every pair of catalogue regions."""
 
@@ -57,7 +97,11 @@ class LatencyModel:
     @classmethod
     def build(cls, spec: LatencySpec, catalogue: RegionCatalogue) -> LatencyModel:
         codes = [region.code for region in catalogue]
-        matrix = {a: {b: _modelled_rtt(spec, catalogue, a, b) for b in codes} for a in codes}
+        routes = catalogue.routes
+        if spec.model == "calibrated" and routes is not None:
+            matrix = _shortest_paths(spec, catalogue, routes)
+        else:
+            matrix = {a: {b: _modelled_rtt(spec, catalogue, a, b) for b in codes} for a in codes}
         for override in spec.overrides:
             matrix[override.a][override.b] = override.rtt
             matrix[override.b][override.a] = override.rtt
@@ -84,6 +128,47 @@ def _modelled_rtt(spec: LatencySpec, catalogue: RegionCatalogue, a: str, b: str)
     km = great_circle_km(ra.latitude, ra.longitude, rb.latitude, rb.longitude)
     one_way_ms = km * spec.route_inflation / spec.fiber_km_per_ms
     return 2 * one_way_ms / 1000.0 + spec.per_hop_floor
+
+
+def _link_rtt(
+    spec: LatencySpec, catalogue: RegionCatalogue, routes: RouteTable, a: str, b: str
+) -> float | None:
+    """The RTT of a direct link between two regions, None when their areas have none."""
+    inflation = routes.link_inflation(routes.area(catalogue, a), routes.area(catalogue, b))
+    if inflation is None:
+        return None
+    ra, rb = catalogue[a], catalogue[b]
+    km = great_circle_km(ra.latitude, ra.longitude, rb.latitude, rb.longitude)
+    return 2 * km * inflation / spec.fiber_km_per_ms / 1000.0 + spec.per_hop_floor
+
+
+def _shortest_paths(
+    spec: LatencySpec, catalogue: RegionCatalogue, routes: RouteTable
+) -> dict[str, dict[str, float]]:
+    """Every pair's cheapest chain of direct links (Floyd-Warshall: n is a few dozen)."""
+    codes = [region.code for region in catalogue]
+    inf = math.inf
+    matrix: dict[str, dict[str, float]] = {}
+    for a in codes:
+        row = matrix[a] = {}
+        for b in codes:
+            link = spec.per_hop_floor if a == b else _link_rtt(spec, catalogue, routes, a, b)
+            row[b] = inf if link is None else link
+    for via in codes:
+        via_row = matrix[via]
+        for a in codes:
+            row = matrix[a]
+            to_via = row[via]
+            if to_via == inf or a == via:
+                continue
+            for b, onward in via_row.items():
+                if b not in (via, a) and to_via + onward < row[b]:
+                    row[b] = to_via + onward
+    for a, row in matrix.items():  # areas the table leaves unconnected: the plain formula
+        for b, rtt in row.items():
+            if rtt == inf:
+                row[b] = _modelled_rtt(spec, catalogue, a, b)
+    return matrix
 
 
 def peak_ewma(stats: EndpointStats, now: float, prior: float) -> float:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edge.core.latency import RouteTable
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,9 +22,10 @@ class Region:
 
 @dataclass(frozen=True, slots=True)
 class RegionCatalogue:
-    """Every known region by code, in catalogue order."""
+    """Every known region by code, in catalogue order (and how they are cabled)."""
 
     by_code: Mapping[str, Region]
+    routes: RouteTable | None = None  # None: the latency model is the plain great circle
 
     def __contains__(self, code: object) -> bool:
         return code in self.by_code

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from edge.core.error_codes import ErrorCode
 from edge.core.faults import Fault
 
 ProxyProtoVersion = Literal["v1", "v2"]
@@ -91,6 +92,7 @@ class NoUpstream:
     status: int  # 503 (none available), 404 (unknown host on shared_v4), 421 ...
     reason: str  # short text for the response body and logs
     app: str | None = None
+    code: ErrorCode | None = None  # the platform's error code (PR01 ...), None if it has none
     retry_after: int = 1
     wait: float = 0.0  # raw TCP: how long to hold the connection before closing
     pop: str = ""  # the PoP this client landed on; "" means router.pop
@@ -100,6 +102,18 @@ class NoUpstream:
 
 
 Choice = Upstream | NoUpstream
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeAnswer:
+    """An error answer the edge made itself, or a raw TCP connection it refused or closed."""
+
+    status: int  # the HTTP status; 0 for a raw TCP connection (nothing to answer with)
+    code: ErrorCode | None  # the platform's error code; None where the platform has none
+    reason: str  # the body's text (one line), for the log
+    app: str | None = None  # None: the listener's own app (none on the shared address)
+    pop: str = ""  # the PoP the client landed on; "" means router.pop
+    request_id: str = ""  # the Fly-Request-Id of the answer (HTTP)
 
 
 class ListenerRouter(Protocol):
@@ -151,6 +165,10 @@ class ListenerRouter(Protocol):
 
     def release(self, upstream: Upstream) -> None:
         """The connection or request is over: its load slot is free again."""
+        ...
+
+    def answered(self, client: ClientInfo, answer: EdgeAnswer) -> None:
+        """The edge answered an error itself (or closed a raw connection): log and count it."""
         ...
 
 

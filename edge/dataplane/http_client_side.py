@@ -15,7 +15,8 @@ from typing import Final, cast
 
 import httptools
 
-from edge.dataplane.contract import ClientInfo, Upstream
+from edge.core.error_codes import ErrorCode, describe
+from edge.dataplane.contract import ClientInfo, EdgeAnswer, Upstream
 from edge.dataplane.http_framing import edge_response
 from edge.dataplane.http_head import RequestHeadScan
 from edge.dataplane.http_listener import HttpListener
@@ -75,6 +76,7 @@ class ClientSide(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         # The request in flight.
         self._upstream: Upstream | None = None  # chosen and not released yet
+        self._app: str | None = None  # the app the request in flight was routed to
         self._conn: UpstreamConnection | None = None
         self._keep_alive = True
         self._http10 = False
@@ -303,6 +305,7 @@ class ClientSide(asyncio.Protocol):
             self.close()
             return
         self._in = READ_HEAD
+        self._app = None
         self._head.reset()
         self._head_request = False
         self.deadline = self._loop.time() + self._l.idle_timeout
@@ -335,26 +338,43 @@ class ClientSide(asyncio.Protocol):
                 self._router.transferred(up, self._sent, self._back)
             self._router.release(up)
 
-    def _answer(self, status: int, text: str, extra: bytes = b"") -> None:
-        """Answer the current request from the edge itself."""
+    def _answer(
+        self, status: int, text: str, extra: bytes = b"", code: ErrorCode | None = None
+    ) -> None:
+        """Answer the current request from the edge itself (``code``: the platform's)."""
         body_unread = self._body_mode != NO_BODY and not self._req_done
         close = not self._keep_alive or self._upgrade or body_unread
-        self._write_answer(status, text, extra, close)
+        self._write_answer(status, text, extra, close, code)
         self._next_request(close)
 
-    def _reject(self, status: int, text: str) -> None:
+    def _reject(self, status: int, text: str, code: ErrorCode | None = None) -> None:
         """Answer bad input and close the connection."""
-        self._write_answer(status, text, b"", True)
+        self._write_answer(status, text, b"", True, code)
         self.close()
 
-    def _write_answer(self, status: int, text: str, extra: bytes, close: bool) -> None:
+    def _write_answer(
+        self, status: int, text: str, extra: bytes, close: bool, code: ErrorCode | None
+    ) -> None:
+        """The one place every answer of the edge is written, named and reported."""
         if self.transport is None or self._in == CLOSED:
             return
         listener = self._l
-        added = b"Fly-Request-Id: " + listener.ulids.next() + self._tails.keep[:-2]
-        response = edge_response(status, text, added, close, extra, self._head_request)
+        tails = self._tails
+        ulid = listener.ulids.next()
+        body = text
+        if code is not None:
+            body += f"error code: {code} ({describe(code).summary})\n"
+            extra += b"Edge-Error-Code: %s\r\n" % code.encode()
+        # edge_response says Connection: close itself, once: the keep tail has none.
+        added = b"Fly-Request-Id: " + ulid + tails.keep[:-2]
+        response = edge_response(status, body, added, close, extra, self._head_request)
         self._back += len(response)
         self.transport.write(response)
+        if status >= 400 and self._client is not None:
+            request_id = f"{ulid.decode()}-{tails.pop}"
+            reason = text.strip().removeprefix("edge: ")
+            answer = EdgeAnswer(status, code, reason, self._app, tails.pop, request_id)
+            self._router.answered(self._client, answer)
 
     # -- what the relay proper does with a request ---------------------------------------
 
@@ -366,7 +386,9 @@ class ClientSide(asyncio.Protocol):
         """Body bytes of the request in flight (and maybe what follows it)."""
         raise NotImplementedError
 
-    def _fail(self, status: int, text: str, now: float | None = None) -> None:
+    def _fail(
+        self, status: int, text: str, now: float | None = None, code: ErrorCode | None = None
+    ) -> None:
         """The machine failed the request in flight before answering."""
         raise NotImplementedError
 

@@ -61,9 +61,10 @@ class Tails:
     """What follows the ULID in a response head: the rest of the Fly-Request-Id line
     (``-<pop>``), Via, maybe Connection, and the blank line."""
 
-    __slots__ = ("close", "http10", "keep", "upgrade")
+    __slots__ = ("close", "http10", "keep", "pop", "upgrade")
 
     def __init__(self, pop: str) -> None:
+        self.pop = pop
         via = b"-%s\r\nVia: 1.1 edge\r\n" % pop.encode()
         self.keep = via + b"\r\n"
         self.close = via + b"Connection: close\r\n\r\n"

@@ -21,6 +21,7 @@ from typing import Final
 
 import httptools
 
+from edge.core.error_codes import ErrorCode, connect_failure_code
 from edge.core.request_rules import Refusal, judge_request
 from edge.dataplane.contract import (
     CapacityQueue,
@@ -71,6 +72,7 @@ class HttpProxyProtocol(ClientSide):
         self._queue_token: object = None
         self._queue_deadline = 0.0
         self._last_refusal: NoUpstream | None = None
+        self._last_cause = ""  # why the last connect of this request failed (contract name)
         self._head_request = False
         self._replayable = False
         self._body_left = 0
@@ -108,6 +110,7 @@ class HttpProxyProtocol(ClientSide):
         self._upgrade = upgrade
         self._req_done = self._resp_started = self._close_after = False
         self._attempts = 0
+        self._last_cause = ""
         self._exclude = _NO_EXCLUDE
         self.deadline = INF
         self._in = HOLD
@@ -194,6 +197,7 @@ class HttpProxyProtocol(ClientSide):
         assert self._client is not None
         router = self._router
         choice = router.choose(self._client, self._hints, self._exclude)
+        self._app = choice.app
         if isinstance(choice, NoUpstream):
             self._no_upstream(choice)
             return
@@ -237,8 +241,7 @@ class HttpProxyProtocol(ClientSide):
                 self._queue_token = queue.wait(self._dequeued)
                 self.deadline = self._queue_deadline
                 return
-        text, extra = no_upstream_answer(choice, self._head.host)
-        self._answer(choice.status, text, extra)
+        self._refuse(choice)
 
     def _dequeued(self) -> None:
         self._queue = self._queue_token = None
@@ -251,8 +254,15 @@ class HttpProxyProtocol(ClientSide):
         if self._queue is None or choice is None:
             return
         self._stop_waiting()
+        self._refuse(choice)
+
+    def _refuse(self, choice: NoUpstream) -> None:
+        """Answer a request no machine can take, naming the last failed connect if any."""
         text, extra = no_upstream_answer(choice, self._head.host)
-        self._answer(choice.status, text, extra)
+        if self._last_cause:
+            text += f"edge: the last connect failed: {self._last_cause} "
+            text += f"({connect_failure_code(self._last_cause)})\n"
+        self._answer(choice.status, text, extra, choice.code)
 
     def _stop_waiting(self) -> None:
         queue, self._queue = self._queue, None
@@ -290,13 +300,15 @@ class HttpProxyProtocol(ClientSide):
             if reason != "cancelled":
                 self._router.connect_failed(up, reason)
             self._release(report=False)
+            self._last_cause = reason
             if reason == "exhausted":  # every other machine would fail the same way
                 self._answer(503, "edge: the edge is out of file descriptors, try again\n")
             elif reason != "cancelled" and self._attempts <= up.retries:
                 self._exclude = self._exclude | {up.machine_id}
                 self._choose()
             else:
-                self._answer(502, f"edge: could not reach a machine of app {up.app!r} ({reason})\n")
+                text = f"edge: could not reach a machine of app {up.app!r} ({reason})\n"
+                self._answer(502, text, b"", connect_failure_code(reason, self._attempts))
             return
         self._router.connected(up, self._loop.time() - self._connect_started)
         self._attach(conn)
@@ -390,7 +402,8 @@ class HttpProxyProtocol(ClientSide):
             return
         if self._replayable and not response_started and self._retry_lost(up):
             return
-        self._fail(502, "edge: the machine closed the connection before answering\n")
+        text = "edge: the machine closed the connection before answering\n"
+        self._fail(502, text, code=ErrorCode.PU02)
 
     def _retry_lost(self, up: Upstream) -> bool:
         """Replay an idempotent bodiless request no byte of an answer came for."""
@@ -420,7 +433,9 @@ class HttpProxyProtocol(ClientSide):
 
     # -- failures ---------------------------------------------------------------------------
 
-    def _fail(self, status: int, text: str, now: float | None = None) -> None:
+    def _fail(
+        self, status: int, text: str, now: float | None = None, code: ErrorCode | None = None
+    ) -> None:
         """The machine failed this request before answering: say so, then close."""
         up = self._upstream
         if up is not None:
@@ -428,7 +443,7 @@ class HttpProxyProtocol(ClientSide):
             self._router.responded(up, status, elapsed)
             self._release()
         self._keep_alive = False
-        self._answer(status, text)
+        self._answer(status, text, b"", code)
 
     def _bad_body(self) -> None:
         conn, self._conn = self._conn, None

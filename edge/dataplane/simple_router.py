@@ -17,7 +17,17 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from edge.dataplane.contract import Choice, ClientInfo, NoUpstream, RouteHints, Upstream
+from edge.core.error_codes import no_candidate_code
+from edge.dataplane.contract import (
+    Choice,
+    ClientInfo,
+    EdgeAnswer,
+    NoUpstream,
+    RouteHints,
+    Upstream,
+)
+
+_ANSWERS_KEPT = 1000
 
 
 class StaticRouter:
@@ -75,6 +85,7 @@ class StaticRouter:
         self.bytes_to_client = 0
         self.last_hints: RouteHints | None = None
         self.last_client: ClientInfo | None = None
+        self.answers: list[EdgeAnswer] = []  # the edge's own error answers (the first 1000)
 
     @property
     def in_flight(self) -> int:
@@ -100,7 +111,10 @@ class StaticRouter:
             if machine.machine_id not in exclude:
                 self.chosen += 1
                 return machine
-        return NoUpstream(503, "no machine can take it", app=self.app, retry_after=self.retry_after)
+        code = no_candidate_code(instance_missing=False, retried=bool(exclude))
+        return NoUpstream(
+            503, "no machine can take it", app=self.app, code=code, retry_after=self.retry_after
+        )
 
     def connected(self, upstream: Upstream, seconds: float) -> None:
         if len(self.connects) < 10_000:  # bounded: a benchmark opens few, tests fewer
@@ -118,6 +132,10 @@ class StaticRouter:
 
     def release(self, upstream: Upstream) -> None:
         self.released += 1
+
+    def answered(self, client: ClientInfo, answer: EdgeAnswer) -> None:
+        if len(self.answers) < _ANSWERS_KEPT:
+            self.answers.append(answer)
 
     def opened(self, client: ClientInfo) -> object:
         self.opened_count += 1

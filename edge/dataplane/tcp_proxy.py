@@ -21,9 +21,11 @@ import enum
 from collections.abc import Callable
 from typing import Final, cast
 
+from edge.core.error_codes import ErrorCode, connect_failure_code
 from edge.dataplane.contract import (
     CapacityQueue,
     ClientInfo,
+    EdgeAnswer,
     ListenerRouter,
     NoUpstream,
     Upstream,
@@ -248,6 +250,7 @@ class TcpRelay(_Side):
         "_queue",
         "_queue_deadline",
         "_queue_token",
+        "_refusal",
         "_router",
         "_timed_out",
         "_timer",
@@ -283,6 +286,7 @@ class TcpRelay(_Side):
         self._queue: CapacityQueue | None = None  # waiting for a slot (every machine full)
         self._queue_token: object = None
         self._queue_deadline = 0.0
+        self._refusal: NoUpstream | None = None  # the router's last "no", while queued
         self._opened: object = None  # the router's token for this client connection
         self.forward = self._buffer_early
 
@@ -321,9 +325,11 @@ class TcpRelay(_Side):
         assert self._client is not None
         choice = self._router.choose(self._client, None, self._exclude)
         if isinstance(choice, NoUpstream):
+            self._refusal = choice
             if choice.queue is not None:
                 self._wait_in(choice.queue)
             else:
+                self._refused(choice.code, choice.reason, choice.app, choice.pop)
                 self._hold(choice.wait)
             return
         self._upstream = choice
@@ -361,7 +367,7 @@ class TcpRelay(_Side):
         if self._queue_deadline == 0.0:
             self._queue_deadline = now + queue.timeout
         if now >= self._queue_deadline:
-            self._close_client()
+            self._queue_full()
             return
         self._queue = queue
         self._queue_token = queue.wait(self._woken)
@@ -378,7 +384,22 @@ class TcpRelay(_Side):
     def _queue_timed_out(self) -> None:
         self._timer = None
         self._leave_queue()
+        self._queue_full()
+
+    def _queue_full(self) -> None:
+        choice = self._refusal
+        if choice is None:
+            self._refused(ErrorCode.PL01, "every machine stayed at its hard limit")
+        else:
+            self._refused(ErrorCode.PL01, choice.reason, choice.app, choice.pop)
         self._close_client()
+
+    def _refused(
+        self, code: ErrorCode | None, reason: str, app: str | None = None, pop: str = ""
+    ) -> None:
+        """The edge closes this connection itself: say why (the router logs and counts it)."""
+        if self._client is not None and not self.lost:
+            self._router.answered(self._client, EdgeAnswer(0, code, reason, app, pop))
 
     def _leave_queue(self) -> None:
         if self._queue is not None:
@@ -437,6 +458,10 @@ class TcpRelay(_Side):
             self._exclude = self._exclude | {upstream.machine_id}
             self._choose()
         elif self.transport is not None:
+            cause = reason or "cancelled"
+            code = connect_failure_code(cause, self._attempts)
+            text = f"could not reach a machine of app {upstream.app!r} ({cause})"
+            self._refused(code, text, upstream.app, upstream.pop)
             self.transport.close()
 
     def machine_made(self, machine: _MachineSide, transport: asyncio.Transport) -> None:

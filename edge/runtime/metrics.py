@@ -137,6 +137,11 @@ class Metrics:
             "edge_retries", "Tries of another machine after a failed connect",
             ["app", "outcome"], registry=r,
         )  # fmt: skip
+        self.proxy_errors = Counter(
+            "edge_proxy_errors", "Answers the edge made itself (status tcp: raw connections "
+            "it closed), by the platform's error code (none: it has no code for it)",
+            ["app", "status", "code"], registry=r,
+        )  # fmt: skip
         self.panic = Counter(
             "edge_panic_routing", "Decisions made in panic mode (too few healthy machines)",
             ["app"], registry=r,
@@ -262,6 +267,9 @@ class Recorder:
     def no_candidate(self, app: str, pop: str) -> None:
         self._child(self.m.no_candidate, app, pop).inc()
 
+    def proxy_error(self, app: str, status: str, code: str) -> None:
+        self._child(self.m.proxy_errors, app, status, code).inc()
+
     def retry(self, app: str, outcome: str) -> None:
         self._child(self.m.retries, app, outcome).inc()
 
@@ -301,7 +309,7 @@ class Recorder:
         metrics = (
             m.connections, m.connections_active, m.http_requests, m.http_duration,
             m.connect_duration, m.connect_errors, m.bytes, m.route_decisions,
-            m.no_candidate, m.retries, m.panic,
+            m.no_candidate, m.retries, m.panic, m.proxy_errors,
         )  # fmt: skip
         return {id(metric): metric for metric in metrics}
 

@@ -11,13 +11,21 @@ import logging
 import time
 
 from edge.config.model import PortSpec
-from edge.core import outlier
+from edge.core import jitter, outlier
+from edge.core.error_codes import capacity_code, no_candidate_code
 from edge.core.faults import faults_for
 from edge.core.latency import observe_rtt
 from edge.core.route_headers import route_request
-from edge.core.routing import Endpoint, RoutingSnapshot, ServiceRoutes, decide
+from edge.core.routing import Endpoint, RouteRequest, RoutingSnapshot, ServiceRoutes, decide
 from edge.core.strategies import why_not
-from edge.dataplane.contract import Choice, ClientInfo, NoUpstream, RouteHints, Upstream
+from edge.dataplane.contract import (
+    Choice,
+    ClientInfo,
+    EdgeAnswer,
+    NoUpstream,
+    RouteHints,
+    Upstream,
+)
 from edge.runtime.conn_gate import ConnectionGate
 from edge.runtime.metrics import SHARED_APP, Recorder
 from edge.runtime.routing_state import RoutingState
@@ -51,6 +59,8 @@ class BaseRouter:
         # The configuration never changes while the daemon runs: read it once, not per request.
         self._trust_region_header = state.config.edge.trust_client_region_header
         self._simulate = state.config.edge.simulate_latency
+        jitter_spec = state.config.latency.jitter
+        self._jitter = jitter_spec if jitter_spec.distribution != "none" else None
 
     @property
     def pop(self) -> str:
@@ -103,7 +113,7 @@ class BaseRouter:
         if exclude:
             self.recorder.retry(service.app, "retried" if endpoint else "exhausted")
         if endpoint is None:
-            return self._no_candidate(service, decision.detail, pop, hints, exclude)
+            return self._no_candidate(service, decision.detail, pop, hints, request)
         self.recorder.decision(service.app, pop, endpoint.region, decision.reason)
         if decision.reason == "panic":
             self.recorder.panic(service.app)
@@ -119,6 +129,11 @@ class BaseRouter:
             faults = faults_for(faults, service.app, endpoint.machine_id, endpoint.region, pop)
         simulate = self._simulate
         model = self.state.model
+        upstream_delay = 0.0
+        if simulate:
+            upstream_delay = model.rtt(pop, endpoint.region)
+            if self._jitter is not None:  # this request's (or connection's) share of jitter
+                upstream_delay += jitter.sample(self._jitter, self.state.jitter_rng)
         return Upstream(
             host=endpoint.host,
             port=endpoint.port,
@@ -129,7 +144,7 @@ class BaseRouter:
             ticket=endpoint,
             send_proxy_proto=self.proxy_proto,
             client_delay=model.rtt(region, pop) if simulate else 0.0,
-            upstream_delay=model.rtt(pop, endpoint.region) if simulate else 0.0,
+            upstream_delay=upstream_delay,
             timeout=spec.timeout,
             connect_timeout=spec.connect_timeout,
             retries=spec.retries,
@@ -143,19 +158,26 @@ class BaseRouter:
         detail: str,
         pop: str,
         hints: RouteHints | None,
-        exclude: frozenset[str],
+        request: RouteRequest,
     ) -> NoUpstream:
         spec = service.spec
+        exclude = request.exclude
         reason = f"no machine of app {service.app} can take it: {detail}"
         if spec.queue_timeout > 0 and at_capacity(service, exclude, time.monotonic()):
             # Every machine that could take it is at its hard limit: the caller may wait
             # for a released slot (the platform queues, then answers 503).
             queue = self.state.queue_for(service.app, spec)
-            return NoUpstream(503, reason, service.app, pop=pop, queue=queue)
+            code = capacity_code(http=hints is not None)
+            return NoUpstream(503, reason, service.app, code=code, pop=pop, queue=queue)
         self.recorder.no_candidate(service.app, pop)
         if hints is not None:
             self.recorder.request(service.app, pop, 503, None)
-        return NoUpstream(503, reason, service.app, wait=spec.no_candidate_wait, pop=pop)
+        forced = request.force_instance
+        code = no_candidate_code(
+            instance_missing=forced is not None and forced not in service.by_machine,
+            retried=bool(exclude),
+        )
+        return NoUpstream(503, reason, service.app, code=code, wait=spec.no_candidate_wait, pop=pop)
 
     # --- reports from the data plane -----------------------------------------------------
 
@@ -204,6 +226,10 @@ class BaseRouter:
 
     def transferred(self, upstream: Upstream, to_machine: int, to_client: int) -> None:
         self.recorder.transferred(upstream.app, to_machine, to_client)
+
+    def answered(self, client: ClientInfo, answer: EdgeAnswer) -> None:
+        app, pop = answer.app or self.app_label, answer.pop or self.pop
+        self.state.answers.record(self.recorder, client, answer, app, pop, self.port)
 
     def release(self, upstream: Upstream) -> None:
         endpoint = _endpoint(upstream)

@@ -24,6 +24,7 @@ from edge.core.routing import (
     RoutingSnapshot,
     build_snapshot,
 )
+from edge.runtime.answers import AnswerLog
 from edge.runtime.capacity import WaitQueue
 from edge.runtime.demo import DemoKind
 from edge.runtime.traffic import TrafficLog
@@ -98,6 +99,9 @@ class RoutingState:
         self._ingress: dict[str, str | None] = {}
         self.shared_apps: frozenset[str] = frozenset()  # apps holding the shared IPv4
         self.traffic = TrafficLog()
+        self.answers = AnswerLog()  # the edge's own error answers: their log lines
+        # Jitter on simulated paths draws from its own generator: seeded, it repeats.
+        self.jitter_rng = random.Random(config.latency.jitter.seed)
         self.faults: tuple[Fault, ...] = ()  # toxics and ``down`` (edge.runtime.faults)
         # Wait queues of saturated services, by (app, internal port); created on demand.
         self.queues: dict[tuple[str, int], WaitQueue] = {}

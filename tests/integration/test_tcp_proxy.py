@@ -18,7 +18,14 @@ from typing import Any, TypeVar, cast
 import pytest
 import uvloop
 
-from edge.dataplane.contract import ClientInfo, NoUpstream, ProxyProtoVersion, RouteHints, Upstream
+from edge.dataplane.contract import (
+    ClientInfo,
+    EdgeAnswer,
+    NoUpstream,
+    ProxyProtoVersion,
+    RouteHints,
+    Upstream,
+)
 from edge.dataplane.proxy_protocol import ParsedProxy, build_v1, parse_proxy_header
 from edge.dataplane.tcp_proxy import TcpRelay, make_tcp_protocol_factory
 from edge.dataplane.tracker import ConnectionTracker
@@ -59,6 +66,7 @@ class FakeRouter:
     excludes: list[frozenset[str]] = field(default_factory=list)
     events: list[tuple[Any, ...]] = field(default_factory=list)
     connections: list[tuple[str, object]] = field(default_factory=list)
+    answers: list[EdgeAnswer] = field(default_factory=list)
 
     def opened(self, client: ClientInfo) -> object:
         self.connections.append(("opened", client.peer_ip))
@@ -100,6 +108,9 @@ class FakeRouter:
 
     def release(self, upstream: Upstream) -> None:
         self.events.append(("release", upstream.machine_id))
+
+    def answered(self, client: ClientInfo, answer: EdgeAnswer) -> None:
+        self.answers.append(answer)
 
     def kinds(self) -> list[str]:
         return [event[0] for event in self.events]

@@ -131,10 +131,12 @@ def test_a_withdrawn_pop_sends_its_clients_to_the_next_nearest() -> None:
 
 
 def test_stopped_and_unhealthy_machines_are_routed_around() -> None:
-    assert row(run(make_service(stopped=("s1",)), {"nrt": 1.0}), "nrt")[1] == [("lhr", 100)]
+    # Without syd, Tokyo's next nearest machine region is iad: Tokyo-Ashburn is measured
+    # at 166 ms, Tokyo-London at 243 ms (it was lhr under the old one-inflation model).
+    assert row(run(make_service(stopped=("s1",)), {"nrt": 1.0}), "nrt")[1] == [("iad", 100)]
     service = make_service()
     service.by_machine["s1"].stats.healthy = False
-    assert row(run(service, {"nrt": 1.0}), "nrt")[1] == [("lhr", 100)]
+    assert row(run(service, {"nrt": 1.0}), "nrt")[1] == [("iad", 100)]
 
 
 def test_spill_over_across_regions_shows_as_cross_region() -> None:

@@ -1,4 +1,9 @@
-"""The RTT model against typical public inter-city ping figures (approximate)."""
+"""The RTT model: typical inter-city figures, the route table's paths, the plain formula.
+
+The calibrated model's error on every measured pair is checked in
+test_latency_calibration.py; the ranges here are the published figures of
+edge/data/rtt-calibration.yaml (and common ping figures) with some room.
+"""
 
 from __future__ import annotations
 
@@ -17,14 +22,18 @@ def model() -> LatencyModel:
 @pytest.mark.parametrize(
     ("a", "b", "low_ms", "high_ms"),
     [
-        ("lhr", "iad", 75, 80),
-        ("lhr", "fra", 12, 18),
-        ("ams", "fra", 7, 10),
-        ("syd", "lax", 140, 160),
-        ("nrt", "lax", 100, 115),
+        # Updated with the calibration (issue 11): the old one-inflation model had
+        # lhr-iad 75-80 and ams-fra 7-10; the measurements say 76-80 and 14.
+        ("lhr", "iad", 75, 92),
+        ("lhr", "fra", 12, 20),
+        ("ams", "fra", 10, 16),
+        ("syd", "lax", 140, 165),
+        ("nrt", "lax", 100, 130),
         ("iad", "ord", 15, 25),
         ("cdg", "lhr", 7, 15),
-        ("sjc", "lax", 8, 15),
+        ("sjc", "lax", 8, 16),
+        ("iad", "sjc", 65, 80),  # was ~52 ms before the calibration
+        ("cdg", "sjc", 125, 160),  # was ~116 ms
     ],
 )
 def test_city_pairs_match_typical_pings(
@@ -33,10 +42,43 @@ def test_city_pairs_match_typical_pings(
     assert low_ms <= model.rtt(a, b) * 1000 <= high_ms
 
 
-def test_london_sydney_is_underestimated_by_a_straight_line_model(model: LatencyModel) -> None:
-    # Measured ~250-290 ms: the cables detour via Asia or the US. The model is ~15% short,
-    # which the module docstring documents; overrides exist for such pairs.
-    assert 200 <= model.rtt("lhr", "syd") * 1000 < 250
+def test_london_sydney_goes_round_through_asia(model: LatencyModel) -> None:
+    # Measured 261 ms (IBM) and 277 ms (Azure P95): the cables detour via Suez and
+    # Singapore. The plain great-circle model gave ~215 ms.
+    assert 250 <= model.rtt("lhr", "syd") * 1000 < 290
+    plain = LatencyModel.build(LatencySpec(model="great_circle"), default_catalogue())
+    assert plain.rtt("lhr", "syd") < model.rtt("lhr", "syd")
+
+
+def test_areas_without_a_cable_reach_each_other_through_a_third(model: LatencyModel) -> None:
+    # Europe-Tokyo has no direct link in the route table: the model's RTT is the best
+    # path through a third region (here across North America, 227 ms; measured 236-243).
+    routes = default_catalogue().routes
+    assert routes is not None and routes.link_inflation("europe", "asia_east") is None
+    codes = default_catalogue().codes() - {"lhr", "nrt"}
+    best_via = min(model.rtt("lhr", v) + model.rtt(v, "nrt") for v in codes)
+    assert model.rtt("lhr", "nrt") == pytest.approx(best_via)
+    assert 0.215 <= model.rtt("lhr", "nrt") <= 0.26
+    # Johannesburg-Sao Paulo (no cable in the table) goes through Europe: 330 ms, measured 326.
+    assert model.rtt("jnb", "gru") > model.rtt("jnb", "lhr") + 0.1
+
+
+def test_a_region_the_route_table_does_not_know_takes_its_nearest_area() -> None:
+    from dataclasses import replace
+
+    from edge.core.latency import RouteTable
+    from edge.core.regions import RegionCatalogue
+
+    catalogue = default_catalogue()
+    routes = catalogue.routes
+    assert routes is not None
+    without_ewr = RouteTable(
+        {c: a for c, a in routes.area_of.items() if c != "ewr"}, routes.inflation
+    )
+    smaller: RegionCatalogue = replace(catalogue, routes=without_ewr)
+    assert without_ewr.area(smaller, "ewr") == "north_america"  # nearest: iad
+    full = LatencyModel.build(LatencySpec(), catalogue)
+    assert LatencyModel.build(LatencySpec(), smaller).rtt("ewr", "lhr") == full.rtt("ewr", "lhr")
 
 
 def test_fiber_speed_stays_at_200_km_per_ms() -> None:
@@ -59,7 +101,7 @@ def test_matrix_is_symmetric_and_complete(model: LatencyModel) -> None:
 
 
 def test_formula_for_a_known_distance() -> None:
-    spec = LatencySpec(route_inflation=1.5, per_hop_floor="2ms")
+    spec = LatencySpec(model="great_circle", route_inflation=1.5, per_hop_floor="2ms")
     m = LatencyModel.build(spec, default_catalogue())
     lhr, iad = default_catalogue()["lhr"], default_catalogue()["iad"]
     km = great_circle_km(lhr.latitude, lhr.longitude, iad.latitude, iad.longitude)

@@ -68,3 +68,17 @@ def test_connections_active_goes_up_and_down() -> None:
     text = generate_latest(metrics.registry).decode()
     assert 'edge_connections_active{app="web",pop="lhr"} 1.0' in text
     assert 'edge_connections_total{app="web",handler="http",pop="lhr",port="8080"} 2.0' in text
+
+
+def test_the_edges_own_answers_are_counted_by_code_and_dropped_with_their_app() -> None:
+    metrics = Metrics()
+    recorder = Recorder(metrics)
+    recorder.proxy_error("web", "503", "PR01")
+    recorder.proxy_error("web", "503", "PR01")
+    recorder.proxy_error("old", "tcp", "PC01")
+    text = generate_latest(metrics.registry).decode()
+    assert 'edge_proxy_errors_total{app="web",code="PR01",status="503"} 2.0' in text
+    recorder.forget(frozenset({"web"}), frozenset())
+    text = generate_latest(metrics.registry).decode()
+    assert 'app="old"' not in text and 'code="PR01"' in text
+    NullRecorder().proxy_error("a", "400", "none")
