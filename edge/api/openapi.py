@@ -477,9 +477,13 @@ def _paths(regions: tuple[str, ...]) -> dict[str, Any]:
                 {"name": "from", "in": "query", "schema": REGION},
                 {"name": "port", "in": "query", "schema": PORT},
                 {"name": "prefer", "in": "query", "schema": STR},
+                # A fly-replay value (region=iad;...): where that answer of the chosen
+                # machine would send the request ("replay"); "recent_replays" always.
+                {"name": "replay", "in": "query", "schema": STR},
             ],
             "get": operation(
-                "Where a client of a region lands and which machine serves it, and why",
+                "Where a client of a region lands and which machine serves it, and why; "
+                "with replay=<fly-replay value>, where that replay would go",
                 (200, "Explanation", {"type": "object"}),
                 (400, 401, 404),
             ),

@@ -7,6 +7,7 @@ from aiohttp import web
 from edge.api.app_context import CONTEXT
 from edge.api.auth import IDENTITY
 from edge.api.bodies import whole_number
+from edge.runtime.replay_explain import recent_replays, replay_view
 from edge.runtime.status import route_view, status_view
 
 routes = web.RouteTableDef()
@@ -26,11 +27,17 @@ async def route(request: web.Request) -> web.Response:
     app = request.match_info["app"]
     await context.store.call(context.store.store.get_app, app, org=identity.org_scope)
     query = request.query
+    dataplane = context.dataplane()
     body = route_view(
-        context.dataplane(),
+        dataplane,
         app,
         query.get("from", context.config.edge.local_region),
         whole_number(query.get("port"), "port"),
         query.get("prefer"),
     )
+    replay = query.get("replay")
+    if replay is not None and body["pop"] is not None:
+        service = dataplane.state.snapshot.apps[app].services[body["port"]]
+        body["replay"] = replay_view(dataplane, app, service, body["pop"], body["port"], replay)
+    body["recent_replays"] = recent_replays(dataplane, app)
     return web.json_response(body)

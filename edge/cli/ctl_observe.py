@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any
 
 from edge.cli import ctl_catchment
@@ -18,6 +19,7 @@ RULES = {
     "cross_region": "no machine of the nearest region could take it: the next nearest region",
     "prefer_region": "the first preferred region (fly-prefer-region) with a candidate",
     "force_region": "the first forced region (fly-force-region) with a candidate",
+    "replay": "the app's fly-replay instruction chose the target",
     "prefer_instance": "the preferred machine (fly-prefer-instance-id)",
     "force_instance": "the forced machine (fly-force-instance-id)",
     "panic": "panic mode: too few healthy machines, so health is ignored",
@@ -41,7 +43,12 @@ def ms(value: float | None) -> str:
 def cmd_route(client: ApiClient, args: argparse.Namespace) -> int:
     query = {
         key: str(value)
-        for key, value in (("from", args.from_region), ("port", args.port), ("prefer", args.prefer))
+        for key, value in (
+            ("from", args.from_region),
+            ("port", args.port),
+            ("prefer", args.prefer),
+            ("replay", args.replay),
+        )
         if value is not None
     }
     answer = client.get(f"/v1/apps/{args.app}/route", query)
@@ -76,6 +83,54 @@ def print_route(answer: dict[str, Any], prefer: str | None = None) -> None:
     )
     print()
     print(_verdict(answer))
+    if answer.get("replay") is not None:
+        print_replay(answer["replay"])
+    if answer.get("recent_replays"):
+        print_recent_replays(answer["recent_replays"])
+
+
+def print_replay(replay: dict[str, Any]) -> None:
+    source = replay["source"]
+    who = "no machine" if source is None else source["machine_id"]
+    print(f"\nReplay: {who} answers fly-replay: {replay['instruction']}")
+    refused = replay.get("refused")
+    if refused is not None:
+        print(f"Refused: {refused['code']}: {refused['text']}")
+        return
+    regions = ", ".join(replay["regions"]) or "any"
+    how = "forced" if replay["forced"] else "preferred, then anywhere"
+    print(f"Target: app {replay['target_app']}, regions {regions} ({how})")
+    if replay.get("fallback"):
+        limit = replay.get("timeout_s")
+        within = f" within {limit:g}s" if limit is not None else ""
+        print(f"Unreachable{within}: back to {who} ({replay['fallback']}, fly-replay-failed)")
+    print()
+    print_table(
+        ("machine", "region", "rtt", "load", "band", "health", "candidate"),
+        [_candidate_row(c, replay["chosen"]) for c in replay["candidates"]],
+        "The target app has no machines.",
+    )
+    chosen = replay["chosen"]
+    reason, detail = replay["reason"], replay["detail"]
+    rule = f"Rule:   {reason}: {RULES.get(reason, reason)}" + (f" ({detail})" if detail else "")
+    print()
+    where = "none" if chosen is None else f"{chosen['machine_id']} in {chosen['region']}"
+    print(f"Replayed to: {where}\n{rule}")
+
+
+def print_recent_replays(replays: list[dict[str, Any]]) -> None:
+    print("\nRecent replays (newest first):")
+    rows = [
+        (
+            time.strftime("%H:%M:%S", time.localtime(r["at"])),
+            f"{r['source_machine']} -> {r['target_machine'] or '-'}",
+            r["target_region"] or "-",
+            r["result"],
+            r["instruction"],
+        )
+        for r in replays
+    ]
+    print_table(("time", "replay", "region", "result", "instruction"), rows, "None.")
 
 
 def _landing(answer: dict[str, Any]) -> str:
@@ -234,6 +289,12 @@ def register(commands: SubParsers) -> None:
     )
     route.add_argument("--port", type=int, help="the public port (default: the first service)")
     route.add_argument("--prefer", metavar="REGION[,REGION]", help="as fly-prefer-region")
+    route.add_argument(
+        "--replay",
+        metavar="FLY-REPLAY",
+        help="explain where the answer 'fly-replay: FLY-REPLAY' of the chosen machine would "
+        "send the request (for example region=iad or 'app=api;elsewhere=true')",
+    )
     route.add_argument("-j", "--json", action="store_true", help="print JSON")
     route.set_defaults(handler=cmd_route)
     status = commands.add_parser(

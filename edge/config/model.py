@@ -76,6 +76,56 @@ class ProxyProtoOptions(Frozen):
     version: Literal["v1", "v2"] = "v1"
 
 
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# Headers that frame the message or the connection: a policy may not set or remove them.
+_FRAMING_HEADERS = frozenset(
+    {"content-length", "transfer-encoding", "connection", "upgrade", "keep-alive", "te", "trailer"}
+)
+HeaderValue = str | list[str] | Literal[False]
+
+
+class ResponseOptions(Frozen):
+    """``http_options.response``: headers set or removed on every response of the port."""
+
+    headers: dict[str, HeaderValue] = Field(default_factory=dict)
+    pristine: bool = False  # the edge adds nothing: no Via, no Fly-Request-Id
+
+    @model_validator(mode="after")
+    def _headers_valid(self) -> ResponseOptions:
+        for name, value in self.headers.items():
+            if not _HEADER_NAME.match(name):
+                raise ValueError(f"headers: {name!r} is not a valid header name")
+            if name.lower() in _FRAMING_HEADERS:
+                raise ValueError(
+                    f"headers: {name} frames the response and cannot be set or removed"
+                )
+            values = value if isinstance(value, list) else [] if value is False else [value]
+            if any(("\r" in v or "\n" in v) for v in values):
+                raise ValueError(
+                    f"headers.{name}: give a string, a list of strings, or false to remove it"
+                )
+        return self
+
+
+class ReplayCacheSpec(Frozen):
+    """``http_options.replay_cache``: remember replays per session (a cookie or header)."""
+
+    path_prefix: str = Field(pattern=r"^/")
+    ttl_seconds: float = Field(ge=10, le=86400)
+    type: Literal["cookie", "header"]
+    name: str = Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+class HttpOptions(Frozen):
+    """A port's ``http_options``, as in the platform's fly.toml."""
+
+    response: ResponseOptions = ResponseOptions()
+    # Seconds (as in fly.toml) a keep-alive client connection may sit idle; default:
+    # http.idle_timeout of edge.yaml.
+    idle_timeout: float | None = Field(default=None, gt=0, le=86400)
+    replay_cache: tuple[ReplayCacheSpec, ...] = ()
+
+
 class PortSpec(Frozen):
     """One public port of a service and how its connections are handled."""
 
@@ -84,6 +134,7 @@ class PortSpec(Frozen):
     force_https: bool = False
     proxy_proto_options: ProxyProtoOptions = ProxyProtoOptions()
     accept_proxy_proto: bool = False  # the listener reads a PROXY header from the client
+    http_options: HttpOptions = HttpOptions()
 
     @model_validator(mode="after")
     def _handlers_make_sense(self) -> PortSpec:
@@ -95,6 +146,8 @@ class PortSpec(Frozen):
             )
         if self.force_https and "http" not in handlers:
             raise ValueError("force_https needs the http handler on this port")
+        if self.http_options != HttpOptions() and "http" not in handlers:
+            raise ValueError("http_options needs the http handler on this port")
         return self
 
     @property
@@ -351,6 +404,9 @@ class HttpSpec(Frozen):
     max_header_bytes: int = Field(default=32768, ge=1024)
     idle_timeout: Duration = 60.0
     upstream_idle_timeout: Duration = 4.0
+    # Request bodies up to this many bytes are kept while the machine answers, so a
+    # fly-replay can deliver them again; a larger body is streamed and cannot be (PA01).
+    replay_buffer: int = Field(default=1024 * 1024, ge=0, le=10 * 1024 * 1024)
 
 
 class CertificateSpec(Frozen):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import Field
@@ -21,6 +22,7 @@ class _RegionEntry(Frozen):
     longitude: float = Field(ge=-180, le=180)
     gateway: bool = False
     deprecated: bool = False
+    geo_region: Literal["us", "na", "sa", "eu", "apac", "af"]
 
 
 class _CatalogueFile(Frozen):

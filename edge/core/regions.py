@@ -18,6 +18,7 @@ class Region:
     longitude: float
     gateway: bool
     deprecated: bool
+    geo_region: str = ""  # us, na, sa, eu, apac, af: what region aliases are made of
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,7 @@ from edge.core.strategies import (
 # fmt: off
 Reason = Literal[
     "nearest", "prefer_region", "force_region", "prefer_instance", "force_instance",
-    "spill_over_soft", "cross_region", "panic", "retry", "no_candidate",
+    "spill_over_soft", "cross_region", "panic", "retry", "no_candidate", "replay",
     # the other strategies name themselves
     "weighted_latency", "least_connections", "p2c_peak_ewma", "maglev",
 ]

@@ -15,6 +15,8 @@ from typing import Literal, Protocol
 
 from edge.core.error_codes import ErrorCode
 from edge.core.faults import Fault
+from edge.core.replay import ReplayRoute
+from edge.core.replay_cache import SessionCacheSpec
 
 ProxyProtoVersion = Literal["v1", "v2"]
 
@@ -43,6 +45,45 @@ class RouteHints:
     prefer_instance: bytes | None = None
     force_instance: bytes | None = None
     client_region: bytes | None = None  # the simulation header Edge-Client-Region
+    # Set for a request an app replayed (fly-replay): route by it, not by the headers.
+    # ``replay.app`` names the app (of the same org) to deliver it to.
+    replay: ReplayRoute | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PortPolicy:
+    """What a port's ``http_options`` and edge.yaml's ``http`` section ask of the relay."""
+
+    set_lines: bytes = b""  # header lines ("Name: value\r\n") added to every response
+    remove: frozenset[bytes] = frozenset()  # lowercased names cut from every response
+    pristine: bool = False  # the edge adds nothing (no Via, no Fly-Request-Id)
+    idle_timeout: float | None = None  # keep-alive idle limit; None: the listener's
+    replay_buffer: int = 1024 * 1024  # request bodies kept for a fly-replay, bytes
+    replay_caches: tuple[SessionCacheSpec, ...] = ()  # session-scoped replay caches
+
+    @property
+    def edits_response(self) -> bool:
+        return bool(self.set_lines or self.remove or self.pristine)
+
+
+DEFAULT_POLICY = PortPolicy()
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayReport:
+    """One replay (or a refusal of one), for metrics and route explanations."""
+
+    at: float  # unix time
+    app: str  # the app that replayed
+    source_machine: str
+    source_region: str
+    instruction: str  # what the app asked, as ``ReplayInstruction.describe`` writes it
+    result: str  # replayed, cache_hit, fallback, refused_PA0x, failed
+    target_app: str = ""
+    target_machine: str = ""
+    target_region: str = ""
+    why: str = ""  # the routing rule that chose the target, or why it failed
+    pop: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +109,7 @@ class Upstream:
     # Injected faults acting on this connection to the machine (toxics and ``down``):
     # empty unless someone added faults (edgectl faults add).
     faults: tuple[Fault, ...] = ()
+    policy: PortPolicy = DEFAULT_POLICY  # the app's http_options on this port
 
 
 class CapacityQueue(Protocol):
@@ -131,6 +173,15 @@ class ListenerRouter(Protocol):
 
     @property
     def force_https(self) -> bool: ...
+
+    @property
+    def policy(self) -> PortPolicy:
+        """The listener's port policy (idle timeout, replay buffer)."""
+        ...
+
+    def replayed(self, app: str, result: str, report: ReplayReport | None) -> None:
+        """A machine of ``app`` answered fly-replay; ``result`` says what came of it."""
+        ...
 
     def opened(self, client: ClientInfo) -> object:
         """A client connection was accepted; the answer is handed back to ``closed``."""

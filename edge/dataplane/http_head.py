@@ -54,6 +54,9 @@ _REQUEST_KINDS: Final = _kinds(
         "x-forwarded-ssl": _OURS,
         "fly-forwarded-port": _OURS,
         "fly-region": _OURS,
+        "fly-replay-src": _OURS,  # set by the edge on a replayed request only
+        "fly-replay-failed": _OURS,
+        "fly-replay-cache-status": _OURS,
         "x-forwarded-for": _XFF,
         "x-forwarded-port": _XF_PORT,
         "fly-prefer-region": _PREFER_REGION,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
+from edge.core.replay_cache import EMPTY as EMPTY_REPLAY_CACHE
 from edge.dataplane.contract import ListenerRouter
 from edge.dataplane.http_tracker import HttpConnectionTracker
 from edge.dataplane.request_id import UlidSource
@@ -45,7 +46,9 @@ class HttpListener:
         self.tracker = tracker
         self.headers_read_timeout = settings.headers_read_timeout
         self.max_head = settings.max_header_bytes
-        self.idle_timeout = settings.idle_timeout
+        # A port's http_options.idle_timeout wins over edge.yaml's http.idle_timeout.
+        self.idle_timeout = router.policy.idle_timeout or settings.idle_timeout
+        self.replay_cache = EMPTY_REPLAY_CACHE  # fly-replay's cache: swapped whole on change
         self.ulids = UlidSource()
         self._tails: dict[str, Tails] = {}
 

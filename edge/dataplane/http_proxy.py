@@ -40,12 +40,12 @@ from edge.dataplane.http_client_side import (
     LENGTH_BODY,
     NO_BODY,
     TUNNEL,
-    ClientSide,
 )
 from edge.dataplane.http_framing import ChunkedFramer, https_location, no_upstream_answer
-from edge.dataplane.http_head import RequestHeadScan, ResponseHeadScan
+from edge.dataplane.http_head import RequestHeadScan
 from edge.dataplane.http_listener import HttpListener, HttpSettings
-from edge.dataplane.http_rewrite import head_for_client, request_target, retargeted
+from edge.dataplane.http_response import ResponseSide
+from edge.dataplane.http_rewrite import request_target, retargeted
 from edge.dataplane.http_tracker import HttpConnectionTracker
 from edge.dataplane.proxy_protocol import accept_proxy_header
 from edge.dataplane.upstream_conn import UpstreamConnection
@@ -55,14 +55,14 @@ __all__ = ["HttpProxyProtocol", "HttpSettings", "make_http_protocol_factory"]
 
 _IDEMPOTENT: Final = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 _NO_EXCLUDE: Final[frozenset[str]] = frozenset()
-_LARGE_WRITE: Final = 16 * 1024  # above this a head and a body go out via writelines
 
 
-class HttpProxyProtocol(ClientSide):
+class HttpProxyProtocol(ResponseSide):
     """One client connection's requests: routing, the machine exchange, retries."""
 
     def __init__(self, listener: HttpListener, client: ClientInfo | None = None) -> None:
         super().__init__(listener, client)
+        self._init_replay()
         self._hints: RouteHints | None = None
         self._plain_hints: RouteHints | None = None  # for requests with only a Host
         self._raw_head = b""  # as the client sent it
@@ -132,6 +132,7 @@ class HttpProxyProtocol(ClientSide):
         self._raw_head = head
         self._fwd_pop = ""
         self._queue_deadline = 0.0
+        self._keep_request(head, plain, has_body)
         self._choose()
         if self._held or self._reading_paused:
             self._update_reading()
@@ -179,6 +180,8 @@ class HttpProxyProtocol(ClientSide):
             done = end >= 0
             end = end if done else len(data)
             chunk = data if end == len(data) else data[:end]
+        if self._body_buf is not None:
+            self._keep_body(chunk)
         if self._conn is not None:
             self._sent += len(chunk)
             self._conn.write(chunk)
@@ -190,6 +193,8 @@ class HttpProxyProtocol(ClientSide):
             self._in = HOLD
             if end < len(data):
                 self._hold(data[end:])
+            if self._replay_waiting:
+                self._body_arrived()
 
     # -- routing and connecting ------------------------------------------------------------
 
@@ -229,6 +234,8 @@ class HttpProxyProtocol(ClientSide):
         )
 
     def _no_upstream(self, choice: NoUpstream) -> None:
+        if self._flow is not None and self._replay_unreachable("no_candidate", choice):
+            return
         self._tails = self._l.tails(choice.pop or self._router.pop)
         queue = choice.queue
         if queue is not None:  # every machine is busy: wait for a free one, up to a limit
@@ -250,6 +257,8 @@ class HttpProxyProtocol(ClientSide):
             self._choose()
 
     def _waited_too_long(self) -> None:
+        if self._replay_timed_out(self._loop.time()):
+            return
         choice = self._last_refusal
         if self._queue is None or choice is None:
             return
@@ -303,9 +312,11 @@ class HttpProxyProtocol(ClientSide):
             self._last_cause = reason
             if reason == "exhausted":  # every other machine would fail the same way
                 self._answer(503, "edge: the edge is out of file descriptors, try again\n")
-            elif reason != "cancelled" and self._attempts <= up.retries:
+            elif reason != "cancelled" and self._attempts - self._retry_base <= up.retries:
                 self._exclude = self._exclude | {up.machine_id}
                 self._choose()
+            elif self._flow is not None and self._replay_unreachable("retries_exhausted", None):
+                return
             else:
                 text = f"edge: could not reach a machine of app {up.app!r} ({reason})\n"
                 self._answer(502, text, b"", connect_failure_code(reason, self._attempts))
@@ -328,6 +339,9 @@ class HttpProxyProtocol(ClientSide):
         self._sent = len(head)
         self.deadline = self._loop.time() + up.timeout
         conn.write(head)
+        if self._resend is not None:  # a replayed request: its body was kept
+            self._sent += len(self._resend)
+            conn.write(self._resend)
         if self._body_mode == NO_BODY:
             self._req_done = True
         elif not self._req_done:
@@ -338,60 +352,7 @@ class HttpProxyProtocol(ClientSide):
             if self._reading_paused:
                 self._update_reading()
 
-    # -- the machine's answer (ResponseSink) -----------------------------------------------
-
-    def response_interim(self, head: bytes) -> None:
-        if not self._http10 and self.transport is not None:
-            self._back += len(head)
-            self.transport.write(head)
-
-    def response_head(
-        self, status: int, head: bytes, resp: ResponseHeadScan, until_close: bool, body: bytes
-    ) -> None:
-        up = self._upstream
-        assert up is not None and self.transport is not None
-        self._router.responded(up, status, self._loop.time() - self._chosen_at)
-        self.deadline = INF
-        self._resp_started = True
-        listener = self._l
-        tails = self._tails
-        upgrade = status == 101 and self._upgrade
-        if upgrade:
-            tail = tails.upgrade
-        elif until_close or not self._keep_alive or self._upgrade or listener.tracker.draining:
-            self._close_after = True
-            tail = tails.close
-        else:
-            tail = tails.http10 if self._http10 else tails.keep
-        plain = tail is tails.keep
-        out = head_for_client(head, resp, upgrade, listener.ulids.next(), tail, plain)
-        self._back += len(out) + len(body)
-        if not body:
-            self.transport.write(out)
-        elif len(body) < _LARGE_WRITE:
-            self.transport.write(out + body)
-        else:
-            self.transport.writelines((out, body))
-        if upgrade:
-            self._start_tunnel()
-
-    def response_body(self, data: bytes) -> None:
-        if self.transport is not None:
-            self._back += len(data)
-            self.transport.write(data)
-
-    def response_end(self, conn: UpstreamConnection, reusable: bool) -> None:
-        self._conn = None
-        if reusable and self._req_done:
-            self._l.pool.put(conn)
-        else:
-            conn.close()
-        up = self._upstream
-        if up is not None:  # _release, inlined: this runs for every request
-            self._upstream = None
-            self._router.transferred(up, self._sent, self._back)
-            self._router.release(up)
-        self._next_request(self._close_after or not self._req_done)
+    # -- the machine's answer: response_head, _body, _end in http_response.ResponseSide --
 
     def upstream_lost(self, conn: UpstreamConnection, response_started: bool) -> None:
         self._conn = None
@@ -411,7 +372,7 @@ class HttpProxyProtocol(ClientSide):
             self._fresh_only = True  # a pooled connection the machine had closed: not its fault
             self._connect()
             return True
-        if self._attempts <= up.retries:
+        if self._attempts - self._retry_base <= up.retries:
             self._router.connect_failed(up, "reset")
             self._release()
             self._exclude = self._exclude | {up.machine_id}

@@ -19,10 +19,12 @@ from collections.abc import Callable, Sequence
 
 from edge.core.error_codes import no_candidate_code
 from edge.dataplane.contract import (
+    DEFAULT_POLICY,
     Choice,
     ClientInfo,
     EdgeAnswer,
     NoUpstream,
+    ReplayReport,
     RouteHints,
     Upstream,
 )
@@ -85,6 +87,8 @@ class StaticRouter:
         self.bytes_to_client = 0
         self.last_hints: RouteHints | None = None
         self.last_client: ClientInfo | None = None
+        self.policy = DEFAULT_POLICY
+        self.replays: list[tuple[str, str]] = []  # (app, result) of every replay reported
         self.answers: list[EdgeAnswer] = []  # the edge's own error answers (the first 1000)
 
     @property
@@ -132,6 +136,9 @@ class StaticRouter:
 
     def release(self, upstream: Upstream) -> None:
         self.released += 1
+
+    def replayed(self, app: str, result: str, report: ReplayReport | None) -> None:
+        self.replays.append((app, result))
 
     def answered(self, client: ClientInfo, answer: EdgeAnswer) -> None:
         if len(self.answers) < _ANSWERS_KEPT:

@@ -17,6 +17,7 @@ from typing import Any
 from edge.config.model import EdgeConfig
 from edge.core import apps as records
 from edge.core.latency import LatencyModel
+from edge.core.region_aliases import RegionAliases
 from edge.core.regions import RegionCatalogue
 from edge.dataplane.http_proxy import make_http_protocol_factory
 from edge.dataplane.http_tracker import HttpConnectionTracker
@@ -60,7 +61,8 @@ class DataPlane:
         self.metrics = metrics
         self.recorder = Recorder(metrics) if config.metrics.enabled else NullRecorder()
         model = LatencyModel.build(config.latency, catalogue)
-        self.state = RoutingState(config, model, rng or random.Random())
+        aliases = RegionAliases.build(catalogue, model.by_rtt)
+        self.state = RoutingState(config, model, rng or random.Random(), aliases)
         checks = metrics.health_checks
         self.gate = ConnectionGate(config.edge.max_connections, metrics.registry)
         self.health = HealthMonitor(
@@ -101,10 +103,12 @@ class DataPlane:
         self, snapshot: StoreSnapshot
     ) -> dict[tuple[str, str], dict[int, int]]:
         services = {app.name: app.services for app in snapshot.apps}
+        primaries = {app.name: app.primary_region for app in snapshot.apps}
         ports: dict[tuple[str, str], dict[int, int]] = {}
         wanted: set[str] = set()
         for machine in (m for m in snapshot.machines if m.demo):
-            identity = DemoIdentity(machine.app, machine.id, machine.region)
+            primary = primaries.get(machine.app, "")
+            identity = DemoIdentity(machine.app, machine.id, machine.region, primary)
             for service in services.get(machine.app, ()):
                 key = f"{machine.app}/{machine.id}/{service.internal_port}"
                 wanted.add(key)

@@ -35,6 +35,7 @@ class DemoIdentity:
     app: str
     machine_id: str
     region: str
+    primary_region: str = ""  # writes (``/write...``) elsewhere are replayed there
 
     def __post_init__(self) -> None:
         # The machine id is written verbatim into a response header.

@@ -5,6 +5,9 @@ The body names the machine (app, machine_id, region) and echoes the request
 machine a request reached and what the proxy added on the way. A few paths
 change the answer: ``GET /healthz`` (for health checks), ``/status/{code}``
 (answers that status, to try 5xx handling) and ``/delay/{ms}`` (answers late).
+``/write...`` plays an app that forwards writes to its primary region: a machine in
+another region answers ``fly-replay: region=<primary>`` (unless the request was already
+replayed), so the edge delivers the request again, to a machine in the primary region.
 A ``websocket`` upgrade is accepted and the connection then echoes raw bytes.
 
 Keep-alive and pipelining work: answers leave in request order even when an
@@ -211,6 +214,14 @@ class DemoHttpProtocol(DemoConnection):
         path, query = _split_url(bytes(self._url))
         route = _route(path)
         status, delay_ms = route or (400, 0)
+        if path.startswith("/write") and self._forwards_write():
+            identity = self._state.identity
+            primary = identity.primary_region.encode()
+            body = b'{"replayed_to":"%s","by":"%s"}' % (primary, identity.machine_id.encode())
+            head = self._bytes.json_headers + b"fly-replay: region=%s\r\n" % primary
+            head += _connection_header(self._parser, keep_alive)
+            self._send(_response(200, head, body, with_body=True), close=not keep_alive)
+            return
         if path == "/healthz" and method in ("GET", "HEAD"):
             body = self._bytes.healthz
         elif route is None:
@@ -223,6 +234,12 @@ class DemoHttpProtocol(DemoConnection):
             self._send_later(data, close=not keep_alive, delay=delay_ms / 1000)
         else:
             self._send(data, close=not keep_alive)
+
+    def _forwards_write(self) -> bool:
+        """A write this machine leaves to its app's primary region (see the docstring)."""
+        identity = self._state.identity
+        primary = identity.primary_region
+        return bool(primary) and identity.region != primary and not self._header(b"fly-replay-src")
 
     def _describe(self, method: str, path: str, query: str) -> bytes:
         """The JSON body: the machine's names, then the request as received."""

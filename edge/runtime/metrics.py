@@ -146,6 +146,11 @@ class Metrics:
             "edge_panic_routing", "Decisions made in panic mode (too few healthy machines)",
             ["app"], registry=r,
         )  # fmt: skip
+        self.replays = Counter(
+            "edge_replays", "fly-replay answers of machines, by what came of them "
+            "(replayed, cache_hit, fallback, failed, refused_<code>)",
+            ["app", "result"], registry=r,
+        )  # fmt: skip
 
     def _define_control(self, r: CollectorRegistry) -> None:
         self.ipam_operations = Counter(
@@ -273,6 +278,9 @@ class Recorder:
     def retry(self, app: str, outcome: str) -> None:
         self._child(self.m.retries, app, outcome).inc()
 
+    def replay(self, app: str, result: str) -> None:
+        self._child(self.m.replays, app, result).inc()
+
     def forget(self, live_apps: frozenset[str], live_machines: frozenset[tuple[str, str]]) -> None:
         """Drop the series of apps and machines that are gone (``live_machines``: every
         (app, machine id) there is now), with their cached children. A series of a gone
@@ -309,7 +317,7 @@ class Recorder:
         metrics = (
             m.connections, m.connections_active, m.http_requests, m.http_duration,
             m.connect_duration, m.connect_errors, m.bytes, m.route_decisions,
-            m.no_candidate, m.retries, m.panic, m.proxy_errors,
+            m.no_candidate, m.retries, m.panic, m.proxy_errors, m.replays,
         )  # fmt: skip
         return {id(metric): metric for metric in metrics}
 

@@ -28,11 +28,18 @@ from edge.dataplane.contract import (
 )
 from edge.runtime.conn_gate import ConnectionGate
 from edge.runtime.metrics import SHARED_APP, Recorder
+from edge.runtime.replay_routing import (
+    PolicyCache,
+    ReplayRecord,
+    as_replay,
+    replay_app_service,
+)
 from edge.runtime.routing_state import RoutingState
 from edge.runtime.traffic import Decision
 
 _CLIENT_REGION_CACHE_SIZE = 4096
 LOG = logging.getLogger("edge.outlier")
+REPLAY_LOG = logging.getLogger("edge.replay")
 
 
 class BaseRouter:
@@ -61,6 +68,29 @@ class BaseRouter:
         self._simulate = state.config.edge.simulate_latency
         jitter_spec = state.config.latency.jitter
         self._jitter = jitter_spec if jitter_spec.distribution != "none" else None
+        self.policies = PolicyCache(state.config.http)
+        self.policy = self.policies.for_port(port)
+
+    def replayed(self, app: str, result: str, record: ReplayRecord | None) -> None:
+        self.recorder.replay(app, result)
+        if record is None:
+            return
+        self.state.replays.append(record)
+        if result.startswith("refused_"):
+            code = result.removeprefix("refused_")
+            REPLAY_LOG.warning(
+                "fly-replay of %s from %s refused: %s", app, record.source_machine, record.why,
+                extra={"app": app, "machine": record.source_machine, "error_code": code},
+            )  # fmt: skip
+
+    def replay_target(
+        self, client: ClientInfo, hints: RouteHints, exclude: frozenset[str]
+    ) -> Choice:
+        """A request replayed to another app (``fly-replay: app=...``): same org only."""
+        choice = replay_app_service(self.state.snapshot, hints, self.port)
+        if isinstance(choice, NoUpstream):
+            return choice
+        return self.route(choice, client, hints, exclude)
 
     @property
     def pop(self) -> str:
@@ -106,8 +136,12 @@ class BaseRouter:
         if pop is None:
             self.recorder.no_candidate(service.app, "none")
             return NoUpstream(503, "every point of presence is withdrawn", service.app)
-        request = route_request(pop, client.peer_ip, hints, self.state.valid_regions, exclude)
+        request = route_request(
+            pop, client.peer_ip, hints, self.state.valid_regions, exclude, self.state.aliases
+        )
         decision = decide(service, request, self.state.model, time.monotonic(), self.state.rng)
+        if hints is not None and hints.replay is not None:
+            decision = as_replay(decision, hints.replay)
         endpoint = decision.endpoint
         spec = service.spec
         if exclude:
@@ -150,6 +184,7 @@ class BaseRouter:
             retries=spec.retries,
             pop=pop,
             faults=faults,
+            policy=self.policies.for_service(spec, self.port),
         )
 
     def _no_candidate(
@@ -273,6 +308,8 @@ class AppRouter(BaseRouter):
     def choose(
         self, client: ClientInfo, hints: RouteHints | None, exclude: frozenset[str]
     ) -> Choice:
+        if hints is not None and hints.replay is not None:
+            return self.replay_target(client, hints, exclude)
         service = self._service(self.state.snapshot)
         if service is None:
             if hints is not None:
@@ -298,6 +335,8 @@ class SharedRouter(BaseRouter):
     def choose(
         self, client: ClientInfo, hints: RouteHints | None, exclude: frozenset[str]
     ) -> Choice:
+        if hints is not None and hints.replay is not None:
+            return self.replay_target(client, hints, exclude)
         app_name = self.app_for(client, hints)
         app = None if app_name is None else self.state.snapshot.apps.get(app_name)
         service = None if app is None else app.services.get(self.port)

@@ -17,6 +17,7 @@ from edge.core import apps as records
 from edge.core.anycast import ClientMap, ingress_pop
 from edge.core.faults import Fault
 from edge.core.latency import LatencyModel
+from edge.core.region_aliases import NO_ALIASES, RegionAliases
 from edge.core.routing import (
     AppDeployment,
     EndpointStats,
@@ -27,6 +28,7 @@ from edge.core.routing import (
 from edge.runtime.answers import AnswerLog
 from edge.runtime.capacity import WaitQueue
 from edge.runtime.demo import DemoKind
+from edge.runtime.replay_routing import ReplayLog
 from edge.runtime.traffic import TrafficLog
 from edge.store import StoreSnapshot
 
@@ -88,10 +90,18 @@ def deployments(snapshot: StoreSnapshot, demo_ports: DemoPorts) -> list[AppDeplo
 class RoutingState:
     """The daemon's routing view: snapshot, live counters, PoPs and client geography."""
 
-    def __init__(self, config: EdgeConfig, model: LatencyModel, rng: random.Random) -> None:
+    def __init__(
+        self,
+        config: EdgeConfig,
+        model: LatencyModel,
+        rng: random.Random,
+        aliases: RegionAliases = NO_ALIASES,
+    ) -> None:
         self.config = config
         self.model = model
         self.rng = rng
+        self.aliases = aliases  # us, eu, any...: from the catalogue's geo_region
+        self.replays = ReplayLog()  # the last fly-replays, for explanations
         self.client_map = ClientMap.build(config.edge.clients, config.edge.local_region)
         self.valid_regions = frozenset(model.codes())
         self._stats: dict[StatsKey, EndpointStats] = {}

@@ -94,6 +94,7 @@ def status_view(
             for (a, c, p, m), r in dataplane.state.traffic.flows(now)
             if a in names
         ],
+        "replays": dataplane.state.replays.flows(names, now),
         "recent": [
             {
                 "at": d.at,
@@ -154,8 +155,18 @@ def _explain(
     service: ServiceRoutes, pop: str, prefer: str | None, dataplane: DataPlane
 ) -> dict[str, Any]:
     state = dataplane.state
-    prefer_regions = parse_regions(prefer.encode(), state.valid_regions) if prefer else ()
+    prefer_regions = (
+        parse_regions(prefer.encode(), state.valid_regions, state.aliases, pop) if prefer else ()
+    )
     request = RouteRequest(pop=pop, client_key="explain", prefer_regions=prefer_regions)
+    return explain_request(service, request, dataplane)
+
+
+def explain_request(
+    service: ServiceRoutes, request: RouteRequest, dataplane: DataPlane
+) -> dict[str, Any]:
+    """Every machine of ``service`` as routing sees it for ``request``, and the choice."""
+    state = dataplane.state
     found = explain(service, request, state.model, time.monotonic())
     chosen = found.decision.endpoint
     checked = bool(service.spec.tcp_checks or service.spec.http_checks)

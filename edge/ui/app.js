@@ -319,6 +319,7 @@ function render(status) {
   }
   state.map.update({
     regions, pops: status.pops, machines, flows: status.flows, appColour: colourOf,
+    replays: status.replays || [],
     faultOf: (machine) => faultsOf(machine).map((f) => f.kind).join(", "),
   });
   renderSummary(status, machines);

@@ -114,7 +114,7 @@ export class WorldMap {
       el("path", { d: pathOf(shape.points), "data-name": shape.name }, water);
     }
     this.layers = {};
-    for (const name of ["regions", "flows", "clients", "pops", "machines", "labels"]) {
+    for (const name of ["regions", "flows", "replays", "clients", "pops", "machines", "labels"]) {
       this.layers[name] = el("g", { class: `layer-${name}` }, svg);
     }
     this.installZoom();
@@ -234,6 +234,7 @@ export class WorldMap {
 
     this.drawRegions(snapshot, popCodes, machineRegions, clientRegions, s);
     this.drawFlows(snapshot, where, k, placed);
+    this.drawReplays(snapshot, where, k);
     this.drawClients(clientRegions, popCodes, machineRegions, where, s, k);
     this.drawPops(snapshot, where, s, placed);
     this.drawMachines(snapshot, machineRegions, where, s, k, placed);
@@ -259,6 +260,32 @@ export class WorldMap {
     }
     for (const dot of [...layer.children]) {
       if (!seen.has(dot.dataset.region)) dot.remove();
+    }
+  }
+
+  // fly-replay: an arc from the replaying machine's region to the target's, per app.
+  drawReplays(snapshot, where, k) {
+    const layer = this.layers.replays;
+    const seen = new Set();
+    for (const replay of snapshot.replays || []) {
+      const key = `${replay.app}|${replay.from_region}|${replay.to_region}|${replay.result}`;
+      const from = where(replay.from_region);
+      const to = where(replay.to_region);
+      if (!from || !to || (from[0] === to[0] && from[1] === to[1])) continue;
+      seen.add(key);
+      let path = [...layer.children].find((node) => node.dataset.replay === key);
+      if (!path) path = el("path", { class: "replay", "data-replay": key }, layer);
+      const bend = arc(to, from); // the other way round: bends apart from the request's flow
+      setAttrs(path, {
+        d: bend.d,
+        stroke: snapshot.appColour(replay.app),
+        "stroke-width": fixed(Math.min(1.2 + replay.count * 0.2, 4) * k),
+      });
+      setTitle(path, `${replay.app}: fly-replay from ${replay.from_region} to ` +
+        `${replay.to_region} (${replay.result}) · ${replay.count} in the last 30 s`);
+    }
+    for (const path of [...layer.children]) {
+      if (!seen.has(path.dataset.replay)) path.remove();
     }
   }
 

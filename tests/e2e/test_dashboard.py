@@ -9,6 +9,7 @@ pool and free ports, so it does not clash with a demo already running. With
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import random
 import shutil
@@ -449,3 +450,23 @@ def test_a_machine_without_checks_shows_no_checks(page: Page, demo: Demo) -> Non
         page.check_stayed_home()
     finally:
         demo.api.delete("/v1/apps/plain")
+
+
+def test_replays_show_as_arcs_on_the_map(page: Page, demo: Demo) -> None:
+    """The demo app forwards writes to its primary region (lhr): from Sydney they replay."""
+    address, port = demo.http_target()
+    for _ in range(3):
+        conn = http.client.HTTPConnection(address, port, timeout=5)
+        try:
+            conn.request("POST", "/write/order", body=b"{}", headers={"Edge-Client-Region": "syd"})
+            response = conn.getresponse()
+            body = json.loads(response.read())
+        finally:
+            conn.close()
+        assert response.status == 200 and body["region"] == "lhr", body
+    tab = page.open()
+    page.sign_in(demo.token)
+    tab.wait_for_selector(
+        '[data-replay="hello|syd|lhr|replayed"]', state="attached", timeout=10_000
+    )
+    page.check_stayed_home()

@@ -379,3 +379,22 @@ async def test_ipv6_loopback(h: Harness) -> None:
     assert (await h.request(address, get("/healthz")))[0] == 200
     await h.machines.stop("k")
     assert await h.machines.start("k", IDENTITY, "http", host="::1") == address
+
+
+@on_uvloop
+async def test_writes_away_from_the_primary_region_answer_a_replay(h: Harness) -> None:
+    away = DemoIdentity(app="hello", machine_id="hello-syd-1", region="syd", primary_region="lhr")
+    home = DemoIdentity(app="hello", machine_id="hello-lhr-1", region="lhr", primary_region="lhr")
+    address = await h.machines.start("away", away, "http")
+    status, headers, body = await h.request(address, get("/write/order"))
+    assert (status, headers["fly-replay"]) == (200, "region=lhr")
+    assert json.loads(body) == {"replayed_to": "lhr", "by": "hello-syd-1"}
+    # Once replayed (fly-replay-src), or outside /write, it answers itself.
+    src = "fly-replay-src: instance=hello-syd-1;region=syd;t=1\r\n"
+    _, headers, body = await h.request(address, get("/write/order", src))
+    assert "fly-replay" not in headers and json.loads(body)["machine_id"] == "hello-syd-1"
+    _, headers, _ = await h.request(address, get("/read"))
+    assert "fly-replay" not in headers
+    home_address = await h.machines.start("home", home, "http")
+    _, headers, body = await h.request(home_address, get("/write/order"))
+    assert "fly-replay" not in headers and json.loads(body)["region"] == "lhr"
