@@ -7,6 +7,8 @@ import shutil
 
 import pytest
 
+from tests.pg import pg_server, pg_url  # noqa: F401  (fixtures for every tier)
+
 
 def require_tool(name: str) -> str:
     """The path of a system tool; skip without it, except under CI where it is a failure."""

@@ -14,6 +14,7 @@ from edge.api import (
     routes_faults,
     routes_ips,
     routes_machines,
+    routes_process,
     routes_status,
 )
 from edge.api.app_context import CONTEXT, ApiContext
@@ -41,7 +42,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    payload = generate_latest(request.app[CONTEXT].metrics.registry)
+    context = request.app[CONTEXT]
+    merged = None
+    if context.merged_metrics is not None and request.query.get("worker") != "self":
+        merged = await context.merged_metrics()
+    payload = merged if merged is not None else generate_latest(context.metrics.registry)
     response = web.Response(body=payload)
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     response.charset = "utf-8"
@@ -61,7 +66,8 @@ def build_api(context: ApiContext, tokens: TokenCheck) -> web.Application:
     )
     app[CONTEXT] = context
     app[LOGINS] = tokens.logins
-    tables = (routes, routes_apps.routes, routes_ips.routes, routes_machines.routes)
+    tables: tuple[web.RouteTableDef, ...] = (routes, routes_apps.routes, routes_ips.routes)
+    tables = (*tables, routes_machines.routes, routes_process.routes)
     for table in (*tables, routes_status.routes, routes_catchment.routes, routes_faults.routes):
         app.router.add_routes(table)
     app.router.add_routes(ui_routes)  # the dashboard: /ui

@@ -53,6 +53,10 @@ class ApiContext:
     started_at: float = field(default_factory=time.time)
     dataplane: Callable[[], DataPlane] = _no_dataplane
     token_path: Path | None = None  # the admin token file (shown on the dashboard's login)
+    # In a cluster (a PostgreSQL store): this node and every other, for /v1/status.
+    cluster: Callable[[], Awaitable[dict[str, Any]]] | None = None
+    # With worker processes: /metrics merged over all of them (None: this one only).
+    merged_metrics: Callable[[], Awaitable[bytes | None]] | None = None
 
     @contextlib.contextmanager
     def counting(self, op: str) -> Iterator[None]:

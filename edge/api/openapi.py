@@ -34,7 +34,10 @@ def errors(*codes: int) -> dict[str, Any]:
         404: "Not found (or belongs to another org)",
         409: "Conflicts with the current state",
         422: "A limit would be exceeded",
-        503: "No capacity: an address pool ran dry, or the state database is unavailable",
+        503: (
+            "No capacity: an address pool ran dry, or the state database (a cluster's "
+            "control plane) is unavailable"
+        ),
     }
     return {str(c): answer(texts[c], ref("Error")) for c in codes}
 
@@ -165,6 +168,63 @@ def _fault_of(kind: str) -> dict[str, Any]:
             }
         )
     return variants[0] if len(variants) == 1 else {"oneOf": variants}
+
+
+# --- machines of an app file that edge runs (a command): edge.config.model.MachineSpec ---
+_NO_NUL = {"type": "string", "pattern": "^[^\\u0000]*$"}
+_WORDS = "[A-Za-z0-9_./=:,+@%-]+"
+_SECONDS = {"type": "number", "minimum": 0, "maximum": 300, "description": "seconds"}
+PROCESS_FIELDS: dict[str, Any] = {
+    "command": {
+        "anyOf": [
+            {"type": "array", "minItems": 1, "items": _NO_NUL},
+            {"type": "string", "pattern": f"^{_WORDS}( {_WORDS})*$"},
+        ],
+        "description": "a list, or plain words separated by single spaces",
+    },
+    "env": {
+        "type": "object",
+        "propertyNames": {"pattern": "^[^=\\u0000]+$"},
+        "additionalProperties": _NO_NUL,
+    },
+    "workdir": _NO_NUL,
+    "kill_signal": {
+        "enum": ["SIGINT", "SIGTERM", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGKILL", "SIGHUP"]
+    },
+    "kill_timeout": _SECONDS,
+    "start_timeout": {**_SECONDS, "minimum": 0.001},
+    "restart": {
+        "type": "object",
+        "properties": {
+            "policy": {"enum": ["no", "on-failure", "always"]},
+            "max_retries": {"type": "integer", "minimum": 0, "maximum": 1000},
+        },
+        "additionalProperties": False,
+    },
+}
+
+
+def machine_of_file(add_machine: dict[str, Any]) -> dict[str, Any]:
+    """A machine in an app file: AddMachine, or a machine with a command (admin only)."""
+    only_command = {"anyOf": [{"required": [k]} for k in ("command", "env", "workdir")]}
+    branches = [
+        {
+            **branch,
+            "not": only_command
+            if "not" not in branch
+            else {"anyOf": [branch["not"], only_command]},
+        }
+        for branch in add_machine["oneOf"]
+    ]
+    branches.append(
+        {
+            "required": ["command"],
+            "properties": {"demo": {"const": False}, "ports": {"maxProperties": 0}},
+            "not": {"required": ["address"]},
+        }
+    )
+    properties = {**add_machine["properties"], **PROCESS_FIELDS}
+    return {**add_machine, "properties": properties, "oneOf": branches}
 
 
 SCHEMAS: dict[str, Any] = {
@@ -299,6 +359,9 @@ SCHEMAS: dict[str, Any] = {
             "retries": {"type": "integer", "minimum": 0, "maximum": 10},
             "timeout": DURATION,
             "connect_timeout": DURATION,
+            "auto_stop_machines": {"enum": ["off", "stop", "suspend", True, False]},
+            "auto_start_machines": BOOL,
+            "min_machines_running": {"type": "integer", "minimum": 0},
         },
         ("ports",),
     ),
@@ -307,7 +370,7 @@ SCHEMAS: dict[str, Any] = {
             "id": STR,
             "app": STR,
             "region": STR,
-            "state": {"type": "string", "enum": ["started", "stopped"]},
+            "state": {"type": "string", "enum": ["started", "stopped", "suspended"]},
             "address": {"type": ["string", "null"]},
             "ports": {"type": "object", "additionalProperties": INT},
             "weight": INT,
@@ -316,6 +379,13 @@ SCHEMAS: dict[str, Any] = {
             "updated_at": STR,
             "listening": {"type": "array", "items": STR},
             "services": {"type": "array", "items": {"type": "object"}},
+            "process": {
+                "type": ["object", "null"],
+                "description": "A process machine: command, state (starting, started, "
+                "stopping, stopped, suspended, failed), pid, private_ip, port, restarts, "
+                "exit_code, error",
+            },
+            "state_reason": {"type": ["string", "null"]},
         },
         ("id", "app", "region", "state", "weight", "demo"),
     ),
@@ -349,10 +419,10 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
-SCHEMAS["MachineOfFile"] = SCHEMAS["AddMachine"]
+SCHEMAS["MachineOfFile"] = machine_of_file(SCHEMAS["AddMachine"])
 REQUEST_BODIES = (
     "CreateOrg", "CreateApp", "AllocateIp", "AdminState", "AppFile", "Service",
-    "AddMachine", "MoveIp", "UiRedeem",
+    "AddMachine", "MachineOfFile", "MoveIp", "UiRedeem",
 )  # fmt: skip
 for _name in REQUEST_BODIES:
     SCHEMAS[_name]["additionalProperties"] = False
@@ -377,11 +447,21 @@ def _weights(regions: tuple[str, ...]) -> dict[str, Any]:
 def _paths(regions: tuple[str, ...]) -> dict[str, Any]:
     return {
         "/healthz": {
-            "get": operation("Liveness and a short status", (200, "OK", None), (), public=True)
+            "get": operation(
+                "Liveness and a short status: `ok`, or `degraded` on a node whose control "
+                "plane is unreachable (it serves from its last state; `control_plane` says more)",
+                (200, "OK", None),
+                (),
+                public=True,
+            )
         },
         "/metrics": {
             "get": operation(
-                "Prometheus metrics (text format)", (200, "Metrics", None), (), public=True
+                "Prometheus metrics (text format); with --workers, every worker's merged "
+                "(`?worker=self`: this worker's own)",
+                (200, "Metrics", None),
+                (),
+                public=True,
             )
         },
         "/v1/openapi.json": {
@@ -422,7 +502,7 @@ def _paths(regions: tuple[str, ...]) -> dict[str, Any]:
                 operation(
                     "Deploy an app file: create the app or bring it in line (201 when created)",
                     (200, "Updated", ref("App")),
-                    (400, 401, 404, 409, 422, 503),
+                    (400, 401, 403, 404, 409, 422, 503),
                     body="AppFile",
                 ),
                 (201, "Created", ref("App")),
@@ -467,7 +547,8 @@ def _paths(regions: tuple[str, ...]) -> dict[str, Any]:
         },
         "/v1/status": {
             "get": operation(
-                "PoPs, apps with IPs and machines, listeners, live flows, recent decisions",
+                "PoPs, apps with IPs and machines, listeners, live flows, recent decisions; in a "
+                "cluster also `cluster`: this node's link and every node",
                 (200, "Status", {"type": "object"}),
             )
         },
@@ -514,9 +595,9 @@ def _paths(regions: tuple[str, ...]) -> dict[str, Any]:
                 (401, 404),
             ),
             "post": operation(
-                "Add a machine (an address, or a demo machine served by the edge)",
+                "Add a machine (an address, a demo machine, or a command: admin only)",
                 (201, "Added", ref("Machine")),
-                (400, 401, 404, 409),
+                (400, 401, 403, 404, 409),
                 body="AddMachine",
             ),
         },
@@ -576,6 +657,60 @@ def _paths(regions: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
+def _process_paths() -> dict[str, Any]:
+    """Machines that edge runs (edge.api.routes_process)."""
+    since = {"name": "since", "in": "query", "schema": INT}
+    limit = {"name": "limit", "in": "query", "schema": INT}
+    return {
+        "/v1/apps/{app}/logs": {
+            "parameters": [
+                APP_PARAM,
+                {"name": "machine", "in": "query", "schema": STR},
+                since,
+                limit,
+            ],
+            "get": operation(
+                "What the app's process machines wrote (stdout, stderr, edge's notes), after "
+                "line number since",
+                (200, "Lines and next_since", {"type": "object"}),
+                (400, 401, 404),
+            ),
+        },
+        "/v1/apps/{app}/machines/{id}/logs": {
+            "parameters": [APP_PARAM, MACHINE_PARAM, since, limit],
+            "get": operation(
+                "What one process machine wrote, after line number since",
+                (200, "Lines and next_since", {"type": "object"}),
+                (400, 401, 404),
+            ),
+        },
+        "/v1/apps/{app}/machines/{id}/events": {
+            "parameters": [APP_PARAM, MACHINE_PARAM, limit],
+            "get": operation(
+                "The machine and its lifecycle events, newest first",
+                (200, "The machine with events", {"type": "object"}),
+                (400, 401, 404),
+            ),
+        },
+        "/v1/apps/{app}/machines/{id}/restart": {
+            "parameters": [APP_PARAM, MACHINE_PARAM],
+            "post": operation(
+                "Stop the machine's process (kill_signal, then SIGKILL) and start it again",
+                (200, "Restarted", ref("Machine")),
+                (401, 404, 409),
+            ),
+        },
+        "/v1/apps/{app}/ips/private": {
+            "parameters": [APP_PARAM],
+            "get": operation(
+                "Each machine's private address (a process machine's own loopback address)",
+                (200, "Addresses", {"type": "object"}),
+                (401, 404),
+            ),
+        },
+    }
+
+
 # The dashboard's one-step sign-in (edge.api.ui_sessions): edgectl ui, then the page.
 UI_LOGIN_PATHS: dict[str, Any] = {
     "/v1/ui/login-codes": {
@@ -622,7 +757,7 @@ def openapi_document(
         },
         "servers": [{"url": "http://127.0.0.1:4280"}],
         "security": [{"bearer": []}],
-        "paths": _paths(regions),
+        "paths": {**_paths(regions), **_process_paths()},
         "components": {
             "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

@@ -135,6 +135,9 @@ async def deploy_app(request: web.Request) -> web.Response:
         if isinstance(machine, dict) and "ports" in machine:
             machine["ports"] = port_keys(machine["ports"])
     spec = context.validate_app(data, renames={})
+    if any(m.command is not None for m in spec.machines):
+        # A command runs on this host as edge's user: only the operator may ask for one.
+        identity.require_admin("a machine with a command")
     store = context.store.store
     result = await context.store.call(store.deploy_app, spec, by=identity.caller)
     listeners = await context.changed()

@@ -7,6 +7,7 @@ from aiohttp import web
 from edge.api.app_context import CONTEXT
 from edge.api.auth import IDENTITY
 from edge.api.bodies import whole_number
+from edge.errors import StoreUnavailable
 from edge.runtime.replay_explain import recent_replays, replay_view
 from edge.runtime.status import route_view, status_view
 
@@ -16,8 +17,16 @@ routes = web.RouteTableDef()
 @routes.get("/v1/status")
 async def status(request: web.Request) -> web.Response:
     identity, context = request[IDENTITY], request.app[CONTEXT]
-    snapshot = await context.store.call(context.store.store.snapshot)
-    body = status_view(context.dataplane(), snapshot, context.catalogue, identity.org_scope)
+    dataplane = context.dataplane()
+    try:
+        snapshot = await context.store.call(context.store.store.snapshot)
+    except StoreUnavailable:
+        if dataplane.last_snapshot is None:
+            raise
+        snapshot = dataplane.last_snapshot  # degraded: what this node serves now
+    body = status_view(dataplane, snapshot, context.catalogue, identity.org_scope)
+    if context.cluster is not None:
+        body["cluster"] = await context.cluster()
     return web.json_response(body)
 
 

@@ -14,7 +14,7 @@ from edge.cli.client import ApiClient
 from edge.cli.ctl_ips import print_ips
 from edge.cli.output import print_json
 from edge.cli.preflight import report_listeners
-from edge.config.load import load_app_file
+from edge.config.load import anchor_workdirs, load_app_file
 from edge.config.regions import default_catalogue
 from edge.errors import BadRequest, ConfigError
 
@@ -28,6 +28,7 @@ def read_app_file(path: Path) -> dict[str, Any]:
         raise BadRequest("\n  ".join([exc.message, *problems])) from None
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert isinstance(data, dict)  # load_app_file checked it
+    anchor_workdirs(data, path)  # sent as absolute paths: the daemon runs elsewhere
     return data
 
 

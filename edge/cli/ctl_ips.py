@@ -6,6 +6,7 @@ import argparse
 import ipaddress
 from typing import Any
 
+from edge.cli import ctl_process
 from edge.cli.argtypes import SubParsers, app_command
 from edge.cli.client import ApiClient
 from edge.cli.output import print_json, print_table
@@ -123,3 +124,4 @@ def register(commands: SubParsers) -> None:
     move.add_argument("--to", dest="to_app", required=True, metavar="APP", help="the new app")
     move.add_argument("-j", "--json", action="store_true", help="print JSON")
     move.set_defaults(handler=cmd_move)
+    ctl_process.add_ips_commands(app_parser)  # private

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from edge.cli import ctl_process
 from edge.cli.argtypes import SubParsers, app_command
 from edge.cli.client import ApiClient
 from edge.cli.output import print_json, print_table
@@ -179,6 +180,7 @@ def register(commands: SubParsers) -> None:
         parser = app_parser(name, text)
         parser.add_argument("ids", nargs="+", metavar="MACHINE_ID")
         parser.set_defaults(handler=handler)
+    ctl_process.add_machine_commands(app_parser)  # status, restart
 
 
 def register_checks(commands: SubParsers) -> None:

@@ -83,6 +83,10 @@ def print_route(answer: dict[str, Any], prefer: str | None = None) -> None:
     )
     print()
     print(_verdict(answer))
+    cold = answer.get("last_cold_start")
+    if cold:
+        who = "request" if cold["waiters"] == 1 else "requests"
+        print(f"Cold start: {cold['text']} ({cold['waiters']} {who} waited)")
     if answer.get("replay") is not None:
         print_replay(answer["replay"])
     if answer.get("recent_replays"):
@@ -208,7 +212,31 @@ def only_app(status: dict[str, Any], name: str) -> dict[str, Any]:
     }
 
 
+def print_cluster(cluster: dict[str, Any]) -> None:
+    """The node answering, its link to the control plane, and every node."""
+    link = cluster["control_plane"]
+    state = "connected" if link["connected"] else "UNREACHABLE (degraded: changes refused)"
+    print(f"Node:           {cluster['node']}, control plane {link['store']} {state}")
+    stale = "" if cluster["nodes_fresh"] else " (last known: the control plane is unreachable)"
+    rows = [
+        (
+            n["name"] + (" (this)" if n["self"] else ""),
+            ",".join(n["pops"]),
+            n["api"],
+            f"{n['last_contact_seconds']:.1f}s ago" + (" STALE" if n["stale"] else ""),
+            n["applied_version"],
+            n["serving"],
+        )
+        for n in cluster["nodes"]
+    ]
+    print_table(("node", "pops", "api", "last contact", "version", "serving"), rows, "No nodes.")
+    print(stale.strip() or "", end="\n" if stale else "")
+    print()
+
+
 def print_status(status: dict[str, Any]) -> None:
+    if "cluster" in status:
+        print_cluster(status["cluster"])
     up = [pop["code"] for pop in status["pops"] if pop["up"]]
     down = [pop["code"] for pop in status["pops"] if not pop["up"]]
     print(f"PoPs up:        {' '.join(up) or 'none'}")
@@ -229,6 +257,10 @@ def print_status(status: dict[str, Any]) -> None:
         [_machine_row(app, m) for app, m in machines],
         "No machines.",
     )
+    reasons = [(app, m["id"], m["state_reason"]) for app, m in machines if m.get("state_reason")]
+    if reasons:
+        print()
+        print_table(("app", "machine", "why (last start or stop by edge)"), reasons, "")
     if status["flows"]:
         print()
         print_table(

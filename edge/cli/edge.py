@@ -52,6 +52,44 @@ def build_parser() -> argparse.ArgumentParser:
         help="grace period for in-flight work at shutdown (default: drain_timeout, 10 s)",
     )
 
+    serve.add_argument(
+        "--store",
+        metavar="URL",
+        help="postgresql://... : a control plane shared by several nodes "
+        "(store.url; default: SQLite in the state directory)",
+    )
+    serve.add_argument(
+        "--node",
+        metavar="NAME",
+        help="this node's name in a cluster (default: the host name); shares listeners "
+        "with the other nodes on this host (SO_REUSEPORT)",
+    )
+    serve.add_argument(
+        "--pops",
+        type=region_list,
+        metavar="CODES",
+        help="the PoPs this node serves, e.g. lhr,fra (default: edge.pops)",
+    )
+
+    serve.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="N processes accepting on the same listeners (SO_REUSEPORT), one store and "
+        "one health picture (default: 1)",
+    )
+    serve.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # set by the supervisor
+    serve.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+
+    migrate = commands.add_parser("migrate", help="apply the store's schema migrations")
+    migrate.add_argument("--config", type=Path, help="edge.yaml (its store.url)")
+    migrate.add_argument("--store", metavar="URL", help="postgresql://... (overrides store.url)")
+    migrate.add_argument("--state-dir", type=Path, help="the SQLite state directory")
+    migrate.add_argument(
+        "--check", action="store_true", help="only report the schema version, change nothing"
+    )
+
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("file", type=Path)
 
@@ -145,24 +183,91 @@ def cmd_regions_rtt(origin: str, config_file: Path | None, as_json: bool) -> int
     return EXIT_OK
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
+def region_list(text: str) -> tuple[str, ...]:
+    codes = tuple(dict.fromkeys(c.strip().lower() for c in text.split(",") if c.strip()))
+    known = default_catalogue().codes()
+    unknown = [c for c in codes if c not in known]
+    if not codes or unknown:
+        what = ", ".join(unknown) if unknown else "none given"
+        raise argparse.ArgumentTypeError(
+            f"unknown region code(s): {what} (see `edge regions`); e.g. --pops lhr,fra"
+        )
+    return codes
+
+
+def with_pops(config: EdgeConfig, pops: tuple[str, ...] | None) -> EdgeConfig:
+    """The configuration with this node's PoPs (``--pops``) in place of ``edge.pops``."""
+    if not pops:
+        return config
+    return config.model_copy(update={"edge": config.edge.model_copy(update={"pops": pops})})
+
+
+def cmd_serve(args: argparse.Namespace, serve_argv: Sequence[str] = ()) -> int:
     from edge.runtime.server import EdgeDaemon, ServeOptions
 
     configure_logging(args.log_level, args.log_format)
     catalogue = default_catalogue()
     config = load_config(args.config, catalogue) if args.config else default_config(catalogue)
+    config = with_pops(config, args.pops)
+    store_url = _store_url(args.store, config)
     options = ServeOptions(
         config_path=args.config,
         state_dir=args.state_dir or default_state_dir(),
         api_listen=args.api or config.api.listen,
         drain_timeout=config.drain_timeout if args.drain_timeout is None else args.drain_timeout,
+        store_url=store_url,
+        node=args.node,
+        reuse_port=args.node is not None or args.workers > 1,
+        workers=args.workers,
+        worker=args.worker,
+        ready_fd=args.ready_fd,
     )
     _validate_api_address(options.api_listen)
+    if args.worker is not None:
+        from edge.cluster.workers import die_with_supervisor
+
+        die_with_supervisor()
+    if args.workers > 1 and args.worker is None:
+        from edge.cluster.workers import Supervisor
+        from edge.runtime.statedir import prepare_state_dir
+
+        prepare_state_dir(options.state_dir)
+        return Supervisor(serve_argv, args.workers, options.state_dir).run()
     import uvloop
 
     daemon = EdgeDaemon(config, options, catalogue)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(daemon.run())
+    return EXIT_OK
+
+
+def _store_url(flag: str | None, config: EdgeConfig) -> str | None:
+    if flag is None:
+        return config.store.url
+    from edge.config.model import StoreSpec
+
+    try:
+        return StoreSpec(url=flag).url
+    except ValueError:
+        raise ConfigError(
+            f"--store {flag!r}: must be a postgresql:// URL (leave it out for SQLite)"
+        ) from None
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply (or with --check, report) the schema migrations of the configured store."""
+    from edge.store.migrate_cli import migrate_store
+
+    catalogue = default_catalogue()
+    config = load_config(args.config, catalogue) if args.config else default_config(catalogue)
+    url = _store_url(args.store, config)
+    print(migrate_store(url, args.state_dir or default_state_dir(), check=args.check))
     return EXIT_OK
 
 
@@ -176,13 +281,16 @@ def _validate_api_address(address: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
         if args.command == "check-config":
             return cmd_check_config(args.file)
         if args.command == "regions":
             return cmd_regions(args)
-        return cmd_serve(args)
+        if args.command == "migrate":
+            return cmd_migrate(args)
+        return cmd_serve(args, argv)
     except ConfigError as exc:
         details = "; ".join(exc.problems) if exc.problems != (exc.message,) else ""
         print(f"edge: error: {exc.message}{': ' + details if details else ''}", file=sys.stderr)

@@ -15,7 +15,16 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from edge import __version__
-from edge.cli import ctl_apps, ctl_deploy, ctl_faults, ctl_ips, ctl_machines, ctl_observe, ctl_ui
+from edge.cli import (
+    ctl_apps,
+    ctl_deploy,
+    ctl_faults,
+    ctl_ips,
+    ctl_machines,
+    ctl_observe,
+    ctl_process,
+    ctl_ui,
+)
 from edge.cli.client import ApiClient, ApiError
 from edge.errors import EdgeError
 
@@ -47,6 +56,7 @@ def build_parser(json_errors: bool = False) -> argparse.ArgumentParser:
     ctl_faults.register(commands)
     ctl_observe.register(commands)
     ctl_ui.register(commands)
+    ctl_process.register(commands)  # logs
     return parser
 
 

@@ -98,9 +98,24 @@ def _check_cross_references(config: EdgeConfig, source: str) -> None:
 
 def load_config(path: Path, regions: RegionCatalogue) -> EdgeConfig:
     """The only place that reads ``edge.yaml``."""
-    return parse_config(_read_yaml(path), regions, str(path))
+    data = _read_yaml(path)
+    if isinstance(data, dict) and isinstance(data.get("apps"), list):
+        for app in data["apps"]:
+            anchor_workdirs(app, path)
+    return parse_config(data, regions, str(path))
 
 
 def load_app_file(path: Path, regions: RegionCatalogue) -> AppSpec:
     """An app file for ``edgectl deploy``."""
-    return validate(AppSpec, _read_yaml(path), regions, str(path))
+    return validate(AppSpec, anchor_workdirs(_read_yaml(path), path), regions, str(path))
+
+
+def anchor_workdirs(app: object, path: Path) -> object:
+    """A machine with a command runs in its file's directory, or in its ``workdir``
+    taken relative to it (an app file in ``edge.yaml`` or ``edgectl deploy``)."""
+    base = path.resolve().parent
+    machines = app.get("machines") if isinstance(app, dict) else None
+    for machine in machines if isinstance(machines, list) else ():
+        if isinstance(machine, dict) and machine.get("command") is not None:
+            machine["workdir"] = str(base / str(machine.get("workdir") or "."))
+    return app

@@ -9,6 +9,7 @@ Region codes are checked against the catalogue handed in as validation context
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Literal
 
@@ -19,13 +20,23 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
-from edge.config.types import Duration, HostPort, IPAddress, Network, Port, split_host_port
+from edge.config.types import (
+    Duration,
+    HostPort,
+    IPAddress,
+    Network,
+    Port,
+    Seconds,
+    split_host_port,
+)
 
 _APP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
 
 
 def _check_region(value: str, info: ValidationInfo) -> str:
@@ -231,6 +242,18 @@ class OutlierSpec(Frozen):
 Strategy = Literal["nearest", "weighted_latency", "least_connections", "p2c_peak_ewma", "maglev"]
 
 
+def _auto_stop(value: object) -> object:
+    # fly.toml's legacy booleans: true is stop, false is off.
+    if value is True:
+        return "stop"
+    if value is False:
+        return "off"
+    return value
+
+
+AutoStop = Annotated[Literal["off", "stop", "suspend"], BeforeValidator(_auto_stop)]
+
+
 class ServiceSpec(Frozen):
     """Like the platform's ``[[services]]``: one internal port behind public ports."""
 
@@ -255,10 +278,65 @@ class ServiceSpec(Frozen):
     # Addresses of the org this service is reached on (only these, when given); a
     # deploy moves each one to the app if another app of the org holds it.
     ips: tuple[IPAddress, ...] = ()
+    # Scale to zero (the platform's autostop / autostart; edge.runtime.autoscale).
+    auto_stop_machines: AutoStop = "off"
+    auto_start_machines: bool = True
+    min_machines_running: int = Field(default=0, ge=0)  # counted in the primary region only
+
+
+KillSignal = Literal["SIGINT", "SIGTERM", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGKILL", "SIGHUP"]
+RestartPolicy = Literal["no", "on-failure", "always"]
+
+
+_PLAIN_WORDS = re.compile(r"^[A-Za-z0-9_./=:,+@%-]+( [A-Za-z0-9_./=:,+@%-]+)*$")
+
+
+def _command(value: object) -> object:
+    # A string is plain words separated by single spaces (no shell: no quoting rules to
+    # guess); anything else is written as a list, one item per argument.
+    if isinstance(value, str):
+        if not _PLAIN_WORDS.match(value):
+            raise ValueError(
+                f"a command string is plain words separated by single spaces, not {value!r}; "
+                "write it as a list (one item per argument) for anything else"
+            )
+        return tuple(value.split(" "))
+    return value
+
+
+Command = Annotated[tuple[str, ...], BeforeValidator(_command)]
+
+
+class RestartSpec(Frozen):
+    """What to do when a process machine exits (fly.toml's ``[[restart]]``)."""
+
+    policy: RestartPolicy = "on-failure"
+    max_retries: int = Field(default=10, ge=0, le=1000)
+
+
+class ProcessSpec(Frozen):
+    """How edge runs a process machine: stored as the machine's ``process``."""
+
+    command: Command = Field(min_length=1)
+    env: dict[str, str] = Field(default_factory=dict)
+    workdir: str | None = None
+    kill_signal: KillSignal = "SIGINT"
+    kill_timeout: Seconds = Field(default=5.0, le=300.0)
+    start_timeout: Seconds = Field(default=10.0, gt=0.0, le=300.0)
+    restart: RestartSpec = RestartSpec()
+    process_group: str = "app"
+
+    @model_validator(mode="after")
+    def _env_names(self) -> ProcessSpec:
+        for name in self.env:
+            if not name or "=" in name or "\0" in name:
+                raise ValueError(f"env: {name!r} is not a valid variable name")
+        return self
 
 
 class MachineSpec(Frozen):
-    """An instance of an app: a demo machine served by the edge, or an address."""
+    """An instance of an app: a demo machine served by the edge, an address, or a
+    ``command`` that edge runs itself (a process machine)."""
 
     id: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     region: RegionCode
@@ -267,11 +345,38 @@ class MachineSpec(Frozen):
     weight: int = Field(default=1, ge=1, le=1000)
     demo: bool = False
     state: Literal["started", "stopped"] = "started"
+    command: Command | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    workdir: str | None = None
+    kill_signal: KillSignal = "SIGINT"
+    kill_timeout: Seconds = Field(default=5.0, le=300.0)
+    start_timeout: Seconds = Field(default=10.0, gt=0.0, le=300.0)
+    restart: RestartSpec = RestartSpec()
 
     @model_validator(mode="after")
     def _address_or_demo(self) -> MachineSpec:
-        if self.demo == (self.address is not None):
-            raise ValueError("give either address (HOST:PORT or HOST) or demo: true")
+        kinds = [k for k, on in (("address", self.address is not None), ("demo", self.demo),
+                                 ("command", self.command is not None)) if on]  # fmt: skip
+        if len(kinds) != 1:
+            both = f" (this one gives {' and '.join(kinds)})" if kinds else ""
+            raise ValueError(
+                "give either address (HOST:PORT or HOST), demo: true or command" + both
+            )
+        if self.command is None and (self.env or self.workdir):
+            raise ValueError("env and workdir are for a machine with a command")
+        if self.command is not None and self.ports:
+            raise ValueError(
+                "ports is for address and demo machines: a machine with a command listens on "
+                "its own address at each service's internal_port ($PORT is the first)"
+            )
+        if self.command is not None and not self.command:
+            raise ValueError("command must not be empty")
+        for name in self.env:
+            if not name or "=" in name or "\0" in name:
+                raise ValueError(f"env: {name!r} is not a valid variable name")
+        texts = [*(self.command or ()), *self.env.values(), self.workdir or ""]
+        if any("\0" in text for text in texts):
+            raise ValueError("command, env and workdir must not contain a NUL character")
         if self.address is not None and (
             not self.address
             or not self.address.isprintable()
@@ -281,6 +386,21 @@ class MachineSpec(Frozen):
         if self.address is not None and ":" in self.address.strip("[]") and "]" not in self.address:
             split_host_port(self.address)  # a v4 host or name with a port: check it
         return self
+
+    @property
+    def process(self) -> ProcessSpec | None:
+        """How to run it, for a machine with a ``command``."""
+        if self.command is None:
+            return None
+        return ProcessSpec(
+            command=self.command,
+            env=self.env,
+            workdir=self.workdir,
+            kill_signal=self.kill_signal,
+            kill_timeout=self.kill_timeout,
+            start_timeout=self.start_timeout,
+            restart=self.restart,
+        )
 
 
 class AppSpec(Frozen):
@@ -327,6 +447,21 @@ class EdgeSpec(Frozen):
     # it accepting pauses until the count drops. None: derived from RLIMIT_NOFILE
     # (edge.core.limits.default_max_connections), leaving descriptors for the rest.
     max_connections: int | None = Field(default=None, ge=1)
+    # How often the autostop loop looks for machines to stop (the platform: a few minutes).
+    autostop_interval: Duration = 180.0
+    # Process machines get their own loopback address from here (FLY_PRIVATE_IP).
+    machine_network: Network = "127.78.0.0/16"
+
+    @model_validator(mode="after")
+    def _autostop_interval(self) -> EdgeSpec:
+        if self.autostop_interval < 0.1:
+            raise ValueError("autostop_interval must be at least 100ms")
+        network = ipaddress.ip_network(self.machine_network)
+        if not isinstance(network, ipaddress.IPv4Network) or not network.subnet_of(_LOOPBACK):
+            raise ValueError(
+                f"machine_network must be inside 127.0.0.0/8, not {self.machine_network}"
+            )
+        return self
 
 
 class RttOverride(Frozen):
@@ -443,6 +578,23 @@ class MetricsSpec(Frozen):
     require_token: bool = False
 
 
+STORE_SCHEMES = ("postgresql://", "postgres://")
+
+
+class StoreSpec(Frozen):
+    """Where the state lives: None is STATE_DIR/edge.db (SQLite); a ``postgresql://``
+    URL is a control plane shared by several nodes (``edge serve --store`` overrides)."""
+
+    url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(STORE_SCHEMES):
+            raise ValueError("must be a postgresql:// URL (or left out for SQLite in STATE_DIR)")
+        return url
+
+
 class OrgSpec(Frozen):
     slug: Name
 
@@ -457,6 +609,7 @@ class EdgeConfig(Frozen):
     tls: TlsSpec = TlsSpec()
     api: ApiSpec = ApiSpec()
     metrics: MetricsSpec = MetricsSpec()
+    store: StoreSpec = StoreSpec()
     drain_timeout: Duration = 10.0
     orgs: tuple[OrgSpec, ...] = ()
     apps: tuple[AppSpec, ...] = ()

@@ -79,7 +79,17 @@ def _check_host_port(value: object) -> str:
     return value
 
 
+def parse_seconds(value: object) -> float:
+    """Like ``parse_duration``, but a bare number means seconds (fly.toml's kill_timeout)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not value >= 0:  # negative, or NaN
+            raise ValueError("must not be negative")
+        return float(value)
+    return parse_duration(value)
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+Seconds = Annotated[float, BeforeValidator(parse_seconds)]
 Port = Annotated[int, BeforeValidator(_check_port)]
 IPAddress = Annotated[str, BeforeValidator(_check_ip)]
 Network = Annotated[str, BeforeValidator(_check_network)]

@@ -6,6 +6,7 @@ Stores return these; the API and the runtime read them. Times are epoch seconds.
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -14,12 +15,13 @@ from typing import Literal, TypeGuard
 from pydantic import BaseModel, BeforeValidator, TypeAdapter
 from pydantic.fields import FieldInfo
 
-from edge.config.model import MachineSpec, ServiceSpec
+from edge.config.model import MachineSpec, ProcessSpec, ServiceSpec
 from edge.config.types import parse_duration
 from edge.errors import BadRequest
 
-MachineState = Literal["started", "stopped"]
-MACHINE_STATES: tuple[MachineState, ...] = ("started", "stopped")
+MachineState = Literal["started", "stopped", "suspended"]
+# suspended: autostop froze the machine (a process machine keeps its memory: SIGSTOP).
+MACHINE_STATES: tuple[MachineState, ...] = ("started", "stopped", "suspended")
 MACHINE_ID_BYTES = 7  # the platform's machine ids are 14 hex characters
 
 
@@ -54,8 +56,10 @@ class Machine:
     demo: bool
     created_at: int
     updated_at: float
+    process: ProcessSpec | None = None  # a process machine: edge runs this command
 
     def to_spec(self) -> MachineSpec:
+        process = {} if self.process is None else self.process.model_dump(exclude={"process_group"})
         return MachineSpec(
             id=self.id,
             region=self.region,
@@ -63,7 +67,8 @@ class Machine:
             ports=dict(self.ports),
             weight=self.weight,
             demo=self.demo,
-            state=self.state,
+            state="stopped" if self.state == "suspended" else self.state,
+            **process,
         )
 
 
@@ -98,6 +103,7 @@ def machine_from_spec(
         demo=spec.demo,
         created_at=int(now),
         updated_at=now,
+        process=spec.process,
     )
 
 
@@ -159,7 +165,7 @@ def check_slug(slug: str, what: str = "org slug") -> str:
 # `edgectl deploy` makes the stored machines match the file without churning ids: a spec
 # with an id is that machine; one without is the existing machine it describes.
 
-Placement = tuple[str, str | None, bool, tuple[tuple[int, int], ...]]
+Placement = tuple[str, str | None, bool, tuple[tuple[int, int], ...], tuple[str, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,12 +200,15 @@ def _deployed_fields(machine: Machine) -> dict[str, object]:
         "weight": machine.weight,
         "demo": machine.demo,
         "state": machine.state,
+        "process": machine.process,
     }
 
 
 def _show(value: object) -> str:
     if value is None:
         return "none"
+    if isinstance(value, ProcessSpec):
+        return shlex.join(value.command)
     if isinstance(value, tuple):
         return "{" + ", ".join(f"{k}: {v}" for k, v in value) + "}"
     return str(value).lower() if isinstance(value, bool) else str(value)
@@ -218,11 +227,13 @@ def machine_changes(machine: Machine, spec: MachineSpec) -> tuple[str, ...]:
 
 def placement(machine: Machine) -> Placement:
     """Where a machine runs: what identifies a machine of a file that gives no id."""
-    return (machine.region, machine.address, machine.demo, machine.ports)
+    command = () if machine.process is None else machine.process.command
+    return (machine.region, machine.address, machine.demo, machine.ports, command)
 
 
 def spec_placement(spec: MachineSpec) -> Placement:
-    return (spec.region, spec.address, spec.demo, tuple(sorted(spec.ports.items())))
+    ports = tuple(sorted(spec.ports.items()))
+    return (spec.region, spec.address, spec.demo, ports, spec.command or ())
 
 
 def _claim(

@@ -61,7 +61,9 @@ class EndpointStats:
         "ewma_rtt",
         "ewma_stamp",
         "healthy",
+        "picks",
         "ready_since",
+        "remote",
     )
 
     def __init__(self) -> None:
@@ -74,6 +76,10 @@ class EndpointStats:
         self.healthy = True  # the active checks' verdict
         self.admin: Admin = ""  # operator state: maint and drain take it out of rotation
         self.ready_since = float("-inf")  # for slow start: when it last became routable
+        self.picks = 0  # times chosen, ever: autostop compares it between passes
+        # In a cluster: the other nodes' published load, included in ``active`` so that
+        # routing sees the sum (edge.cluster.sharing); this node's own is active - remote.
+        self.remote = 0
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)

@@ -53,3 +53,12 @@ class WaitQueue:
                 self._live -= 1
                 waiter.callback()
                 return
+
+    def wake_all(self) -> None:
+        """Everyone may choose again (a machine they waited for started, or failed to)."""
+        waiters, self._waiters = self._waiters, deque()
+        self._live = 0
+        for waiter in waiters:
+            if not waiter.cancelled:
+                waiter.cancelled = True
+                waiter.callback()

@@ -25,17 +25,33 @@ from edge.dataplane.tcp_proxy import TcpRelay, make_tcp_protocol_factory
 from edge.dataplane.tls import CertificateStore, CertPair, server_ssl_context
 from edge.dataplane.tracker import ConnectionTracker
 from edge.dataplane.upstream_pool import UpstreamPool
+from edge.runtime.autoscale import AutoStarter, AutoStopper
 from edge.runtime.conn_gate import ConnectionGate
 from edge.runtime.demo import DemoIdentity, DemoMachines
 from edge.runtime.faults import FaultRegistry
 from edge.runtime.health_checks import NO_CHECKS, CheckStatus, HealthMonitor, ServiceHealth
 from edge.runtime.listeners import ListenerSet, ListenerSpec, Tracker, desired_listeners
+from edge.runtime.machine_logs import MachineLogs
 from edge.runtime.metrics import Metrics, NullRecorder, Recorder, check_labels
+from edge.runtime.process_machines import ProcessMachines
 from edge.runtime.router import AppRouter, SharedRouter
 from edge.runtime.routing_state import RoutingState, service_kind
+from edge.runtime.supervisor import Supervisor
 from edge.store import StoreSnapshot
 
 LOG = logging.getLogger("edge.dataplane")
+DEFAULT_START_TIMEOUT = 5.0  # how long autostart waits for a demo or address machine
+
+
+class MachineHooks:
+    """The daemon's reactions to process machines (it owns the store): keep an event,
+    record that a process is gone for good. Until the daemon sets them, nothing."""
+
+    def event(self, key: str, kind: str, detail: str, code: int | None) -> None:
+        return None
+
+    def settled(self, key: str, reason: str) -> None:
+        return None
 
 
 def certificate_store(config: EdgeConfig, state_dir: Path) -> CertificateStore:
@@ -79,7 +95,32 @@ class DataPlane:
         self.gate.on_change(self.listeners.set_accepting)
         self._pool: UpstreamPool | None = None
         self._demo_keys: set[str] = set()
+        self._demo_ports: dict[tuple[str, str], dict[int, int]] = {}
         self.last_snapshot: StoreSnapshot | None = None
+        self._stored: dict[tuple[str, str], records.Machine] = {}
+        self.hooks = MachineHooks()  # the daemon's store-side reactions, set at start
+        # Why each machine was last stopped or started by edge itself (autostop ...).
+        self.state_reasons: dict[tuple[str, str], str] = {}
+        self.logs = MachineLogs(state_dir / "machines")
+        supervisor = Supervisor(
+            self.logs,
+            on_event=self._machine_event,
+            on_settled=self._machine_settled,
+            on_ready=self.reroute,
+        )
+        self.processes = ProcessMachines(supervisor, config.edge.machine_network)
+        self.autostart = AutoStarter(
+            lambda: self.state.snapshot,
+            metrics,
+            self.processes.runtime_state,
+            self._stored_state,
+            self._start_timeout,
+        )
+        self.autostart.error_of = self.processes.error
+        self.state.autostart = self.autostart
+        self.autostop = AutoStopper(
+            lambda: self.state.snapshot, config.edge.autostop_interval, metrics
+        )
 
     @property
     def pool(self) -> UpstreamPool:
@@ -89,15 +130,52 @@ class DataPlane:
         return self._pool
 
     async def apply(self, snapshot: StoreSnapshot) -> None:
-        demo_ports = await self._sync_demo_machines(snapshot)
-        self.state.rebuild(snapshot, demo_ports)
-        self.health.sync(self.state.snapshot)  # before any await: verdicts precede traffic
-        await self.listeners.reconcile(desired_listeners(snapshot))
+        self._demo_ports = await self._sync_demo_machines(snapshot)
+        await self.processes.sync(snapshot)
+        self._stored = {(m.app, m.id): m for m in snapshot.machines}
         self.last_snapshot = snapshot
+        self.state.rebuild(snapshot, self._demo_ports, self.processes.hosts())
+        self.health.sync(self.state.snapshot)  # before any await: verdicts precede traffic
+        self.autostart.changed.set()
+        await self.listeners.reconcile(desired_listeners(snapshot))
         self.recorder.forget(
             frozenset(a.name for a in snapshot.apps),
             frozenset((m.app, m.id) for m in snapshot.machines),
         )
+
+    async def restart_demo(self, machine: records.Machine) -> None:
+        """Stop a demo machine's servers; the next apply starts them again."""
+        prefix = f"{machine.app}/{machine.id}/"
+        for key in [k for k in self._demo_keys if k.startswith(prefix)]:
+            await self.demo.stop(key)
+
+    def reroute(self) -> None:
+        """A process machine came up or went down: rebuild routing from the last snapshot."""
+        if self.last_snapshot is None:
+            return
+        self.state.rebuild(self.last_snapshot, self._demo_ports, self.processes.hosts())
+        self.health.sync(self.state.snapshot)
+        self.autostart.changed.set()
+
+    # The hooks are set after the store opens, so the supervisor calls through these.
+    def _machine_event(self, key: str, kind: str, detail: str, code: int | None) -> None:
+        self.hooks.event(key, kind, detail, code)
+
+    def _machine_settled(self, key: str, reason: str) -> None:
+        self.hooks.settled(key, reason)
+
+    def region_of(self, app: str, machine_id: str) -> str:
+        machine = self._stored.get((app, machine_id))
+        return "" if machine is None else machine.region
+
+    def _stored_state(self, app: str, machine_id: str) -> str:
+        machine = self._stored.get((app, machine_id))
+        return "stopped" if machine is None else machine.state
+
+    def _start_timeout(self, app: str, machine_id: str) -> float:
+        machine = self._stored.get((app, machine_id))
+        process = None if machine is None else machine.process
+        return DEFAULT_START_TIMEOUT if process is None else process.start_timeout
 
     async def _sync_demo_machines(
         self, snapshot: StoreSnapshot
@@ -146,17 +224,30 @@ class DataPlane:
                     "ejections": stats.ejections,
                     "ejected_for": round(max(0.0, stats.ejected_until - now), 1),
                     "checks": [_check_json(c) for c in health.checks] if health else [],
+                    "checked_by": health.checked_by if health else None,
                 }
             )
+        process = self.processes.view(machine)
+        word = machine_health(machine.state, [s["check_state"] for s in services])
+        if machine.state == "suspended":
+            word = "suspended"
+        if process is not None and process["state"] in ("starting", "stopping", "failed"):
+            word = process["state"]  # coming up, going down, or could not start
+        elif self.autostart.is_starting(machine.app, machine.id):
+            word = "starting"
         return {
             "listening": self._listening(machine),
-            "health": machine_health(machine.state, [s["check_state"] for s in services]),
+            "health": word,
+            "process": process,
+            "state_reason": self.state_reasons.get((machine.app, machine.id)),
             "load": sum(s["load"] for s in services),
             "ejected": any(s["ejected_for"] > 0 for s in services),
             "services": services,
         }
 
     def _listening(self, machine: records.Machine) -> list[str]:
+        if machine.process is not None:
+            return self.processes.listening(machine)
         if not machine.demo:
             return [machine.address] if machine.address else []
         prefix, listening = f"{machine.app}/{machine.id}/", []
@@ -202,6 +293,7 @@ class DataPlane:
         await self.health.close()
         await self.listeners.close()
         await self.demo.close_all()
+        await self.processes.supervisor.close_all()
 
 
 # Worst first: a machine is as healthy as its least healthy service. "no checks" is

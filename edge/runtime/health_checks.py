@@ -24,12 +24,12 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from edge.config.model import CheckSpec, HttpCheckSpec
-from edge.core import health
+from edge.core import cluster, health
 from edge.core.health import CheckResult, Event, HealthState, MachineHealth, Transition
 from edge.core.routing import Endpoint, RoutingSnapshot, ServiceRoutes
 from edge.runtime.health_probes import ProbeOutcome, probe
@@ -75,6 +75,8 @@ class ServiceHealth:
     state: HealthState  # unknown, passing, critical, maint or drain
     since: float  # wall-clock time the state was entered (epoch seconds)
     checks: tuple[CheckStatus, ...]
+    # In a cluster, for a machine another node checks: whose verdict and how fresh.
+    checked_by: str = "this node"
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +179,11 @@ class HealthMonitor:
         self._tasks: set[asyncio.Task[None]] = set()
         self._synced = False  # the first sync is the daemon's start
         self._closed = False
+        # In a cluster (edge.cluster.sharing): which (machine, service)s this node checks,
+        # and the verdicts other nodes published for the rest.
+        self._owns: Callable[[Key], bool] = lambda key: True
+        self._remote: dict[Key, HealthState] = {}
+        self._remote_why: dict[Key, str] = {}
 
     def sync(self, snapshot: RoutingSnapshot) -> None:
         """Bring records and timers in line with a new snapshot (call after each rebuild)."""
@@ -214,7 +221,7 @@ class HealthMonitor:
             watched.stop_checks()
             self._apply(watched, health.machine_stopped(watched.health, now), now)
         else:  # the same state, written again in case the stats object is new
-            health.apply_verdict(endpoint.stats, watched.health.state, now)
+            health.apply_verdict(endpoint.stats, self._routing_state(watched), now)
             if changed:
                 self._start_checks(watched)
 
@@ -244,7 +251,7 @@ class HealthMonitor:
             self._apply(watched, health.checks_replaced(watched.health, len(checks), now), now)
 
     def _start_checks(self, watched: _Watched) -> None:
-        if not watched.checks or not watched.endpoint.started:
+        if not watched.checks or not watched.endpoint.started or not self._owns(watched.key):
             return
         if watched.health.state is HealthState.MAINT:
             return  # maint stops the checks (HAProxy); ``ready`` starts them again
@@ -291,7 +298,7 @@ class HealthMonitor:
 
     def _apply(self, watched: _Watched, update: health.Update, now: float) -> None:
         watched.health = update.health
-        health.apply_verdict(watched.endpoint.stats, update.health.state, now)
+        health.apply_verdict(watched.endpoint.stats, self._routing_state(watched), now)
         for transition in update.transitions:
             self._log(watched, transition)
 
@@ -337,6 +344,52 @@ class HealthMonitor:
                 self._start_checks(watched)
         return [self._status(watched) for watched in found]
 
+    # --- a cluster: checks run by one node, verdicts shared ---------------------------------
+
+    def _routing_state(self, watched: _Watched) -> HealthState:
+        """This node's verdict, or for a machine another node checks, that node's (the
+        operator's maint and drain, and a stopped machine, still come first)."""
+        remote = self._remote.get(watched.key)
+        return remote if remote is not None and self._uses_remote(watched) else watched.health.state
+
+    def _uses_remote(self, watched: _Watched) -> bool:
+        key, health = watched.key, watched.health
+        remote = self._remote.get(key)
+        return cluster.uses_remote(health.state, health.started, self._owns(key), remote)
+
+    def set_ownership(self, owns: Callable[[Key], bool]) -> None:
+        """Run the checks of what ``owns`` says (and stop the others' checks)."""
+        self._owns = owns
+        now = self._clock()
+        for watched in self._watched.values():
+            if owns(watched.key) and not watched.runners:
+                self._start_checks(watched)
+            elif not owns(watched.key) and watched.runners:
+                watched.stop_checks()
+            health.apply_verdict(watched.endpoint.stats, self._routing_state(watched), now)
+
+    def adopt(self, verdicts: Mapping[Key, tuple[HealthState, str]]) -> None:
+        """Route the machines this node does not check on other nodes' ``verdicts``
+        (each a state and whose it is, how fresh)."""
+        self._remote = {key: state for key, (state, _) in verdicts.items()}
+        self._remote_why = {key: why for key, (_, why) in verdicts.items()}
+        now = self._clock()
+        for key, watched in self._watched.items():
+            if not self._owns(key):
+                health.apply_verdict(watched.endpoint.stats, self._routing_state(watched), now)
+
+    def owned_verdicts(self) -> dict[Key, bool]:
+        """Whether each (machine, service) this node checks passes, for the others."""
+        return {
+            key: watched.health.state is HealthState.PASSING
+            for key, watched in self._watched.items()
+            if self._owns(key) and watched.checks and watched.health.started
+        }
+
+    def watched(self) -> dict[Key, str]:
+        """Every (machine, service) under watch and its machine's region."""
+        return {key: watched.endpoint.region for key, watched in self._watched.items()}
+
     # --- status ----------------------------------------------------------------------------
 
     def states(self, app: str, machine_id: str) -> list[ServiceHealth]:
@@ -373,8 +426,10 @@ class HealthMonitor:
             for index, (check, checked) in enumerate(zip(watched.checks, state.checks, strict=True))
         )
         since = self._wall_clock() - (self._clock() - state.since)
+        shown = self._routing_state(watched)
+        by = self._remote_why[watched.key] if self._uses_remote(watched) else "this node"
         return ServiceHealth(
-            app, machine_id, endpoint.region, port, state.started, state.state, since, checks
+            app, machine_id, endpoint.region, port, state.started, shown, since, checks, by
         )
 
     async def close(self) -> None:

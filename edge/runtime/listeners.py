@@ -121,12 +121,16 @@ class Listener:
         }
 
 
-def bind_socket(address: str, port: int) -> socket.socket:
-    """A listening socket; IPv6 binds with IP_FREEBIND (the address need not be routed yet)."""
+def bind_socket(address: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening socket; IPv6 binds with IP_FREEBIND (the address need not be routed yet).
+    ``reuse_port``: several nodes or workers on this host accept on the same address
+    (SO_REUSEPORT: the kernel spreads new connections between them)."""
     family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
@@ -153,9 +157,15 @@ class ListenerSet:
     """The bound listeners of the daemon, brought in line with the desired set."""
 
     def __init__(
-        self, make_server: ServerFactory, drain_timeout: float, errors: Counter | None = None
+        self,
+        make_server: ServerFactory,
+        drain_timeout: float,
+        errors: Counter | None = None,
+        *,
+        reuse_port: bool = False,
     ) -> None:
         self._make = make_server
+        self.reuse_port = reuse_port
         self._errors = errors
         self._drain_timeout = drain_timeout
         self._live: dict[Key, Listener] = {}
@@ -182,7 +192,7 @@ class ListenerSet:
         listener = Listener(spec)
         try:
             listener.factory, listener.ssl_context, listener.tracker = self._make(spec)
-            listener.sock = bind_socket(spec.address, spec.port.port)
+            listener.sock = bind_socket(spec.address, spec.port.port, reuse_port=self.reuse_port)
             if self._accepting:
                 await self._serve(listener)
             LOG.info("listening", extra={"address": spec.address, "port": spec.port.port})

@@ -57,6 +57,9 @@ LATENCY_BUCKETS = (
     1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
 
+# A cold start is a process coming up: tens of milliseconds to seconds.
+COLD_START_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
 GaugeRows = Iterable[tuple[tuple[str, ...], float]]
 
 
@@ -98,6 +101,31 @@ class Metrics:
         self._define_traffic(r)
         self._define_control(r)
         self._define_state(r)
+        self._define_machines(r)
+
+    def _define_machines(self, r: CollectorRegistry) -> None:
+        """Machines edge runs: starts, exits, cold starts, autostop (edge.runtime.supervisor)."""
+        self.machine_starts = Counter(
+            "edge_machine_starts", "Machines started (cause: deploy, autostart, restart, api)",
+            ["app", "region", "cause"], registry=r,
+        )  # fmt: skip
+        self.machine_exits = Counter(
+            "edge_machine_exits", "Process machines that exited (outcome: clean, failed, killed)",
+            ["app", "region", "outcome"], registry=r,
+        )  # fmt: skip
+        self.machine_cold_start = Histogram(
+            "edge_machine_cold_start_seconds",
+            "From autostart to the machine accepting on its port, requests waiting",
+            ["app", "region"], buckets=COLD_START_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.autostops = Counter(
+            "edge_autostop_machines", "Machines stopped or suspended by autostop",
+            ["app", "region", "action"], registry=r,
+        )  # fmt: skip
+        self.autostart_waits = Counter(
+            "edge_autostart_requests", "Requests or connections that waited for a start "
+            "(outcome: started, timeout, failed)", ["app", "outcome"], registry=r,
+        )  # fmt: skip
 
     def _define_traffic(self, r: CollectorRegistry) -> None:
         self.connections = Counter(

@@ -157,7 +157,11 @@ class BaseRouter:
                 decision.reason,
             )
         )  # fmt: skip
-        endpoint.stats.active += 1
+        stats = endpoint.stats
+        stats.active += 1
+        stats.picks += 1
+        if stats.active > spec.concurrency.soft_limit and self.state.autostart is not None:
+            self.state.autostart.over_soft(service, pop)  # start another machine meanwhile
         faults = self.state.faults
         if faults:  # only while someone injects faults: the usual path skips this
             faults = faults_for(faults, service.app, endpoint.machine_id, endpoint.region, pop)
@@ -198,6 +202,18 @@ class BaseRouter:
         spec = service.spec
         exclude = request.exclude
         reason = f"no machine of app {service.app} can take it: {detail}"
+        starter = self.state.autostart
+        if starter is not None and len(service.started) < len(service.endpoints):
+            # A stopped machine could take it: start it (once for a burst) and wait.
+            queue, why, start_code = starter.admit(service, pop)
+            if queue is not None:
+                return NoUpstream(503, why, service.app, code=start_code, pop=pop, queue=queue)
+            if start_code is not None:  # its start failed a moment ago: say why, now
+                self.recorder.no_candidate(service.app, pop)
+                if hints is not None:
+                    self.recorder.request(service.app, pop, 503, None)
+                return NoUpstream(503, why, service.app, code=start_code, pop=pop)
+            reason += f"; {why}"
         if spec.queue_timeout > 0 and at_capacity(service, exclude, time.monotonic()):
             # Every machine that could take it is at its hard limit: the caller may wait
             # for a released slot (the platform queues, then answers 503).

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Mapping
+from typing import Protocol
 
 from edge.config.model import EdgeConfig, ServiceSpec
 from edge.config.types import split_host_port
 from edge.core import apps as records
 from edge.core.anycast import ClientMap, ingress_pop
+from edge.core.error_codes import ErrorCode
 from edge.core.faults import Fault
 from edge.core.latency import LatencyModel
 from edge.core.region_aliases import NO_ALIASES, RegionAliases
@@ -23,6 +25,7 @@ from edge.core.routing import (
     EndpointStats,
     Machine,
     RoutingSnapshot,
+    ServiceRoutes,
     build_snapshot,
 )
 from edge.runtime.answers import AnswerLog
@@ -32,13 +35,44 @@ from edge.runtime.replay_routing import ReplayLog
 from edge.runtime.traffic import TrafficLog
 from edge.store import StoreSnapshot
 
+
+class AutoStartHook(Protocol):
+    """Autostart as routers see it (``edge.runtime.autoscale.AutoStarter``)."""
+
+    def admit(
+        self, service: ServiceRoutes, pop: str
+    ) -> tuple[WaitQueue | None, str, ErrorCode | None]:
+        """A queue to wait in while a stopped machine starts (with the code to answer if
+        the wait runs out), or None, why not and the code of a start that failed."""
+        ...
+
+    def over_soft(self, service: ServiceRoutes, pop: str) -> None:
+        """Every started machine is at its soft limit: start another, nobody waits."""
+        ...
+
+
 StatsKey = tuple[str, str, int]  # (app, machine_id, internal_port)
 DemoPorts = Mapping[tuple[str, str], Mapping[int, int]]  # (app, machine) -> internal -> port
+ProcessHosts = Mapping[tuple[str, str], tuple[str, bool]]  # (app, machine) -> (ip, ready)
 DEMO_HOST = "127.0.0.1"
 
 
-def routing_machine(machine: records.Machine, demo_ports: DemoPorts) -> Machine:
+def routing_machine(
+    machine: records.Machine, demo_ports: DemoPorts, processes: ProcessHosts | None = None
+) -> Machine:
     """A stored machine as routing sees it: where it listens, whether it may be chosen."""
+    if machine.process is not None:
+        # Its own address, each service at its internal port; routable once it accepts.
+        host, ready = (processes or {}).get((machine.app, machine.id), ("127.0.0.1", False))
+        return Machine(
+            id=machine.id,
+            app=machine.app,
+            region=machine.region,
+            host=host,
+            ports=dict(machine.ports),
+            weight=machine.weight,
+            started=machine.state == "started" and ready,
+        )
     if machine.demo:
         ports = demo_ports.get((machine.app, machine.id), {})
         return Machine(
@@ -71,10 +105,13 @@ def _host_and_port(address: str) -> tuple[str, int | None]:
         return address.strip("[]"), None
 
 
-def deployments(snapshot: StoreSnapshot, demo_ports: DemoPorts) -> list[AppDeployment]:
+def deployments(
+    snapshot: StoreSnapshot, demo_ports: DemoPorts, processes: ProcessHosts | None = None
+) -> list[AppDeployment]:
     machines: dict[str, list[Machine]] = {}
     for machine in snapshot.machines:
-        machines.setdefault(machine.app, []).append(routing_machine(machine, demo_ports))
+        routed = routing_machine(machine, demo_ports, processes)
+        machines.setdefault(machine.app, []).append(routed)
     return [
         AppDeployment(
             name=app.name,
@@ -115,6 +152,7 @@ class RoutingState:
         self.faults: tuple[Fault, ...] = ()  # toxics and ``down`` (edge.runtime.faults)
         # Wait queues of saturated services, by (app, internal port); created on demand.
         self.queues: dict[tuple[str, int], WaitQueue] = {}
+        self.autostart: AutoStartHook | None = None  # set by the data plane
         self.snapshot: RoutingSnapshot = build_snapshot(
             (), model, config.edge.app_domain, self.stats_for, self.pops_up
         )
@@ -126,9 +164,14 @@ class RoutingState:
             stats = self._stats[key] = EndpointStats()
         return stats
 
-    def rebuild(self, store_snapshot: StoreSnapshot, demo_ports: DemoPorts) -> RoutingSnapshot:
+    def rebuild(
+        self,
+        store_snapshot: StoreSnapshot,
+        demo_ports: DemoPorts,
+        processes: ProcessHosts | None = None,
+    ) -> RoutingSnapshot:
         """Build the next snapshot and swap it in with one assignment."""
-        apps = deployments(store_snapshot, demo_ports)
+        apps = deployments(store_snapshot, demo_ports, processes)
         snapshot = build_snapshot(
             apps, self.model, self.config.edge.app_domain, self.stats_for, self.pops_up
         )

@@ -137,9 +137,25 @@ def route_view(
         ],
         "pop": pop,
     }
+    answer["last_cold_start"] = cold_start_json(dataplane, app)
     if pop is None:
         return {**answer, "chosen": None, "reason": "no_pop", "detail": "every PoP is withdrawn"}
     return {**answer, **_explain(service, pop, prefer, dataplane)}
+
+
+def cold_start_json(dataplane: DataPlane, app: str) -> dict[str, Any] | None:
+    """The app's latest autostart: which machine, how long requests waited for it."""
+    cold = dataplane.autostart.last.get(app)
+    if cold is None:
+        return None
+    return {
+        "machine_id": cold.machine_id,
+        "region": cold.region,
+        "waited_ms": round(cold.seconds * 1000, 1),
+        "waiters": cold.waiters,
+        "at": cold.at,
+        "text": cold.sentence(),
+    }
 
 
 def _service(services: Mapping[int, ServiceRoutes], port: int | None, app: str) -> ServiceRoutes:

@@ -1,6 +1,7 @@
 """Persistence behind a small interface: ``Store`` (``base``), SQLite by default.
 
-``open_store(state_dir, policy, regions)`` opens ``STATE_DIR/edge.db``.
+``open_store(state_dir, policy, regions)`` opens ``STATE_DIR/edge.db``; with
+``url="postgresql://..."`` it opens the PostgreSQL control plane (``postgres``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from edge.store.base import (
     Caller,
     CreatedApp,
     DeployResult,
+    MachineEvent,
     Store,
     StoreSnapshot,
 )
@@ -29,6 +31,7 @@ __all__ = [
     "Caller",
     "CreatedApp",
     "DeployResult",
+    "MachineEvent",
     "SqliteStore",
     "Store",
     "StoreSnapshot",
@@ -36,6 +39,18 @@ __all__ = [
 ]
 
 
-def open_store(state_dir: Path, policy: IpamPolicy, regions: Collection[str]) -> Store:
-    """The store in ``state_dir`` (created and migrated as needed)."""
+def open_store(
+    state_dir: Path,
+    policy: IpamPolicy,
+    regions: Collection[str],
+    *,
+    url: str | None = None,
+    node: str = "edge",
+) -> Store:
+    """The store in ``state_dir`` (created and migrated as needed), or, given a
+    ``postgresql://`` ``url``, the shared control plane there (``node`` names this one)."""
+    if url is not None:
+        from edge.store.postgres import PostgresStore
+
+        return PostgresStore(url, policy, regions, node=node)
     return SqliteStore.open(state_dir, policy, regions)

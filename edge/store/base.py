@@ -66,6 +66,18 @@ class AuditEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class MachineEvent:
+    """One lifecycle event of a machine, like the platform's machine events: created,
+    started, stopped, suspended, exited (with ``exit_code``), restarting, failed."""
+
+    machine_id: str
+    at: float
+    kind: str
+    exit_code: int | None
+    detail: str  # why: "autostop: no load since the last pass", the last output lines ...
+
+
+@dataclass(frozen=True, slots=True)
 class CreatedApp:
     app: AppRecord
     ips: tuple[IpAssignment, ...]
@@ -214,9 +226,38 @@ class Store(Protocol):
         ...
 
     def set_machine_state(
-        self, app: str, machine_id: str, state: MachineState, *, by: Caller, now: Now = None
+        self,
+        app: str,
+        machine_id: str,
+        state: MachineState,
+        *,
+        by: Caller,
+        now: Now = None,
+        reason: str | None = None,
     ) -> Machine:
-        """NotFound for no such machine, BadRequest for a state other than started/stopped."""
+        """NotFound for no such machine, BadRequest for a state other than started, stopped
+        or suspended. ``reason`` (why: autostop, autostart, the process exited) goes into
+        the audit entry. Setting the state a machine already has writes nothing."""
+        ...
+
+    def record_machine_event(
+        self,
+        app: str,
+        machine_id: str,
+        kind: str,
+        detail: str = "",
+        *,
+        exit_code: int | None = None,
+        now: Now = None,
+    ) -> None:
+        """Keep one lifecycle event (the newest 200 per machine are kept). Events are not
+        routing state: recording one does not change ``version``. NotFound for no app."""
+        ...
+
+    def list_machine_events(
+        self, app: str, machine_id: str, *, org: OrgScope = None, limit: int = 50
+    ) -> tuple[MachineEvent, ...]:
+        """A machine's events, newest first. NotFound for no such app."""
         ...
 
     def remove_machine(

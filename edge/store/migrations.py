@@ -94,8 +94,46 @@ _V1 = (
     "CREATE INDEX audit_app ON audit (app, id)",
 )
 
+# Process machines (a ``process`` JSON column: edge.config.model.ProcessSpec), the
+# suspended state (autostop), and each machine's lifecycle events. SQLite cannot change
+# a CHECK constraint in place, so the machines table is rebuilt.
+_V2 = (
+    """CREATE TABLE machines_v2 (
+        pk INTEGER PRIMARY KEY,
+        id TEXT NOT NULL,
+        app_id INTEGER NOT NULL REFERENCES apps (id),
+        region TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('started', 'stopped', 'suspended')),
+        address TEXT,
+        ports TEXT NOT NULL,
+        weight INTEGER NOT NULL,
+        demo INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at REAL NOT NULL,
+        process TEXT,
+        UNIQUE (app_id, id)
+    )""",
+    """INSERT INTO machines_v2 (pk, id, app_id, region, state, address, ports, weight, demo,
+        created_at, updated_at)
+        SELECT pk, id, app_id, region, state, address, ports, weight, demo, created_at,
+        updated_at FROM machines""",
+    "DROP TABLE machines",
+    "ALTER TABLE machines_v2 RENAME TO machines",
+    """CREATE TABLE machine_events (
+        id INTEGER PRIMARY KEY,
+        app_id INTEGER NOT NULL REFERENCES apps (id),
+        machine_id TEXT NOT NULL,
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        exit_code INTEGER,
+        detail TEXT NOT NULL
+    )""",
+    "CREATE INDEX machine_events_machine ON machine_events (app_id, machine_id, id)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "orgs, apps, machines, ip_assignments, audit, meta", _V1),
+    Migration(2, "process machines, the suspended state, machine events", _V2),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -28,15 +28,18 @@ from edge.errors import Conflict, NotFound
 from edge.store import sqlite_rows as rows
 from edge.store import sqlite_writes as writes
 from edge.store.base import (
+    SYSTEM,
     AuditEntry,
     Caller,
     CreatedApp,
     DeployResult,
+    MachineEvent,
     Now,
     OrgScope,
     StoreSnapshot,
 )
 from edge.store.migrations import migrate
+from edge.store.sql import SqlConn
 from edge.store.sqlite_deploy import deploy_app
 from edge.store.sqlite_errors import store_errors
 from edge.store.sqlite_writes import Rules, Tx
@@ -127,16 +130,16 @@ class SqliteStore:
             self._discard(conn)
 
     @contextmanager
-    def _write(self, by: Caller, now: Now) -> Iterator[Tx]:
+    def _write(self, by: Caller, now: Now, bump: bool = True) -> Iterator[Tx]:
         """A BEGIN IMMEDIATE transaction that commits (bumping the version if it changed
-        anything) or rolls back."""
+        anything and ``bump``) or rolls back."""
         with self._errors():
             conn = self._conn()
             conn.execute("BEGIN IMMEDIATE")
             changes = conn.total_changes
             try:
                 yield Tx(conn, self._clock() if now is None else now, by)
-                if conn.total_changes != changes:
+                if bump and conn.total_changes != changes:
                     conn.execute(
                         "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'version'"
                     )
@@ -146,7 +149,7 @@ class SqliteStore:
                 raise
 
     @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
+    def _read(self) -> Iterator[SqlConn]:
         """A read transaction: every query in it sees the same committed state."""
         with self._errors():
             conn = self._conn()
@@ -283,12 +286,40 @@ class SqliteStore:
             return writes.insert_machine(tx, self._rules, found, spec)
 
     def set_machine_state(
-        self, app: str, machine_id: str, state: MachineState, *, by: Caller, now: Now = None
+        self,
+        app: str,
+        machine_id: str,
+        state: MachineState,
+        *,
+        by: Caller,
+        now: Now = None,
+        reason: str | None = None,
     ) -> Machine:
         state = parse_machine_state(state)
         with self._write(by, now) as tx:
             found = rows.find_app(tx.conn, app, tx.by.org)
-            return writes.set_machine_state(tx, found, machine_id, state)
+            return writes.set_machine_state(tx, found, machine_id, state, reason)
+
+    def record_machine_event(
+        self,
+        app: str,
+        machine_id: str,
+        kind: str,
+        detail: str = "",
+        *,
+        exit_code: int | None = None,
+        now: Now = None,
+    ) -> None:
+        with self._write(SYSTEM, now, bump=False) as tx:
+            found = rows.find_app(tx.conn, app, None)
+            writes.insert_machine_event(tx, found, machine_id, kind, detail, exit_code)
+
+    def list_machine_events(
+        self, app: str, machine_id: str, *, org: OrgScope = None, limit: int = 50
+    ) -> tuple[MachineEvent, ...]:
+        with self._read() as conn:
+            found = rows.find_app(conn, app, org)
+            return rows.read_machine_events(conn, found, machine_id, limit)
 
     def remove_machine(self, app: str, machine_id: str, *, by: Caller, now: Now = None) -> Machine:
         with self._write(by, now) as tx:

@@ -7,14 +7,16 @@ write one) and only reads.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
+from edge.config.model import ProcessSpec
 from edge.core import ipam
 from edge.core.apps import AppRecord, Machine, parse_machine_state, services_from_json
 from edge.core.ipam import IpamState, IpAssignment
 from edge.errors import NotFound
-from edge.store.base import AuditEntry, OrgScope, StoreSnapshot
+from edge.store.base import AuditEntry, MachineEvent, OrgScope, StoreSnapshot
+from edge.store.sql import SqlConn
 
 IP_SELECT = (
     "SELECT i.address, i.type, i.region, a.name, o.slug, i.created_at, i.is_primary "
@@ -26,7 +28,7 @@ APP_SELECT = (
 )
 MACHINE_SELECT = (
     "SELECT m.id, a.name, m.region, m.state, m.address, m.ports, m.weight, m.demo, "
-    "m.created_at, m.updated_at FROM machines m JOIN apps a ON a.id = m.app_id "
+    "m.created_at, m.updated_at, m.process FROM machines m JOIN apps a ON a.id = m.app_id "
 )
 _DEDICATED = "type != 'shared_v4'"
 _LIVE_APP = APP_SELECT + "WHERE a.name = ? AND a.destroyed_at IS NULL "
@@ -44,40 +46,42 @@ class StoredApp:
 # --- rows to values ----------------------------------------------------------------------
 
 
-def assignment_from_row(row: sqlite3.Row) -> IpAssignment:
+def assignment_from_row(row: Any) -> IpAssignment:
     ip_type = ipam.parse_ip_type(row[1])
     return IpAssignment(
         row[0], ip_type, row[2], row[3], row[4], int(row[5]), ip_type == "shared_v4", bool(row[6])
     )
 
 
-def app_from_row(row: sqlite3.Row) -> StoredApp:
+def app_from_row(row: Any) -> StoredApp:
     record = AppRecord(row[1], row[2], row[3], int(row[4]), services_from_json(row[5]))
     return StoredApp(int(row[0]), int(row[6]), record)
 
 
-def machine_from_row(row: sqlite3.Row) -> Machine:
+def machine_from_row(row: Any) -> Machine:
     ports = tuple((int(k), int(v)) for k, v in json.loads(row[5]))
     state = parse_machine_state(row[3])
+    process = None if row[10] is None else ProcessSpec.model_validate_json(row[10])
     return Machine(
-        row[0], row[1], row[2], state, row[4], ports, int(row[6]), bool(row[7]), int(row[8]), row[9]
+        *(row[0], row[1], row[2], state, row[4], ports, int(row[6]), bool(row[7])),
+        *(int(row[8]), row[9], process),
     )
 
 
 # --- lookups -----------------------------------------------------------------------------
 
 
-def read_version(conn: sqlite3.Connection) -> int:
+def read_version(conn: SqlConn) -> int:
     return int(conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0])
 
 
-def find_live_app(conn: sqlite3.Connection, name: str) -> StoredApp | None:
+def find_live_app(conn: SqlConn, name: str) -> StoredApp | None:
     """The live app called ``name`` in any org, or None."""
     row = conn.execute(_LIVE_APP, (name,)).fetchone()
     return None if row is None else app_from_row(row)
 
 
-def find_app(conn: sqlite3.Connection, name: str, org: OrgScope) -> StoredApp:
+def find_app(conn: SqlConn, name: str, org: OrgScope) -> StoredApp:
     """The live app ``name`` if it is in ``org`` (any org for None); else NotFound."""
     row = conn.execute(_LIVE_APP + "AND (? IS NULL OR o.slug = ?)", (name, org, org)).fetchone()
     if row is None:
@@ -85,16 +89,16 @@ def find_app(conn: sqlite3.Connection, name: str, org: OrgScope) -> StoredApp:
     return app_from_row(row)
 
 
-def app_by_id(conn: sqlite3.Connection, app_id: int) -> StoredApp:
+def app_by_id(conn: SqlConn, app_id: int) -> StoredApp:
     return app_from_row(conn.execute(APP_SELECT + "WHERE a.id = ?", (app_id,)).fetchone())
 
 
-def list_live_apps(conn: sqlite3.Connection, org: OrgScope) -> tuple[AppRecord, ...]:
+def list_live_apps(conn: SqlConn, org: OrgScope) -> tuple[AppRecord, ...]:
     sql = APP_SELECT + "WHERE a.destroyed_at IS NULL AND (? IS NULL OR o.slug = ?) ORDER BY a.name"
     return tuple(app_from_row(r).record for r in conn.execute(sql, (org, org)))
 
 
-def find_machine(conn: sqlite3.Connection, app: StoredApp, machine_id: str) -> Machine:
+def find_machine(conn: SqlConn, app: StoredApp, machine_id: str) -> Machine:
     sql = MACHINE_SELECT + "WHERE m.app_id = ? AND m.id = ?"
     row = conn.execute(sql, (app.id, machine_id)).fetchone()
     if row is None:
@@ -102,30 +106,30 @@ def find_machine(conn: sqlite3.Connection, app: StoredApp, machine_id: str) -> M
     return machine_from_row(row)
 
 
-def app_machines(conn: sqlite3.Connection, app_id: int) -> tuple[Machine, ...]:
+def app_machines(conn: SqlConn, app_id: int) -> tuple[Machine, ...]:
     """The app's machines in the order they were added."""
     rows = conn.execute(MACHINE_SELECT + "WHERE m.app_id = ? ORDER BY m.pk", (app_id,))
     return tuple(machine_from_row(r) for r in rows)
 
 
-def app_ips(conn: sqlite3.Connection, app_id: int) -> tuple[IpAssignment, ...]:
+def app_ips(conn: SqlConn, app_id: int) -> tuple[IpAssignment, ...]:
     """The app's active assignments in allocation order (the primary first)."""
     sql = IP_SELECT + "WHERE i.app_id = ? AND i.released_at IS NULL ORDER BY i.id"
     return tuple(assignment_from_row(r) for r in conn.execute(sql, (app_id,)))
 
 
-def active_ips(conn: sqlite3.Connection) -> tuple[IpAssignment, ...]:
+def active_ips(conn: SqlConn) -> tuple[IpAssignment, ...]:
     rows = conn.execute(IP_SELECT + "WHERE i.released_at IS NULL ORDER BY i.id")
     return tuple(assignment_from_row(r) for r in rows)
 
 
-def org_dedicated_ips(conn: sqlite3.Connection, org_id: int) -> dict[str, IpAssignment]:
+def org_dedicated_ips(conn: SqlConn, org_id: int) -> dict[str, IpAssignment]:
     """The org's active dedicated assignments by address (any of its apps)."""
     sql = IP_SELECT + f"WHERE i.org_id = ? AND i.released_at IS NULL AND i.{_DEDICATED}"
     return {r[0]: assignment_from_row(r) for r in conn.execute(sql, (org_id,))}
 
 
-def ipam_state(conn: sqlite3.Connection, app: StoredApp) -> IpamState:
+def ipam_state(conn: SqlConn, app: StoredApp) -> IpamState:
     """What the allocation rules need, read inside the allocating transaction."""
     org_count = conn.execute(
         "SELECT COUNT(*) FROM ip_assignments "
@@ -147,7 +151,7 @@ def ipam_state(conn: sqlite3.Connection, app: StoredApp) -> IpamState:
     )
 
 
-def read_snapshot(conn: sqlite3.Connection) -> StoreSnapshot:
+def read_snapshot(conn: SqlConn) -> StoreSnapshot:
     apps = conn.execute(APP_SELECT + "WHERE a.destroyed_at IS NULL ORDER BY a.name")
     machines = conn.execute(MACHINE_SELECT + "WHERE a.destroyed_at IS NULL ORDER BY a.name, m.pk")
     return StoreSnapshot(
@@ -158,12 +162,21 @@ def read_snapshot(conn: sqlite3.Connection) -> StoreSnapshot:
     )
 
 
-def read_audit(
-    conn: sqlite3.Connection, org: OrgScope, app: str | None, limit: int
-) -> tuple[AuditEntry, ...]:
+def read_audit(conn: SqlConn, org: OrgScope, app: str | None, limit: int) -> tuple[AuditEntry, ...]:
     rows = conn.execute(
         "SELECT id, at, actor, action, org, app, target, detail FROM audit "
         "WHERE (? IS NULL OR org = ?) AND (? IS NULL OR app = ?) ORDER BY id DESC LIMIT ?",
         (org, org, app, app, limit),
     )
     return tuple(AuditEntry(*r) for r in rows)
+
+
+def read_machine_events(
+    conn: SqlConn, app: StoredApp, machine_id: str, limit: int
+) -> tuple[MachineEvent, ...]:
+    rows = conn.execute(
+        "SELECT at, kind, exit_code, detail FROM machine_events "
+        "WHERE app_id = ? AND machine_id = ? ORDER BY id DESC LIMIT ?",
+        (app.id, machine_id, limit),
+    )
+    return tuple(MachineEvent(machine_id, float(r[0]), r[1], r[2], r[3]) for r in rows)

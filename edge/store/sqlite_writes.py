@@ -7,7 +7,7 @@ store opens and commits; none of them commits or catches anything itself.
 from __future__ import annotations
 
 import json
-import sqlite3
+import shlex
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
@@ -25,6 +25,7 @@ from edge.core.apps import (
 from edge.core.ipam import AppRef, IpamPolicy, IpAssignment, IpType
 from edge.errors import Conflict, NotFound
 from edge.store.base import Caller, CreatedApp
+from edge.store.sql import SqlConn
 from edge.store.sqlite_rows import StoredApp, app_by_id, app_ips, find_machine, ipam_state
 
 
@@ -41,7 +42,7 @@ class Rules:
 class Tx:
     """One write transaction: its connection, its time and who asked."""
 
-    conn: sqlite3.Connection
+    conn: SqlConn
     now: float
     by: Caller
 
@@ -180,11 +181,13 @@ def insert_machine(
     values = (m.id, app.id, m.region, m.state, m.address, json.dumps(m.ports), m.weight)
     tx.conn.execute(
         "INSERT INTO machines (id, app_id, region, state, address, ports, weight, demo, "
-        "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (*values, m.demo, m.created_at, m.updated_at),
+        "created_at, updated_at, process) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (*values, m.demo, m.created_at, m.updated_at, _process_json(m)),
     )
-    detail = f"added machine in {m.region} at {m.address or 'demo'}, {m.state}"
+    where = m.address or ("demo" if m.demo else "command " + shlex.join(_command(m)))
+    detail = f"added machine in {m.region} at {where}, {m.state}"
     tx.audit_app(app, "machine.add", m.id, detail)
+    insert_machine_event(tx, app, m.id, "created", f"{where}, {m.state} (by {tx.by.actor})", None)
     return m
 
 
@@ -197,21 +200,56 @@ def update_machine(
     values = (m.region, m.state, m.address, json.dumps(m.ports), m.weight, m.demo, tx.now)
     tx.conn.execute(
         "UPDATE machines SET region = ?, state = ?, address = ?, ports = ?, weight = ?, "
-        "demo = ?, updated_at = ? WHERE app_id = ? AND id = ?",
-        (*values, app.id, machine.id),
+        "demo = ?, updated_at = ?, process = ? WHERE app_id = ? AND id = ?",
+        (*values, _process_json(m), app.id, machine.id),
     )
     tx.audit_app(app, "machine.update", machine.id, detail)
     return find_machine(tx.conn, app, machine.id)
 
 
-def set_machine_state(tx: Tx, app: StoredApp, machine_id: str, state: MachineState) -> Machine:
-    find_machine(tx.conn, app, machine_id)
+def _process_json(machine: Machine) -> str | None:
+    return None if machine.process is None else machine.process.model_dump_json()
+
+
+def _command(machine: Machine) -> tuple[str, ...]:
+    return () if machine.process is None else machine.process.command
+
+
+def set_machine_state(
+    tx: Tx, app: StoredApp, machine_id: str, state: MachineState, reason: str | None = None
+) -> Machine:
+    before = find_machine(tx.conn, app, machine_id)
+    if before.state == state:
+        return before  # nothing to change: no audit entry, no version change
     tx.conn.execute(
         "UPDATE machines SET state = ?, updated_at = ? WHERE app_id = ? AND id = ?",
         (state, tx.now, app.id, machine_id),
     )
-    tx.audit_app(app, f"machine.{state}", machine_id, f"machine {state}")
+    detail = f"machine {state}" + (f": {reason}" if reason else "")
+    tx.audit_app(app, f"machine.{state}", machine_id, detail)
+    verb = {"started": "start", "stopped": "stop", "suspended": "suspend"}[state]
+    why = "" if not reason else ": " + reason.removeprefix(f"{tx.by.actor}: ")
+    insert_machine_event(tx, app, machine_id, verb, f"by {tx.by.actor}{why}", None)
     return find_machine(tx.conn, app, machine_id)
+
+
+MACHINE_EVENTS_KEPT = 200  # per machine; older events are deleted as new ones come
+
+
+def insert_machine_event(
+    tx: Tx, app: StoredApp, machine_id: str, kind: str, detail: str, exit_code: int | None
+) -> None:
+    tx.conn.execute(
+        "INSERT INTO machine_events (app_id, machine_id, at, kind, exit_code, detail) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (app.id, machine_id, tx.now, kind, exit_code, detail),
+    )
+    tx.conn.execute(
+        "DELETE FROM machine_events WHERE app_id = ? AND machine_id = ? AND id <= ("
+        "SELECT id FROM machine_events WHERE app_id = ? AND machine_id = ? "
+        "ORDER BY id DESC LIMIT 1 OFFSET ?)",
+        (app.id, machine_id, app.id, machine_id, MACHINE_EVENTS_KEPT),
+    )
 
 
 def delete_machine(tx: Tx, app: StoredApp, machine: Machine) -> None:

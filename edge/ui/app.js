@@ -19,6 +19,11 @@ const HEALTH_TEXT = {
   "no-checks": "no checks",
   maint: "maintenance",
   drain: "draining",
+  // machines edge runs (process machines) and autostart / autostop
+  starting: "starting",
+  stopping: "stopping",
+  suspended: "suspended",
+  failed: "failed to start",
 };
 
 const $ = (selector) => document.querySelector(selector);

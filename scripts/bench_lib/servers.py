@@ -35,9 +35,9 @@ http {{
 """
 
 
-def haproxy_config(http_port: int, tcp_port: int, backend_port: int) -> str:
+def haproxy_config(http_port: int, tcp_port: int, backend_port: int, nbthread: int = 1) -> str:
     return f"""global
-  nbthread 1
+  nbthread {nbthread}
   maxconn 4000
 defaults
   timeout connect 5s

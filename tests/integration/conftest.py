@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.integration.daemon import EdgeProcess, start_edge
+from tests.integration.stores import db  # noqa: F401  (the store contract's backends)
 
 
 @pytest.fixture

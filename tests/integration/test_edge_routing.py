@@ -27,7 +27,10 @@ class Demo:
     """A daemon with app ``web`` (demo machines in lhr, iad, syd) and ``tcp`` (echo, fra)."""
 
     def __init__(self, edge_factory: EdgeFactory, tmp_path: Path, **edge: Any) -> None:
-        web, self.http_port, self.tls_port = http_app("web", ["lhr", "iad", "syd"])
+        # auto_start_machines off: these tests stop machines and expect them to stay stopped.
+        web, self.http_port, self.tls_port = http_app(
+            "web", ["lhr", "iad", "syd"], auto_start_machines=False
+        )
         self.tcp_port = free_port()
         tcp = {
             "app": "tcp",

@@ -175,7 +175,13 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         },
     ]
     for name, handlers in (("stopped", ("http",)), ("rawstopped", ())):
-        apps.append(app(name, closed[:1], handlers=handlers, no_candidate_wait="0s"))
+        # auto_start_machines off: a stopped machine that stays stopped is "no machine".
+        apps.append(
+            app(
+                name, closed[:1], handlers=handlers, no_candidate_wait="0s",
+                auto_start_machines=False,
+            )
+        )  # fmt: skip
         apps[-1]["machines"][0]["state"] = "stopped"
     edge = start_edge(
         tmp_path, config=write_edge_config(tmp_path, apps), extra=["--log-format", "json"]

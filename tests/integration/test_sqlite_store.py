@@ -1,4 +1,6 @@
-"""The SQLite store on a real file: schema, persistence, the rules, concurrency."""
+"""The store contract on both backends (``db``: SQLite on a real file, PostgreSQL on a
+private server): schema, persistence, the rules, concurrency. Tests of SQLite's own
+failure modes take ``sqlite_store`` or ``make_store(tmp_path)``."""
 
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from edge.errors import (
 from edge.store import ADMIN, SYSTEM, Caller, SqliteStore, open_store
 from edge.store.migrations import LATEST_VERSION
 from edge.store.sqlite_errors import store_errors
+from tests.integration.stores import StoreAt, open_location
 
 REGIONS = default_catalogue().codes()
 T0 = 1_795_946_400.0  # 2026-11-29T10:00:00Z
@@ -55,7 +58,15 @@ def seed(store: SqliteStore, *orgs: str) -> None:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
+def store(db: StoreAt) -> Iterator[SqliteStore]:
+    opened = db.open()
+    seed(opened, "personal", "acme")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SqliteStore]:
     opened = make_store(tmp_path)
     seed(opened, "personal", "acme")
     yield opened
@@ -166,8 +177,8 @@ def test_app_names_orgs_and_scopes_are_checked(store: SqliteStore) -> None:
     assert [a.name for a in store.list_apps(org="personal")] == ["web"]
 
 
-def test_a_failed_creation_leaves_nothing_behind(tmp_path: Path) -> None:
-    store = make_store(tmp_path, max_ips_per_org=1)
+def test_a_failed_creation_leaves_nothing_behind(db: StoreAt) -> None:
+    store = db.open(max_ips_per_org=1)
     seed(store)
     store.create_app(app_spec("one"), by=ADMIN)
     version = store.version()
@@ -194,8 +205,8 @@ SERVICE = {
 }
 
 
-def test_everything_survives_a_reopen_exactly(tmp_path: Path) -> None:
-    store = make_store(tmp_path)
+def test_everything_survives_a_reopen_exactly(db: StoreAt) -> None:
+    store = db.open()
     seed(store)
     machines = [
         {"region": "lhr", "address": "127.0.0.1:9001"},
@@ -209,7 +220,7 @@ def test_everything_survives_a_reopen_exactly(tmp_path: Path) -> None:
     before = (store.list_ips("web"), store.list_machines("web"), store.get_app("web"))
     store.close()
 
-    reopened = make_store(tmp_path)
+    reopened = db.open()
     after = (reopened.list_ips("web"), reopened.list_machines("web"), reopened.get_app("web"))
     assert after == before
     assert [format_time(a.created_at) for a in after[0]] == [
@@ -258,8 +269,8 @@ def test_a_released_address_is_not_handed_out_again(store: SqliteStore) -> None:
     assert again.address == "127.77.0.3"
 
 
-def test_reuse_waits_for_reuse_after_across_restarts(tmp_path: Path) -> None:
-    store = make_store(tmp_path, v4_pools=("10.9.0.0/29",))  # .1 - .6
+def test_reuse_waits_for_reuse_after_across_restarts(db: StoreAt) -> None:
+    store = db.open(v4_pools=("10.9.0.0/29",))  # .1 - .6
     seed(store)
     store.create_app(app_spec("web"), by=ADMIN, now=T0)
     held = [store.allocate_ip("web", by=ADMIN, now=T0).address for _ in range(5)]
@@ -270,7 +281,7 @@ def test_reuse_waits_for_reuse_after_across_restarts(tmp_path: Path) -> None:
         store.allocate_ip("web", by=ADMIN, now=T0 + 30)
     store.close()
 
-    store = make_store(tmp_path, v4_pools=("10.9.0.0/29",))
+    store = db.open(v4_pools=("10.9.0.0/29",))
     with pytest.raises(PoolExhausted):
         store.allocate_ip("web", by=ADMIN, now=T0 + 10 + HOUR - 1)
     assert store.allocate_ip("web", by=ADMIN, now=T0 + 10 + HOUR).address == "10.9.0.4"
@@ -440,7 +451,8 @@ def test_a_write_lock_held_past_busy_timeout_is_a_503_that_says_so(tmp_path: Pat
     store.close()
 
 
-def test_a_full_disk_is_a_503_and_the_change_is_rolled_back(store: SqliteStore) -> None:
+def test_a_full_disk_is_a_503_and_the_change_is_rolled_back(sqlite_store: SqliteStore) -> None:
+    store = sqlite_store
     conn = store._conn()
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     conn.execute(f"PRAGMA max_page_count = {pages}")  # the file may not grow: "disk full"
@@ -476,7 +488,8 @@ def test_sqlite_failures_that_are_not_edges_are_described(
         raise exc
 
 
-def test_edges_own_sql_mistakes_are_not_disguised(store: SqliteStore) -> None:
+def test_edges_own_sql_mistakes_are_not_disguised(sqlite_store: SqliteStore) -> None:
+    store = sqlite_store
     conn = store._conn()
     with (
         pytest.raises(sqlite3.OperationalError, match="no such table"),
@@ -512,8 +525,8 @@ def _attempt(store: SqliteStore, app: str, ip_type: str) -> str:
         return type(exc).__name__
 
 
-def _concurrency_setup(tmp_path: Path) -> SqliteStore:
-    store = make_store(tmp_path)
+def _concurrency_setup(db: StoreAt) -> SqliteStore:
+    store = db.open()
     seed(store, *ORGS)
     for org in ORGS:
         for n in range(APPS_PER_ORG):
@@ -533,8 +546,8 @@ def _check_concurrency_outcome(store: SqliteStore, outcomes: list[str]) -> None:
     assert "limit" in outcomes
 
 
-def test_parallel_threads_never_share_an_address_nor_pass_the_limit(tmp_path: Path) -> None:
-    store = _concurrency_setup(tmp_path)
+def test_parallel_threads_never_share_an_address_nor_pass_the_limit(db: StoreAt) -> None:
+    store = _concurrency_setup(db)
     with ThreadPoolExecutor(max_workers=16) as pool:
         outcomes = list(pool.map(lambda job: _attempt(store, *job), _jobs(ATTEMPTS)))
     _check_concurrency_outcome(store, outcomes)
@@ -542,8 +555,8 @@ def test_parallel_threads_never_share_an_address_nor_pass_the_limit(tmp_path: Pa
 
 
 def _process_worker(args: tuple[str, int, int]) -> list[str]:
-    db, count, offset = args
-    store = SqliteStore(Path(db), IpamPolicy(), REGIONS)
+    location, count, offset = args
+    store = open_location(location)
     try:
         with ThreadPoolExecutor(max_workers=4) as pool:
             return list(pool.map(lambda job: _attempt(store, *job), _jobs(count, offset)))
@@ -551,11 +564,11 @@ def _process_worker(args: tuple[str, int, int]) -> list[str]:
         store.close()
 
 
-def test_parallel_processes_never_share_an_address_nor_pass_the_limit(tmp_path: Path) -> None:
-    store = _concurrency_setup(tmp_path)
+def test_parallel_processes_never_share_an_address_nor_pass_the_limit(db: StoreAt) -> None:
+    store = _concurrency_setup(db)
     workers = 4
     per_worker = ATTEMPTS // workers
-    args = [(str(store.path), per_worker, w * per_worker) for w in range(workers)]
+    args = [(db.location, per_worker, w * per_worker) for w in range(workers)]
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
         outcomes = [o for result in pool.map(_process_worker, args) for o in result]
     assert len(outcomes) == ATTEMPTS
@@ -568,21 +581,22 @@ import sys
 from pathlib import Path
 from edge.config.regions import default_catalogue
 from edge.core.ipam import IpamPolicy
-from edge.store import ADMIN, SqliteStore
+from edge.store import ADMIN
+from tests.integration.stores import open_location
 
-store = SqliteStore(Path(sys.argv[1]), IpamPolicy(), default_catalogue().codes())
+store = open_location(sys.argv[1])
 while True:
     print(store.allocate_ip("web", "v6", by=ADMIN).address, flush=True)
 """
 
 
-def test_answered_allocations_survive_sigkill(tmp_path: Path) -> None:
-    store = make_store(tmp_path)
+def test_answered_allocations_survive_sigkill(db: StoreAt) -> None:
+    store = db.open()
     seed(store)
     store.create_app(app_spec("web"), public_ips=False, by=ADMIN)
     store.close()
     with subprocess.Popen(
-        [sys.executable, "-c", _KILLED_WRITER, str(tmp_path / "edge.db")],
+        [sys.executable, "-c", _KILLED_WRITER, db.location],
         stdout=subprocess.PIPE,
         text=True,
     ) as writer:
@@ -591,7 +605,7 @@ def test_answered_allocations_survive_sigkill(tmp_path: Path) -> None:
         writer.send_signal(signal.SIGKILL)
         writer.wait(timeout=10)
     assert all(answered)
-    reopened = make_store(tmp_path)
+    reopened = db.open()
     held = {a.address for a in reopened.list_ips("web")}
     assert set(answered) <= held
     reopened.close()

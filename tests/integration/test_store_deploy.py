@@ -1,4 +1,5 @@
-"""``deploy_app`` on a real SQLite file: create or update an app from its file, atomically."""
+"""``deploy_app`` on both backends (``db``: SQLite, PostgreSQL): create or update an app
+from its file, atomically."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from edge.core.ipam import IpamPolicy
 from edge.core.tokens import hash_token
 from edge.errors import BadRequest, Conflict, LimitExceeded, NotFound, StoreUnavailable
 from edge.store import ADMIN, SYSTEM, Caller, DeployResult, SqliteStore, sqlite_deploy
+from tests.integration.stores import StoreAt
 
 REGIONS = default_catalogue().codes()
 T0 = 1_795_946_400.0
@@ -39,17 +41,20 @@ def app_file(
     return AppSpec.model_validate(data, context={"regions": REGIONS} if checked else None)
 
 
-def make_store(tmp_path: Path, **options: Any) -> SqliteStore:
-    policy = IpamPolicy(**options.pop("policy", {}))
-    store = SqliteStore(tmp_path / "edge.db", policy, REGIONS, **options)
+def seeded(store: SqliteStore) -> SqliteStore:
     for slug in ("personal", "acme"):
         store.create_org(slug, hash_token(f"token-{slug}"), by=SYSTEM, now=T0)
     return store
 
 
+def make_store(tmp_path: Path, **options: Any) -> SqliteStore:
+    policy = IpamPolicy(**options.pop("policy", {}))
+    return seeded(SqliteStore(tmp_path / "edge.db", policy, REGIONS, **options))
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    opened = make_store(tmp_path)
+def store(db: StoreAt) -> Iterator[SqliteStore]:
+    opened = seeded(db.open())
     yield opened
     opened.close()
 
@@ -114,11 +119,11 @@ def test_redeploying_the_same_file_changes_nothing_at_all(store: SqliteStore) ->
     assert state_of(store) == before  # no version bump, no audit entry
 
 
-def test_the_same_file_survives_a_restart_unchanged(tmp_path: Path) -> None:
-    store = make_store(tmp_path)
+def test_the_same_file_survives_a_restart_unchanged(db: StoreAt) -> None:
+    store = seeded(db.open())
     first = store.deploy_app(app_file(), by=SYSTEM, now=T0)
     store.close()
-    reopened = SqliteStore(tmp_path / "edge.db", IpamPolicy(), REGIONS)
+    reopened = db.open()
     again = reopened.deploy_app(app_file(), by=SYSTEM, now=T0 + 3600)
     assert not again.changed
     assert again.machines == first.machines
@@ -290,8 +295,8 @@ def test_a_failure_midway_rolls_every_step_back(
     assert state_of(store) == before
 
 
-def test_a_failed_creation_leaves_no_app_behind(tmp_path: Path) -> None:
-    store = make_store(tmp_path, policy={"max_ips_per_org": 1})
+def test_a_failed_creation_leaves_no_app_behind(db: StoreAt) -> None:
+    store = seeded(db.open(max_ips_per_org=1))
     store.deploy_app(app_file(), by=ADMIN, now=T0)
     version = store.version()
     with pytest.raises(LimitExceeded):

@@ -1,0 +1,1 @@
+"""Running edge as a cluster: a private PostgreSQL control plane and several nodes."""
