@@ -134,6 +134,15 @@ def cmd_checks(client: ApiClient, args: argparse.Namespace) -> int:
             f"{machine['id']} ({machine['region']}): no checks: it gets traffic, but nothing "
             "confirms that it listens (declare tcp_checks or http_checks in its service)"
         )
+    for machine in machines:  # passive health: what the traffic itself found
+        services = machine.get("services") or []
+        ejected_for = max((s["ejected_for"] for s in services), default=0)
+        if ejected_for:
+            times = sum(s["ejections"] for s in services)
+            print(
+                f"{machine['id']} ({machine['region']}): ejected by passive health for "
+                f"{ejected_for:.0f}s more (ejected {times} time(s) after failed requests)"
+            )
     return 0
 
 

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from edge import __version__
 from edge.cli import (
@@ -27,11 +28,20 @@ from edge.cli import (
 from edge.cli.client import ApiClient, ApiError
 from edge.errors import EdgeError
 
-EXIT_FAILED = 1
+EXIT_FAILED, EXIT_USAGE = 1, 2
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class JsonErrorParser(argparse.ArgumentParser):
+    """With ``--json`` on the command line, a usage error is JSON on stderr too."""
+
+    def error(self, message: str) -> NoReturn:
+        report_error(f"{self.prog}: {message}", 0, as_json=True)
+        sys.exit(EXIT_USAGE)
+
+
+def build_parser(json_errors: bool = False) -> argparse.ArgumentParser:
+    parser_class = JsonErrorParser if json_errors else argparse.ArgumentParser
+    parser = parser_class(
         prog="edgectl",
         description="Manage apps and IP addresses on an edge daemon "
         "(API: $EDGE_API_URL, token: $EDGE_API_TOKEN or STATE_DIR/token).",
@@ -51,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(json_errors="--json" in words or "-j" in words).parse_args(words)
     try:
         return int(args.handler(ApiClient.from_env(), args))
     except EdgeError as exc:

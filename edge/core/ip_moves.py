@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from edge.config.model import ServiceSpec
-from edge.core.ipam import IpAssignment, normalize_address
+from edge.core.ipam import IpAssignment, normalize_address, raw_tcp_ports, shared_v4_problem
 from edge.errors import BadRequest, Conflict, NotFound
 
 
@@ -28,20 +28,9 @@ class MoveTarget:
 
 
 def shared_problem(app: str, services: Iterable[ServiceSpec]) -> str:
-    """Why ``app``'s services cannot be served on the shared IPv4 ("" when they can).
-
-    The shared address tells apps apart by Host header or TLS SNI only, so a raw TCP
-    port has nothing to route it by.
-    """
-    for service in services:
-        for port in service.ports:
-            if not (port.is_http or port.is_tls):
-                return (
-                    f"app {app!r} has raw TCP port {port.port}, which the shared IPv4 cannot "
-                    "route (it tells apps apart by Host or SNI): give the port the http or "
-                    "tls handler, or use a dedicated address"
-                )
-    return ""
+    """Why ``app``'s services cannot be served on the shared IPv4 ("" when they can): the
+    rule of ``edge.core.ipam`` (raw TCP ports have nothing to route them by)."""
+    return shared_v4_problem(app, raw_tcp_ports(services))
 
 
 def check_move(

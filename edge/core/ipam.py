@@ -125,15 +125,23 @@ def raw_tcp_ports(services: Iterable[ServiceSpec]) -> tuple[int, ...]:
     )
 
 
+def shared_v4_problem(app: str, ports: Sequence[int]) -> str:
+    """Why ``app`` cannot be on the shared IPv4 with these raw TCP ``ports`` ("" if none)."""
+    if not ports:
+        return ""
+    listed = ("port " if len(ports) == 1 else "ports ") + ", ".join(str(p) for p in ports)
+    return (
+        f"app {app!r} cannot use the shared IPv4: it has raw TCP {listed}, which the shared "
+        "IPv4 cannot route (it tells apps apart by Host or SNI only): give the port the "
+        "http or tls handler, or use a dedicated address (`edgectl ips allocate-v4`)"
+    )
+
+
 def check_shared_v4_ports(app: str, ports: Sequence[int]) -> None:
     """Conflict when an app holding (or asking for) the shared IPv4 has raw TCP ports."""
-    if ports:
-        listed = ", ".join(str(p) for p in ports)
-        raise Conflict(
-            f"app {app!r} cannot use the shared IPv4: port(s) {listed} are raw TCP, and the "
-            "shared IPv4 routes only by HTTP Host or TLS SNI; allocate a dedicated IPv4 "
-            "(`edgectl ips allocate-v4`) or give those ports the http or tls handler"
-        )
+    problem = shared_v4_problem(app, ports)
+    if problem:
+        raise Conflict(problem)
 
 
 @dataclass(frozen=True, slots=True)

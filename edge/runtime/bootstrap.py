@@ -8,7 +8,8 @@ The configuration's apps follow one rule: an app's entry is applied (deployed as
 whose hash is kept in ``STATE_DIR/config-apps.json``. Restarting on the same file
 therefore keeps every change made through the API since (machines added, removed or
 stopped by hand); editing an app's entry makes the file win for that app, and the
-log says what it changed.
+log says what it changed, except that a machine stopped by hand whose own entry (by
+id) did not change stays stopped.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import logging
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 from edge.config.model import AppSpec, EdgeConfig
 from edge.core.tokens import format_token, hash_token, token_matches
@@ -106,7 +108,19 @@ def spec_hash(spec: AppSpec) -> str:
     return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
 
 
-def read_applied(path: Path) -> dict[str, str]:
+def machine_hashes(spec: AppSpec) -> dict[str, str]:
+    """The hash of each machine entry with an id, by id."""
+    return {
+        m.id: hashlib.sha256(m.model_dump_json().encode()).hexdigest()
+        for m in spec.machines
+        if m.id is not None
+    }
+
+
+Applied = dict[str, dict[str, Any]]  # app -> {"hash": ..., "machines": {id: hash}}
+
+
+def read_applied(path: Path) -> Applied:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -114,17 +128,35 @@ def read_applied(path: Path) -> dict[str, str]:
     except (OSError, ValueError) as exc:
         LOG.warning("cannot read %s (%s): applying every app of the config", path, exc)
         return {}
-    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): v for k, v in data.items() if isinstance(v, dict)}
+
+
+def keep_hand_stops(spec: AppSpec, before: dict[str, str], stopped: set[str]) -> AppSpec:
+    """``spec`` with every machine stopped by hand, whose entry is as it was when last
+    applied, kept stopped (the file changed elsewhere, not for that machine)."""
+    now = machine_hashes(spec)
+    machines = tuple(
+        m.model_copy(update={"state": "stopped"})
+        if m.id in stopped and m.state == "started" and before.get(m.id) == now[m.id]
+        else m
+        for m in spec.machines
+    )
+    return spec.model_copy(update={"machines": machines})
 
 
 def ensure_apps(store: Store, config: EdgeConfig, state_dir: Path) -> None:
     """Deploy each app whose config entry changed since it was last applied (or that was
     never applied); keep the others as the API left them."""
     path = state_dir / APPLIED_FILE
-    applied = read_applied(path)
+    # An app that left the config is forgotten: if it comes back, it is applied again.
+    declared = {spec.app for spec in config.apps}
+    applied = {app: entry for app, entry in read_applied(path).items() if app in declared}
     for spec in config.apps:
         digest = spec_hash(spec)
-        if applied.get(spec.app) == digest:
+        last = applied.get(spec.app)
+        if last is not None and last.get("hash") == digest:
             LOG.info(
                 "app %s: its config entry is unchanged since it was applied; "
                 "keeping the changes made through the API",
@@ -132,12 +164,24 @@ def ensure_apps(store: Store, config: EdgeConfig, state_dir: Path) -> None:
                 extra={"app": spec.app},
             )
             continue
-        _apply_app(store, spec, first=spec.app not in applied)
-        applied[spec.app] = digest
+        if last is not None:
+            stopped = _stopped_machines(store, spec.app)
+            spec_to_apply = keep_hand_stops(spec, last.get("machines") or {}, stopped)
+        else:
+            spec_to_apply = spec
+        _apply_app(store, spec_to_apply, first=last is None)
+        applied[spec.app] = {"hash": digest, "machines": machine_hashes(spec)}
     try:
         write_private_file(path, json.dumps(applied, indent=2, sort_keys=True) + "\n")
     except OSError as exc:
         raise StartupError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _stopped_machines(store: Store, app: str) -> set[str]:
+    try:
+        return {m.id for m in store.list_machines(app) if m.state == "stopped"}
+    except EdgeError:  # destroyed through the API: the changed entry creates it again
+        return set()
 
 
 def _apply_app(store: Store, spec: AppSpec, *, first: bool) -> None:

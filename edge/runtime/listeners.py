@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from prometheus_client import Counter
 
 from edge.config.model import PortSpec
+from edge.core.ipam import shared_v4_problem
 from edge.runtime.tasks import spawn
 from edge.store import StoreSnapshot
 
@@ -76,8 +77,8 @@ def desired_listeners(snapshot: StoreSnapshot) -> DesiredListeners:
 def _shared_problem(spec: ListenerSpec, existing: ListenerSpec | None, app: str) -> str:
     if spec.app is not None:
         return ""
-    if not (spec.port.is_http or spec.port.is_tls):
-        return f"app {app}: port {spec.port.port} is raw TCP, which the shared IPv4 cannot route"
+    if not (spec.port.is_http or spec.port.is_tls):  # refused up front since; kept for old state
+        return shared_v4_problem(app, (spec.port.port,))
     if existing is not None and existing.port.handlers != spec.port.handlers:
         return (
             f"app {app}: port {spec.port.port} has handlers {list(spec.port.handlers)} but "

@@ -421,6 +421,10 @@ function checksCell(app, machine) {
       node("span", { class: `badge h-${c.state}`, title: `${c.name}: ${c.target || ""} ${c.output || ""}`.trim(),
         text: `${c.type || "check"} ${HEALTH_TEXT[c.state] || c.state}` })));
   }
+  if (machine.health === "no checks") {
+    return node("span", { class: "muted", text: "no checks",
+      title: "no check watches this machine: it gets traffic, but nothing confirms that it listens" });
+  }
   return node("span", { class: "muted", title: "no health checks reported for this machine", text: "—" });
 }
 

@@ -428,6 +428,30 @@ def test_faults_show_on_the_map_and_in_their_panel(page: Page, demo: Demo) -> No
     page.check_stayed_home()
 
 
+def test_a_machine_without_checks_shows_no_checks(page: Page, demo: Demo) -> None:
+    app = {
+        "app": "plain",
+        "primary_region": "lhr",
+        "services": [
+            {"internal_port": 8080, "ports": [{"port": free_port(), "handlers": ["http"]}]}
+        ],
+        "machines": [{"id": "plain-1", "region": "lhr", "demo": True}],
+    }
+    status, body = demo.api.call("PUT", "/v1/apps/plain", app)
+    assert status == 201, body
+    try:
+        tab = page.open()
+        page.sign_in(demo.token)
+        tab.wait_for_selector('[data-machine-id="plain-1"][data-health="no-checks"]')
+        row = tab.locator('[data-machine-row="plain-1"]')
+        assert row.get_attribute("data-health") == "no-checks"
+        assert "no checks" in row.inner_text()
+        assert "passing" not in row.inner_text()
+        page.check_stayed_home()
+    finally:
+        demo.api.delete("/v1/apps/plain")
+
+
 def test_replays_show_as_arcs_on_the_map(page: Page, demo: Demo) -> None:
     """The demo app forwards writes to its primary region (lhr): from Sydney they replay."""
     address, port = demo.http_target()

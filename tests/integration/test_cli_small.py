@@ -63,6 +63,9 @@ def test_with_json_an_error_is_json_on_stderr(edge: EdgeProcess) -> None:
     result = edgectl(edge, "machines", "stop", "-a", "web", "ghost", "--json")
     assert result.returncode == 1
     assert "nothing was changed" in json.loads(result.stderr)["error"]
+    result = edgectl(edge, "machines", "stop", "--json")  # a usage error, still JSON
+    assert result.returncode == 2
+    assert "required: -a/--app" in json.loads(result.stderr)["error"]
 
 
 def test_region_codes_are_case_insensitive(edge: EdgeProcess) -> None:

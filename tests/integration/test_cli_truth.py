@@ -79,7 +79,7 @@ def test_the_shared_ipv4_is_refused_for_an_app_with_raw_tcp_ports(
     rc, out, err = run(edge, "ips", "allocate-v4", "--shared", "-a", "echo")
     assert rc == 1, out
     assert err.startswith("Error: app 'echo' cannot use the shared IPv4")
-    assert f"port(s) {port} are raw TCP" in err
+    assert f"raw TCP port {port}," in err
     assert [ip["type"] for ip in ips_of(edge, "echo")] == ["v4"]  # nothing allocated
     status, body = Api.admin(edge).post("/v1/apps/echo/ip_assignments", {"type": "shared_v4"})
     assert status == 409, body
@@ -262,8 +262,22 @@ def test_a_restart_on_the_same_config_keeps_the_api_changes(
     machines = machines_of(edge, "web")
     assert set(machines) == {"web-lhr", "web-iad"}
     assert {m["weight"] for m in machines.values()} == {3}
-    assert machines["web-lhr"]["state"] == "started"
+    assert machines["web-lhr"]["state"] == "started"  # its own entry changed (weight)
     assert "app web changed in the config: the config's entry replaced its state" in edge.log()
+
+    # A machine stopped by hand whose own entry is unchanged stays stopped when another
+    # part of the app's entry changes.
+    assert run(edge, "machines", "stop", "-a", "web", "web-iad")[0] == 0
+    assert edge.terminate() == 0
+    web["machines"] = [*web["machines"], *demo_machines("web", ["syd"])]
+    config.write_text(
+        yaml.safe_dump({**yaml.safe_load(config.read_text()), "apps": [web]}, sort_keys=False)
+    )
+    edge = edge_factory(config=config, state_dir=state_dir)
+    machines = machines_of(edge, "web")
+    assert set(machines) == {"web-lhr", "web-iad", "web-syd"}
+    assert machines["web-iad"]["state"] == "stopped"
+    assert machines["web-lhr"]["state"] == machines["web-syd"]["state"] == "started"
 
 
 def test_passive_health_shows_next_to_no_checks(edge_factory: EdgeFactory, tmp_path: Path) -> None:
@@ -282,3 +296,30 @@ def test_passive_health_shows_next_to_no_checks(edge_factory: EdgeFactory, tmp_p
     assert "no checks (ejected" in out
     _, out, _ = run(edge, "status", "-a", "web")
     assert "no checks, ejected" in out
+    _, out, _ = run(edge, "checks", "list", "-a", "web")
+    assert "dead (lhr): ejected by passive health for " in out
+
+
+def test_metrics_of_a_removed_machine_and_a_destroyed_app_are_dropped(
+    edge_factory: EdgeFactory, tmp_path: Path
+) -> None:
+    web, http_port, _ = http_app("web", ["lhr", "iad"])
+    other, _, _ = http_app("other", ["lhr"])
+    edge = edge_factory(config=write_edge_config(tmp_path, [web, other]))
+    address = ips_of(edge, "web")[0]["ip"]
+    for region in ("lhr", "iad"):
+        request = urllib.request.Request(
+            f"http://{address}:{http_port}/", headers={"Edge-Client-Region": region}
+        )
+        urllib.request.urlopen(request, timeout=5).close()
+    metrics = edge.get_text("/metrics")
+    assert 'edge_http_requests_total{app="web",code_class="2xx",machine="web-iad"' in metrics
+    assert 'machine="web-iad",region="iad",state="no_checks"} 1.0' in metrics
+    assert 'app="other"' in metrics
+    assert run(edge, "machines", "remove", "-a", "web", "web-iad")[0] == 0
+    assert run(edge, "apps", "destroy", "other", "--yes")[0] == 0
+    metrics = edge.get_text("/metrics")
+    assert 'machine="web-iad"' not in metrics  # neither its requests nor its health
+    assert 'machine="web-lhr"' in metrics
+    assert 'app="other"' not in metrics
+    assert "_created" not in metrics

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from edge.config.model import IpamSpec
+from edge.config.model import IpamSpec, ServiceSpec
 from edge.core import ipam
 from edge.core.ipam import (
     AppRef,
@@ -218,6 +218,23 @@ def test_every_app_gets_the_same_shared_address_but_only_once() -> None:
     assert plan("shared_v4", app=other).address == first.address
     with pytest.raises(Conflict, match="already has the shared IPv4"):
         plan("shared_v4", state=with_assignment(IpamState(), first))
+
+
+def test_the_shared_address_is_refused_to_an_app_with_raw_tcp_ports() -> None:
+    tcp = AppRef("echo", "personal", "lhr", raw_tcp_ports=(7000, 7001))
+    with pytest.raises(Conflict, match=r"IPv4: it has raw TCP ports 7000, 7001, which"):
+        plan("shared_v4", app=tcp)
+    assert plan("v4", app=tcp).type == "v4"  # a dedicated address serves raw TCP
+
+
+@pytest.mark.parametrize(
+    ("handlers", "raw"),
+    [([], True), (["proxy_proto"], True), (["http"], False), (["tls"], False),
+     (["tls", "http"], False)],
+)  # fmt: skip
+def test_raw_tcp_ports_are_those_without_http_or_tls(handlers: list[str], raw: bool) -> None:
+    service = ServiceSpec(internal_port=80, ports=({"port": 8000, "handlers": handlers},))
+    assert ipam.raw_tcp_ports([service]) == ((8000,) if raw else ())
 
 
 def test_the_shared_address_is_never_given_as_a_dedicated_one() -> None:
