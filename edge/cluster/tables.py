@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -144,16 +144,11 @@ def publish_and_read(
 # --- the two homes -----------------------------------------------------------------------
 
 
-class PgSharedTables:
-    """The shared tables in the PostgreSQL control plane, on the store's pool."""
+class _Tables:
+    """The three calls, each one transaction of the home's ``_tx``."""
 
-    def __init__(self, store: PostgresStore) -> None:
-        self.store = store
-
-    @contextmanager
-    def _tx(self) -> Iterator[SqlConn]:
-        with self.store._session() as raw, raw.transaction():
-            yield PgConnection(raw)
+    def _tx(self) -> AbstractContextManager[SqlConn]:
+        raise NotImplementedError
 
     def heartbeat(self, node: NodeRow) -> None:
         with self._tx() as conn:
@@ -170,7 +165,19 @@ class PgSharedTables:
             return publish_and_read(conn, node, now, verdicts, load)
 
 
-class SqliteSharedTables:
+class PgSharedTables(_Tables):
+    """The shared tables in the PostgreSQL control plane, on the store's pool."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self.store = store
+
+    @contextmanager
+    def _tx(self) -> Iterator[SqlConn]:
+        with self.store._session() as raw, raw.transaction():
+            yield PgConnection(raw)
+
+
+class SqliteSharedTables(_Tables):
     """The shared tables of one node's workers: ``STATE_DIR/workers.db``, scratch state."""
 
     FILE = "workers.db"
@@ -209,17 +216,3 @@ class SqliteSharedTables:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-
-    def heartbeat(self, node: NodeRow) -> None:
-        with self._tx() as conn:
-            write_heartbeat(conn, node)
-
-    def nodes(self) -> tuple[NodeRow, ...]:
-        with self._tx() as conn:
-            return read_nodes(conn)
-
-    def exchange(
-        self, node: str, now: float, verdicts: dict[Key, bool], load: dict[Key, int]
-    ) -> Exchange:
-        with self._tx() as conn:
-            return publish_and_read(conn, node, now, verdicts, load)
