@@ -3,7 +3,7 @@
 Every decision the lab makes about its network is a pure function here, so it is
 tested as tables: which namespaces exist, which address each interface gets, the
 one-way delay of each link (from the latency model), the AS-path prepends of the
-``nearest`` policy and the catchments BGP is expected to produce.
+``nearest`` policy; the catchments BGP is expected to produce are in ``edge.lab.bgp``.
 
 The network, per region R in the lab (PoP regions, client regions, machine regions):
 
@@ -30,6 +30,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from edge.core.latency import LatencyModel
+from edge.lab.bgp import BgpRoute, expected_catchments, expected_routes
+
+__all__ = ["BgpRoute", "Topology", "build_topology", "expected_catchments", "expected_routes"]
 
 Policy = Literal["nearest", "shortest-path"]
 POLICIES: tuple[Policy, ...] = ("nearest", "shortest-path")
@@ -393,68 +396,3 @@ def check_regions(
         raise ValueError("--pops: at most 200 PoPs")
     if policy not in POLICIES:
         raise ValueError(f"--policy: use one of {', '.join(POLICIES)}, not {policy!r}")
-
-
-# --- what BGP is expected to do ------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class BgpRoute:
-    """The best route of a router to the anycast prefix: which PoP, the AS path length."""
-
-    pop: str
-    length: int
-    via: str  # the region of the neighbour it was learned from ("" for the local PoP)
-
-
-def expected_routes(
-    topology: Topology, withdrawn: frozenset[str] = frozenset()
-) -> dict[str, BgpRoute | None]:
-    """Each router's best route to the anycast prefix, by a path-vector fixed point.
-
-    As BIRD decides for eBGP: shortest AS path (prepends included), then the lowest
-    router id of the neighbour (the routers' ids follow ``topology.regions``). A PoP's
-    own router learns its route with length 1. A route is not accepted by a router
-    already on its path (loop prevention, which BGP does by AS number).
-    """
-    announcing = frozenset(p.region for p in topology.pops) - withdrawn
-    order = {region: i for i, region in enumerate(topology.regions)}
-    # region -> (length, tie-break, path of routers from here to the origin, pop, via)
-    best: dict[str, tuple[int, int, tuple[str, ...], str, str] | None] = dict.fromkeys(
-        topology.regions
-    )
-    for _ in range(len(topology.regions) + 2):
-        changed = False
-        for region in topology.regions:
-            candidates: list[tuple[int, int, tuple[str, ...], str, str]] = []
-            if region in announcing:
-                candidates.append((1, -1, (region,), region, ""))
-            for neighbour in topology.regions:
-                route = best[neighbour]
-                if neighbour == region or route is None or region in route[2]:
-                    continue
-                length = route[0] + 1 + topology.prepends[(neighbour, region)]
-                candidates.append(
-                    (length, order[neighbour], (region, *route[2]), route[3], neighbour)
-                )
-            new = min(candidates, default=None)
-            if new != best[region]:
-                best[region], changed = new, True
-        if not changed:
-            break
-    return {
-        region: None if route is None else BgpRoute(route[3], route[0], route[4])
-        for region, route in best.items()
-    }
-
-
-def expected_catchments(
-    topology: Topology, withdrawn: frozenset[str] = frozenset()
-) -> dict[str, str | None]:
-    """The PoP the clients of each client region reach, as BGP is expected to choose."""
-    routes = expected_routes(topology, withdrawn)
-    found: dict[str, str | None] = {}
-    for client in topology.clients:
-        route = routes[client.region]
-        found[client.region] = None if route is None else route.pop
-    return found

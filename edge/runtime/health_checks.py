@@ -15,7 +15,8 @@ records of machines gone are dropped.
 Each change of a (machine, service)'s state is logged in one line, e.g. ``machine
 hello-lhr-1 of hello is critical: connection refused``. ``states`` and ``results`` give
 what ``edgectl machines list`` and ``edgectl checks list`` show; ``set_admin`` puts a
-machine in maint or drain, or back in rotation.
+machine in maint or drain, or back in rotation. The values they return are defined in
+``edge.runtime.health_status`` (and importable from here).
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Literal
 
 from edge.config.model import CheckSpec, HttpCheckSpec
@@ -33,7 +33,17 @@ from edge.core import cluster, health
 from edge.core.health import CheckResult, Event, HealthState, MachineHealth, Transition
 from edge.core.routing import Endpoint, RoutingSnapshot, ServiceRoutes
 from edge.runtime.health_probes import ProbeOutcome, probe
+from edge.runtime.health_status import (
+    NO_CHECKS,
+    CheckResultRow,
+    CheckStatus,
+    ServiceHealth,
+    check_name,
+    check_target,
+)
 from edge.runtime.tasks import spawn
+
+__all__ = ["NO_CHECKS", "CheckResultRow", "CheckStatus", "HealthMonitor", "ServiceHealth"]
 
 LOG = logging.getLogger("edge.health")
 
@@ -42,65 +52,6 @@ AdminMode = Literal["maint", "drain", "ready"]
 CheckOutcome = Literal["success", "failure", "timeout"]
 CheckCounter = Callable[[str, str, CheckOutcome], None]  # (app, machine region, outcome)
 Clock = Callable[[], float]
-
-
-# --- status output -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class CheckStatus:
-    name: str  # like the platform's: servicecheck-00-http-8080
-    type: Literal["tcp", "http"]
-    target: str  # "127.0.0.1:8080", or "GET http://127.0.0.1:8080/healthz"
-    state: HealthState  # unknown, passing or critical
-    passes: int  # in a row
-    failures: int  # in a row, outside the grace period
-    last: CheckResult | None
-
-
-# What a machine (or a service of it) shows when no check watches it: it gets traffic
-# like a passing one, but nothing says that anything listens.
-NO_CHECKS = "no checks"
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceHealth:
-    """The health of one machine for one service (``edgectl machines list``)."""
-
-    app: str
-    machine_id: str
-    region: str
-    internal_port: int
-    started: bool
-    state: HealthState  # unknown, passing, critical, maint or drain
-    since: float  # wall-clock time the state was entered (epoch seconds)
-    checks: tuple[CheckStatus, ...]
-    # In a cluster, for a machine another node checks: whose verdict and how fresh.
-    checked_by: str = "this node"
-
-
-@dataclass(frozen=True, slots=True)
-class CheckResultRow:
-    """One past check result (``edgectl checks list``)."""
-
-    internal_port: int
-    check: str
-    at: float  # wall-clock start of the check (epoch seconds)
-    ok: bool
-    output: str  # "status 200", "connection refused", "timeout after 1s", ...
-    duration: float  # seconds
-
-
-def check_name(index: int, check: CheckSpec, internal_port: int) -> str:
-    kind = "http" if isinstance(check, HttpCheckSpec) else "tcp"
-    return f"servicecheck-{index:02d}-{kind}-{internal_port}"
-
-
-def check_target(check: CheckSpec, host: str, port: int) -> str:
-    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    if isinstance(check, HttpCheckSpec):
-        return f"{check.method} {check.protocol}://{authority}{check.path}"
-    return authority
 
 
 # --- one watched (machine, service) ------------------------------------------------------
