@@ -14,7 +14,7 @@ from typing import Final
 
 from edge.core.log_budget import Budget, admit
 from edge.dataplane.contract import ClientInfo, EdgeAnswer
-from edge.runtime.metrics import Recorder
+from edge.runtime.recorder import Recorder
 
 LOG = logging.getLogger("edge.answers")
 LINES_PER_WINDOW: Final = 20  # per kind of answer

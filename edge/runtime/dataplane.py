@@ -32,8 +32,9 @@ from edge.runtime.faults import FaultRegistry
 from edge.runtime.health_checks import NO_CHECKS, CheckStatus, HealthMonitor, ServiceHealth
 from edge.runtime.listeners import ListenerSet, ListenerSpec, Tracker, desired_listeners
 from edge.runtime.machine_logs import MachineLogs
-from edge.runtime.metrics import Metrics, NullRecorder, Recorder, check_labels
+from edge.runtime.metrics import Metrics, check_labels
 from edge.runtime.process_machines import ProcessMachines
+from edge.runtime.recorder import NullRecorder, Recorder
 from edge.runtime.router import AppRouter, SharedRouter
 from edge.runtime.routing_state import RoutingState, service_kind
 from edge.runtime.supervisor import Supervisor

@@ -16,17 +16,16 @@ One name per concept, in every metric:
 - No ``_created`` series (``disable_created_metrics``): they double every counter.
 
 Two kinds of metric live here:
-- counters and histograms recorded on the hot path through ``Recorder``, which caches
-  each label set's child so a request costs a dict lookup and an increment;
+- counters and histograms recorded on the hot path through ``Recorder``
+  (edge.runtime.recorder) into plain dicts (``Series``, edge.runtime.traffic_metrics)
+  that a collector reads at scrape time: a request costs a dict lookup and an addition;
 - gauges of state (health, load, IPs, listeners, PoPs, faults) computed when
   Prometheus scrapes, from providers the daemon registers (``StateCollector``).
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -43,6 +42,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from edge import __version__
+from edge.runtime.traffic_metrics import Series, TrafficCollector
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # process-wide: no *_created
 
@@ -128,57 +128,60 @@ class Metrics:
         )  # fmt: skip
 
     def _define_traffic(self, r: CollectorRegistry) -> None:
-        self.connections = Counter(
-            "edge_connections", "Client connections accepted",
-            ["app", "pop", "port", "handler"], registry=r,
-        )  # fmt: skip
-        self.connections_active = Gauge(
-            "edge_connections_active", "Client connections open now", ["app", "pop"], registry=r
+        """The hot-path series: plain dicts the Recorder writes (edge.runtime.traffic_metrics)."""
+        self.connections = Series(
+            "edge_connections", "Client connections accepted", ("app", "pop", "port", "handler")
         )
-        self.http_requests = Counter(
+        self.connections_active = Series(
+            "edge_connections_active", "Client connections open now", ("app", "pop"), "gauge"
+        )
+        self.http_requests = Series(
             "edge_http_requests", "HTTP requests answered, by serving machine and status class",
-            ["app", "pop", "machine", "region", "code_class"], registry=r,
+            ("app", "pop", "machine", "region", "code_class"),
         )  # fmt: skip
-        self.http_duration = Histogram(
+        self.http_duration = Series(
             "edge_http_request_duration_seconds",
             "From a request's arrival to its response head (HTTP), by serving machine",
-            ["app", "pop", "machine", "region"], buckets=LATENCY_BUCKETS, registry=r,
+            ("app", "pop", "machine", "region"), "histogram", LATENCY_BUCKETS,
         )  # fmt: skip
-        self.connect_duration = Histogram(
+        self.connect_duration = Series(
             "edge_upstream_connect_duration_seconds", "Time to open a connection to a machine",
-            ["app", "region"], buckets=LATENCY_BUCKETS, registry=r,
+            ("app", "region"), "histogram", LATENCY_BUCKETS,
         )  # fmt: skip
-        self.connect_errors = Counter(
+        self.connect_errors = Series(
             "edge_upstream_connection_errors", "Failed connections to machines",
-            ["app", "region", "reason"], registry=r,
+            ("app", "region", "reason"),
         )  # fmt: skip
-        self.bytes = Counter("edge_bytes", "Bytes relayed", ["app", "direction"], registry=r)
-        self.route_decisions = Counter(
+        self.bytes = Series("edge_bytes", "Bytes relayed", ("app", "direction"))
+        self.route_decisions = Series(
             "edge_route_decisions", "Routing decisions by the rule that decided",
-            ["app", "pop", "region", "reason"], registry=r,
+            ("app", "pop", "region", "reason"),
         )  # fmt: skip
-        self.no_candidate = Counter(
-            "edge_no_candidate", "Connections or requests no machine could take",
-            ["app", "pop"], registry=r,
-        )  # fmt: skip
-        self.retries = Counter(
-            "edge_retries", "Tries of another machine after a failed connect",
-            ["app", "outcome"], registry=r,
-        )  # fmt: skip
-        self.proxy_errors = Counter(
+        self.no_candidate = Series(
+            "edge_no_candidate", "Connections or requests no machine could take", ("app", "pop")
+        )
+        self.retries = Series(
+            "edge_retries", "Tries of another machine after a failed connect", ("app", "outcome")
+        )
+        self.proxy_errors = Series(
             "edge_proxy_errors", "Answers the edge made itself (status tcp: raw connections "
             "it closed), by the platform's error code (none: it has no code for it)",
-            ["app", "status", "code"], registry=r,
+            ("app", "status", "code"),
         )  # fmt: skip
-        self.panic = Counter(
+        self.panic = Series(
             "edge_panic_routing", "Decisions made in panic mode (too few healthy machines)",
-            ["app"], registry=r,
+            ("app",),
         )  # fmt: skip
-        self.replays = Counter(
+        self.replays = Series(
             "edge_replays", "fly-replay answers of machines, by what came of them "
-            "(replayed, cache_hit, fallback, failed, refused_<code>)",
-            ["app", "result"], registry=r,
+            "(replayed, cache_hit, fallback, failed, refused_<code>)", ("app", "result"),
         )  # fmt: skip
+        self.traffic = (
+            self.connections, self.connections_active, self.http_requests, self.http_duration,
+            self.connect_duration, self.connect_errors, self.bytes, self.route_decisions,
+            self.no_candidate, self.retries, self.proxy_errors, self.panic, self.replays,
+        )  # fmt: skip
+        r.register(TrafficCollector(self.traffic))
 
     def _define_control(self, r: CollectorRegistry) -> None:
         self.ipam_operations = Counter(
@@ -229,8 +232,12 @@ class Metrics:
         )
 
 
+_CODE_CLASSES = tuple(f"{n}xx" for n in range(10))
+
+
 def code_class(status: int) -> str:
-    return f"{status // 100}xx"
+    n = status // 100
+    return _CODE_CLASSES[n] if 0 <= n < 10 else f"{n}xx"
 
 
 def check_labels(outcome: str) -> tuple[str, str]:
@@ -242,143 +249,3 @@ def error_reason(exc: Exception) -> str:
     """The ``reason`` of a failed control-plane operation: its error class, snake_case."""
     name = type(exc).__name__
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
-
-
-class Recorder:
-    """Hot-path recording: each label set's child is looked up once, then cached."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self.m = metrics
-        self._children: dict[tuple[Any, ...], Any] = {}
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (id(metric), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
-
-    def request(
-        self,
-        app: str,
-        pop: str,
-        status: int,
-        seconds: float | None,
-        machine: str = NO_MACHINE,
-        region: str = NO_MACHINE,
-    ) -> None:
-        """A request answered by ``machine`` in ``region`` (by the edge itself: none)."""
-        self._child(self.m.http_requests, app, pop, machine, region, code_class(status)).inc()
-        if seconds is not None:
-            self._child(self.m.http_duration, app, pop, machine, region).observe(seconds)
-
-    def connection_opened(self, app: str, pop: str, port: int, handler: str) -> None:
-        self._child(self.m.connections, app, pop, str(port), handler).inc()
-        self._child(self.m.connections_active, app, pop).inc()
-
-    def connection_closed(self, app: str, pop: str) -> None:
-        self._child(self.m.connections_active, app, pop).dec()
-
-    def connected(self, app: str, region: str, seconds: float) -> None:
-        self._child(self.m.connect_duration, app, region).observe(seconds)
-
-    def connect_failed(self, app: str, region: str, reason: str) -> None:
-        self._child(self.m.connect_errors, app, region, reason).inc()
-
-    def transferred(self, app: str, to_machine: int, to_client: int) -> None:
-        if to_machine:
-            self._child(self.m.bytes, app, "to_machine").inc(to_machine)
-        if to_client:
-            self._child(self.m.bytes, app, "to_client").inc(to_client)
-
-    def decision(self, app: str, pop: str, region: str, reason: str) -> None:
-        self._child(self.m.route_decisions, app, pop, region, reason).inc()
-
-    def panic(self, app: str) -> None:
-        self._child(self.m.panic, app).inc()
-
-    def no_candidate(self, app: str, pop: str) -> None:
-        self._child(self.m.no_candidate, app, pop).inc()
-
-    def proxy_error(self, app: str, status: str, code: str) -> None:
-        self._child(self.m.proxy_errors, app, status, code).inc()
-
-    def retry(self, app: str, outcome: str) -> None:
-        self._child(self.m.retries, app, outcome).inc()
-
-    def replay(self, app: str, result: str) -> None:
-        self._child(self.m.replays, app, result).inc()
-
-    def forget(self, live_apps: frozenset[str], live_machines: frozenset[tuple[str, str]]) -> None:
-        """Drop the series of apps and machines that are gone (``live_machines``: every
-        (app, machine id) there is now), with their cached children. A series of a gone
-        app whose connections are still open stays until a later change after they close."""
-        apps = {*live_apps, SHARED_APP}
-        stale = [
-            key
-            for key, child in self._children.items()
-            if self._is_stale(key, child, apps, live_machines)
-        ]
-        by_id = self._metric_by_id()
-        for key in stale:
-            del self._children[key]
-            with contextlib.suppress(KeyError):
-                by_id[key[0]].remove(*key[1:])
-
-    def _is_stale(
-        self,
-        key: tuple[Any, ...],
-        child: Any,
-        live_apps: set[str],
-        live_machines: frozenset[tuple[str, str]],
-    ) -> bool:
-        metric, app = key[0], key[1]
-        if app not in live_apps:
-            # prometheus_client has no public read of a gauge child: its value holder
-            return metric != id(self.m.connections_active) or bool(child._value.get() == 0)
-        per_machine = metric in (id(self.m.http_requests), id(self.m.http_duration))
-        # (the edge's own answers, machine "none", stay with the app)
-        return per_machine and key[3] != NO_MACHINE and (app, key[3]) not in live_machines
-
-    def _metric_by_id(self) -> dict[int, Any]:
-        m = self.m
-        metrics = (
-            m.connections, m.connections_active, m.http_requests, m.http_duration,
-            m.connect_duration, m.connect_errors, m.bytes, m.route_decisions,
-            m.no_candidate, m.retries, m.panic, m.proxy_errors, m.replays,
-        )  # fmt: skip
-        return {id(metric): metric for metric in metrics}
-
-
-class _NoMetrics:
-    """Stands in for ``Metrics`` in a NullRecorder: every collector is None."""
-
-    def __getattr__(self, name: str) -> None:
-        return None
-
-
-class NullRecorder(Recorder):
-    """``metrics.enabled: false``: the data plane records nothing (for benchmarks)."""
-
-    def __init__(self) -> None:
-        self.m = _NoMetrics()  # type: ignore[assignment]
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        return _NULL_CHILD
-
-    def forget(self, live_apps: frozenset[str], live_machines: frozenset[tuple[str, str]]) -> None:
-        pass
-
-
-class _NullChild:
-    def inc(self, amount: float = 1) -> None:
-        pass
-
-    def dec(self, amount: float = 1) -> None:
-        pass
-
-    def observe(self, value: float) -> None:
-        pass
-
-
-_NULL_CHILD = _NullChild()

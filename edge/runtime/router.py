@@ -27,7 +27,8 @@ from edge.dataplane.contract import (
     Upstream,
 )
 from edge.runtime.conn_gate import ConnectionGate
-from edge.runtime.metrics import SHARED_APP, Recorder
+from edge.runtime.metrics import SHARED_APP
+from edge.runtime.recorder import Recorder
 from edge.runtime.replay_routing import (
     PolicyCache,
     ReplayRecord,

@@ -29,7 +29,8 @@ from edge.core.routing import EndpointStats
 from edge.dataplane.contract import ClientInfo, RouteHints, Upstream
 from edge.dataplane.tls import generate_self_signed
 from edge.runtime.health_checks import HealthMonitor, ServiceHealth
-from edge.runtime.metrics import Metrics, Recorder
+from edge.runtime.metrics import Metrics
+from edge.runtime.recorder import Recorder
 from edge.runtime.router import AppRouter
 from edge.runtime.routing_state import RoutingState
 from edge.store import StoreSnapshot

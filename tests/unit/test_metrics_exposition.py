@@ -14,7 +14,8 @@ from pathlib import Path
 
 from prometheus_client import generate_latest
 
-from edge.runtime.metrics import Metrics, Recorder
+from edge.runtime.metrics import Metrics
+from edge.runtime.recorder import Recorder
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "metrics_exposition.txt"
 HOT_FAMILIES = (
@@ -62,7 +63,7 @@ def play(recorder: Recorder) -> None:
 
 def hot_lines(text: str) -> list[str]:
     def name(line: str) -> str:
-        return line.split(" ")[2] if line.startswith("#") else line.split("{")[0]
+        return line.split(" ")[2] if line.startswith("#") else line.split("{", maxsplit=1)[0]
 
     return [line for line in text.splitlines() if name(line).startswith(HOT_FAMILIES)]
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import generate_latest
 
-from edge.runtime.metrics import Metrics, NullRecorder, Recorder
+from edge.runtime.metrics import Metrics
+from edge.runtime.recorder import NullRecorder, Recorder
 
 
 def test_recorder_counts_requests_by_code_class() -> None:
