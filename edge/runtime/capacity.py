@@ -3,29 +3,35 @@
 The platform queues requests when every machine is at ``hard_limit`` and answers 503
 after a while. Here a relay that gets ``NoUpstream`` with a ``queue`` hands the queue a
 callback; each released slot wakes the oldest waiter, which chooses again. The relay
-owns the deadline (``queue_timeout``) and cancels its wait when it gives up or its
-client goes away. Nothing here runs unless a service is saturated.
+owns the timer and cancels its wait when it gives up or its client goes away; the queue
+says when each wait runs out (``deadline``, ``remaining``, by its injected clock: the
+routing clock, monotonic seconds). Nothing here runs unless a service is saturated.
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable
 
+from edge.core.clock import Clock
+
 
 class Waiter:
-    __slots__ = ("callback", "cancelled")
+    __slots__ = ("callback", "cancelled", "deadline")
 
-    def __init__(self, callback: Callable[[], None]) -> None:
+    def __init__(self, callback: Callable[[], None], deadline: float) -> None:
         self.callback = callback
         self.cancelled = False
+        self.deadline = deadline  # by the queue's clock: when this wait runs out
 
 
 class WaitQueue:
     """FIFO of connections or requests waiting for a slot on one service."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, clock: Clock = time.monotonic) -> None:
         self.timeout = timeout
+        self.clock = clock
         self._waiters: deque[Waiter] = deque()
         self._live = 0
 
@@ -34,10 +40,19 @@ class WaitQueue:
 
     def wait(self, callback: Callable[[], None]) -> object:
         """Queue ``callback`` (called once, when a slot may be free); returns a token."""
-        waiter = Waiter(callback)
+        waiter = Waiter(callback, self.clock() + self.timeout)
         self._waiters.append(waiter)
         self._live += 1
         return waiter
+
+    def deadline(self, token: object) -> float:
+        """When the wait of ``token`` runs out (the timeout at the time it began)."""
+        assert isinstance(token, Waiter)
+        return token.deadline
+
+    def remaining(self, token: object) -> float:
+        """Seconds left of that wait: 0 once it ran out (then the relay answers 503)."""
+        return max(0.0, self.deadline(token) - self.clock())
 
     def cancel(self, token: object) -> None:
         if isinstance(token, Waiter) and not token.cancelled:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +86,7 @@ class DataPlane:
             on_check=lambda app, region, outcome: checks.labels(
                 app, region, *check_labels(outcome)
             ).inc(),
+            clock=self.state.clock,  # one routing clock: ready_since, ejections, slow start
             on_exhausted=self.gate.exhaustion,
         )
         self.demo = DemoMachines()
@@ -203,7 +203,7 @@ class DataPlane:
 
     def machine_view(self, machine: records.Machine) -> dict[str, Any]:
         """What the running edge knows of a machine: where it listens, health and load."""
-        now = time.monotonic()
+        now = self.state.clock()
         checks = {h.internal_port: h for h in self.health.states(machine.app, machine.id)}
         routes = self.state.snapshot.apps.get(machine.app)
         services: list[dict[str, Any]] = []

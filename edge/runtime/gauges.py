@@ -5,7 +5,6 @@ machine's series are dropped, never left at 0 (edge.runtime.metrics says the rul
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -39,7 +38,7 @@ def machine_load(dataplane: DataPlane) -> GaugeRows:
 
 
 def ejections(dataplane: DataPlane) -> GaugeRows:
-    now = time.monotonic()
+    now = dataplane.state.clock()  # ejections are stamped by routing's clock
     counts: Counter[str] = Counter()
     for (app, _machine, _port), stats in dataplane.state.endpoint_stats().items():
         counts[app] += 0

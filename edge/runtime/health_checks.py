@@ -30,6 +30,7 @@ from typing import Literal
 
 from edge.config.model import CheckSpec, HttpCheckSpec
 from edge.core import cluster, health
+from edge.core.clock import Clock
 from edge.core.health import CheckResult, Event, HealthState, MachineHealth, Transition
 from edge.core.routing import Endpoint, RoutingSnapshot, ServiceRoutes
 from edge.runtime.health_probes import ProbeOutcome, probe
@@ -51,7 +52,6 @@ Key = tuple[str, str, int]  # (app, machine_id, internal_port)
 AdminMode = Literal["maint", "drain", "ready"]
 CheckOutcome = Literal["success", "failure", "timeout"]
 CheckCounter = Callable[[str, str, CheckOutcome], None]  # (app, machine region, outcome)
-Clock = Callable[[], float]
 
 
 # --- one watched (machine, service) ------------------------------------------------------

@@ -11,7 +11,6 @@ lists what the relay actually did. Both feed ``GET /v1/apps/{app}/route`` and
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from edge.core.replay import InvalidReplay, parse_header, replay_route
@@ -33,7 +32,7 @@ def replay_view(
     except InvalidReplay as exc:
         raise BadRequest(f"replay: PA03: {exc}") from None
     state = dataplane.state
-    now = time.monotonic()
+    now = state.clock()
     first = explain(service, RouteRequest(pop=pop, client_key="explain"), state.model, now)
     source = first.decision.endpoint
     answer: dict[str, Any] = {"instruction": instruction.describe(), "source": None}

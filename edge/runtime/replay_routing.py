@@ -4,7 +4,8 @@
   goes to that app's service on the same public port (else its first HTTP service),
   and only within the replaying app's org (PA05 otherwise; PA04 for an unknown app).
 - ``as_replay``: a routing decision for a replayed request says so in its reason.
-- ``PolicyCache``: a port's ``http_options`` as the relay's ``PortPolicy``, built once.
+- ``port_policy``: a port's ``http_options`` as the relay's ``PortPolicy`` (built once per
+  routing view: edge.runtime.routing_state).
 - ``ReplayLog``: the last replays, for ``edgectl route`` and the dashboard's flows.
 """
 
@@ -15,7 +16,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
-from edge.config.model import HttpSpec, PortSpec, ServiceSpec
+from edge.config.model import HttpSpec, PortSpec
 from edge.core.error_codes import ErrorCode
 from edge.core.replay import ReplayRoute
 from edge.core.replay_cache import SessionCacheSpec
@@ -65,30 +66,6 @@ def as_replay(decision: RouteDecision, replay: ReplayRoute) -> RouteDecision:
     if decision.endpoint is None:
         return dataclasses.replace(decision, detail=f"{replay.why}; {decision.detail}")
     return RouteDecision(decision.endpoint, "replay", f"{replay.why}; {decision.reason}")
-
-
-class PolicyCache:
-    """``PortPolicy`` values by port spec, built once per spec (specs are immutable)."""
-
-    def __init__(self, http: HttpSpec) -> None:
-        self._http = http
-        self._by_spec: dict[int, tuple[PortSpec, PortPolicy]] = {}
-
-    def for_port(self, port: PortSpec) -> PortPolicy:
-        found = self._by_spec.get(id(port))
-        if found is not None and found[0] is port:
-            return found[1]
-        if len(self._by_spec) > 1024:
-            self._by_spec.clear()
-        policy = port_policy(port, self._http)
-        self._by_spec[id(port)] = (port, policy)
-        return policy
-
-    def for_service(self, spec: ServiceSpec, public_port: int) -> PortPolicy:
-        for port in spec.ports:
-            if port.port == public_port:
-                return self.for_port(port)
-        return PortPolicy(replay_buffer=self._http.replay_buffer)
 
 
 def port_policy(port: PortSpec, http: HttpSpec) -> PortPolicy:

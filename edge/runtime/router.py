@@ -2,7 +2,11 @@
 
 One router per listener. ``AppRouter`` serves an app's dedicated address (its services
 by public port); ``SharedRouter`` serves the shared IPv4, where the app is named by the
-Host header or the TLS SNI. Both read the snapshot current at each ``choose`` call.
+Host header or the TLS SNI. Both read the routing view current at each ``choose`` call;
+what a choice carries that does not change per request (the port's policy) was worked
+out when that view was built. Time is read from the injected ``clock`` (monotonic
+seconds: slow start, outlier ejection, peak-EWMA), wall-clock time only for the traffic
+log that people read.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import time
 
 from edge.config.model import PortSpec
 from edge.core import jitter, outlier
+from edge.core.clock import Clock
 from edge.core.error_codes import capacity_code, no_candidate_code
 from edge.core.faults import faults_for
 from edge.core.latency import observe_rtt
@@ -30,9 +35,9 @@ from edge.runtime.conn_gate import ConnectionGate
 from edge.runtime.metrics import SHARED_APP
 from edge.runtime.recorder import Recorder
 from edge.runtime.replay_routing import (
-    PolicyCache,
     ReplayRecord,
     as_replay,
+    port_policy,
     replay_app_service,
 )
 from edge.runtime.routing_state import RoutingState
@@ -54,8 +59,10 @@ class BaseRouter:
         port: PortSpec,
         recorder: Recorder,
         gate: ConnectionGate | None = None,
+        clock: Clock | None = None,  # None: the routing state's (health checks' too)
     ) -> None:
         self.state = state
+        self.clock = state.clock if clock is None else clock
         self.recorder = recorder
         self.gate = gate  # the data plane's connection limit, shared by every listener
         self.port = port.port
@@ -69,8 +76,7 @@ class BaseRouter:
         self._simulate = state.config.edge.simulate_latency
         jitter_spec = state.config.latency.jitter
         self._jitter = jitter_spec if jitter_spec.distribution != "none" else None
-        self.policies = PolicyCache(state.config.http)
-        self.policy = self.policies.for_port(port)
+        self.policy = port_policy(port, state.config.http)
 
     def replayed(self, app: str, result: str, record: ReplayRecord | None) -> None:
         self.recorder.replay(app, result)
@@ -132,64 +138,76 @@ class BaseRouter:
         hints: RouteHints | None,
         exclude: frozenset[str],
     ) -> Choice:
+        state = self.state
         region = self.client_region(client, hints)
-        pop = self.state.ingress(region)
+        pop = state.ingress(region)
+        app = service.app
         if pop is None:
-            self.recorder.no_candidate(service.app, "none")
-            return NoUpstream(503, "every point of presence is withdrawn", service.app)
+            self.recorder.no_candidate(app, "none")
+            return NoUpstream(503, "every point of presence is withdrawn", app)
         request = route_request(
-            pop, client.peer_ip, hints, self.state.valid_regions, exclude, self.state.aliases
+            pop, client.peer_ip, hints, state.valid_regions, exclude, state.aliases
         )
-        decision = decide(service, request, self.state.model, time.monotonic(), self.state.rng)
+        decision = decide(service, request, state.model, self.clock(), state.rng)
         if hints is not None and hints.replay is not None:
             decision = as_replay(decision, hints.replay)
         endpoint = decision.endpoint
-        spec = service.spec
         if exclude:
-            self.recorder.retry(service.app, "retried" if endpoint else "exhausted")
+            self.recorder.retry(app, "retried" if endpoint else "exhausted")
         if endpoint is None:
             return self._no_candidate(service, decision.detail, pop, hints, request)
-        self.recorder.decision(service.app, pop, endpoint.region, decision.reason)
-        if decision.reason == "panic":
-            self.recorder.panic(service.app)
-        self.state.traffic.record(
-            Decision(
-                time.time(), service.app, region, pop, endpoint.machine_id, endpoint.region,
-                decision.reason,
-            )
-        )  # fmt: skip
+        reason = decision.reason
+        self._picked(service, endpoint, reason, region, pop)
+        return self._upstream(service, endpoint, reason, region, pop)
+
+    def _picked(
+        self, service: ServiceRoutes, endpoint: Endpoint, reason: str, region: str, pop: str
+    ) -> None:
+        """Count the decision and take the machine's load slot (released by ``release``)."""
+        app, state = service.app, self.state
+        self.recorder.decision(app, pop, endpoint.region, reason)
+        if reason == "panic":
+            self.recorder.panic(app)
+        state.traffic.record(
+            Decision(time.time(), app, region, pop, endpoint.machine_id, endpoint.region, reason)
+        )
         stats = endpoint.stats
         stats.active += 1
         stats.picks += 1
-        if stats.active > spec.concurrency.soft_limit and self.state.autostart is not None:
-            self.state.autostart.over_soft(service, pop)  # start another machine meanwhile
-        faults = self.state.faults
+        if stats.active > service.spec.concurrency.soft_limit and state.autostart is not None:
+            state.autostart.over_soft(service, pop)  # start another machine meanwhile
+
+    def _upstream(
+        self, service: ServiceRoutes, endpoint: Endpoint, reason: str, region: str, pop: str
+    ) -> Upstream:
+        state, spec = self.state, service.spec
+        faults = state.faults
         if faults:  # only while someone injects faults: the usual path skips this
             faults = faults_for(faults, service.app, endpoint.machine_id, endpoint.region, pop)
-        simulate = self._simulate
-        model = self.state.model
-        upstream_delay = 0.0
-        if simulate:
-            upstream_delay = model.rtt(pop, endpoint.region)
+        client_delay = upstream_delay = 0.0
+        if self._simulate:
+            client_delay = state.model.rtt(region, pop)
+            upstream_delay = state.model.rtt(pop, endpoint.region)
             if self._jitter is not None:  # this request's (or connection's) share of jitter
-                upstream_delay += jitter.sample(self._jitter, self.state.jitter_rng)
+                upstream_delay += jitter.sample(self._jitter, state.jitter_rng)
+        view = state.view
         return Upstream(
             host=endpoint.host,
             port=endpoint.port,
             machine_id=endpoint.machine_id,
             region=endpoint.region,
             app=service.app,
-            reason=decision.reason,
+            reason=reason,
             ticket=endpoint,
             send_proxy_proto=self.proxy_proto,
-            client_delay=model.rtt(region, pop) if simulate else 0.0,
+            client_delay=client_delay,
             upstream_delay=upstream_delay,
             timeout=spec.timeout,
             connect_timeout=spec.connect_timeout,
             retries=spec.retries,
             pop=pop,
             faults=faults,
-            policy=self.policies.for_service(spec, self.port),
+            policy=view.policies.get((service.app, self.port), view.no_policy),
         )
 
     def _no_candidate(
@@ -215,7 +233,7 @@ class BaseRouter:
                     self.recorder.request(service.app, pop, 503, None)
                 return NoUpstream(503, why, service.app, code=start_code, pop=pop)
             reason += f"; {why}"
-        if spec.queue_timeout > 0 and at_capacity(service, exclude, time.monotonic()):
+        if spec.queue_timeout > 0 and at_capacity(service, exclude, self.clock()):
             # Every machine that could take it is at its hard limit: the caller may wait
             # for a released slot (the platform queues, then answers 503).
             queue = self.state.queue_for(service.app, spec)
@@ -237,7 +255,7 @@ class BaseRouter:
         stats = _endpoint(upstream).stats
         if "http" not in self.handlers:  # over HTTP the answer decides, not the connect
             outlier.record_success(stats)
-        observe_rtt(stats, seconds, time.monotonic())
+        observe_rtt(stats, seconds, self.clock())
         self.recorder.connected(upstream.app, upstream.region, seconds)
 
     def connect_failed(self, upstream: Upstream, reason: str) -> None:
@@ -266,7 +284,7 @@ class BaseRouter:
         if service is None:
             return  # the app or its service is gone: nothing to eject it from
         spec = service.spec.outlier
-        now = time.monotonic()
+        now = self.clock()
         ejection = outlier.record_failure(endpoint.stats, service.started_stats, spec, now)
         if ejection is not None:
             LOG.warning(
@@ -314,8 +332,9 @@ class AppRouter(BaseRouter):
         port: PortSpec,
         recorder: Recorder,
         gate: ConnectionGate | None = None,
+        clock: Clock | None = None,
     ) -> None:
-        super().__init__(state, port, recorder, gate)
+        super().__init__(state, port, recorder, gate, clock)
         self.app = self.app_label = app
 
     def _service(self, snapshot: RoutingSnapshot) -> ServiceRoutes | None:

@@ -1,21 +1,25 @@
 """The routing snapshot of a running daemon, swapped whole on every change.
 
-``RoutingState.snapshot`` is an immutable ``RoutingSnapshot`` rebuilt from the store's
-apps and machines (plus where demo machines listen) and replaced by one assignment;
-protocols read whichever snapshot they captured, without locks. Live counters
+``RoutingState.view`` is an immutable ``RoutingView``: the ``RoutingSnapshot`` rebuilt
+from the store's apps and machines (plus where demo machines listen) and what the routers
+would otherwise work out per request (each service port's ``PortPolicy``), replaced by one
+assignment; protocols read whichever view they captured, without locks. Live counters
 (``EndpointStats``) outlive snapshots: they are kept here by (app, machine, port).
 """
 
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
-from edge.config.model import EdgeConfig, ServiceSpec
+from edge.config.model import EdgeConfig, HttpSpec, ServiceSpec
 from edge.config.types import split_host_port
 from edge.core import apps as records
 from edge.core.anycast import ClientMap, ingress_pop
+from edge.core.clock import Clock
 from edge.core.error_codes import ErrorCode
 from edge.core.faults import Fault
 from edge.core.latency import LatencyModel
@@ -28,10 +32,11 @@ from edge.core.routing import (
     ServiceRoutes,
     build_snapshot,
 )
+from edge.dataplane.contract import PortPolicy
 from edge.runtime.answers import AnswerLog
 from edge.runtime.capacity import WaitQueue
 from edge.runtime.demo import DemoKind
-from edge.runtime.replay_routing import ReplayLog
+from edge.runtime.replay_routing import ReplayLog, port_policy
 from edge.runtime.traffic import TrafficLog
 from edge.store import StoreSnapshot
 
@@ -124,6 +129,25 @@ def deployments(
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class RoutingView:
+    """One routing snapshot and what is derived from it once, for every request."""
+
+    snapshot: RoutingSnapshot
+    # (app, public port) -> that service port's http_options as the relay applies them
+    policies: Mapping[tuple[str, int], PortPolicy]
+    no_policy: PortPolicy  # a service reached on a port it does not list (a replay)
+
+
+def routing_view(snapshot: RoutingSnapshot, http: HttpSpec) -> RoutingView:
+    policies = {
+        (app.name, port): port_policy(app.ports[port], http)
+        for app in snapshot.apps.values()
+        for port in app.services
+    }
+    return RoutingView(snapshot, policies, PortPolicy(replay_buffer=http.replay_buffer))
+
+
 class RoutingState:
     """The daemon's routing view: snapshot, live counters, PoPs and client geography."""
 
@@ -133,8 +157,12 @@ class RoutingState:
         model: LatencyModel,
         rng: random.Random,
         aliases: RegionAliases = NO_ALIASES,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.config = config
+        # Routing's clock (monotonic seconds): slow start, ejections, queue deadlines;
+        # the routers and the wait queues default to it.
+        self.clock = clock
         self.model = model
         self.rng = rng
         self.aliases = aliases  # us, eu, any...: from the catalogue's geo_region
@@ -153,9 +181,14 @@ class RoutingState:
         # Wait queues of saturated services, by (app, internal port); created on demand.
         self.queues: dict[tuple[str, int], WaitQueue] = {}
         self.autostart: AutoStartHook | None = None  # set by the data plane
-        self.snapshot: RoutingSnapshot = build_snapshot(
-            (), model, config.edge.app_domain, self.stats_for, self.pops_up
+        self.view = routing_view(
+            build_snapshot((), model, config.edge.app_domain, self.stats_for, self.pops_up),
+            config.http,
         )
+
+    @property
+    def snapshot(self) -> RoutingSnapshot:
+        return self.view.snapshot
 
     def stats_for(self, app: str, machine_id: str, internal_port: int) -> EndpointStats:
         key = (app, machine_id, internal_port)
@@ -170,14 +203,14 @@ class RoutingState:
         demo_ports: DemoPorts,
         processes: ProcessHosts | None = None,
     ) -> RoutingSnapshot:
-        """Build the next snapshot and swap it in with one assignment."""
+        """Build the next snapshot (and its view) and swap it in with one assignment."""
         apps = deployments(store_snapshot, demo_ports, processes)
         snapshot = build_snapshot(
             apps, self.model, self.config.edge.app_domain, self.stats_for, self.pops_up
         )
         self._forget_stats_not_in(snapshot)
         self.shared_apps = frozenset(ip.app for ip in store_snapshot.ips if ip.type == "shared_v4")
-        self.snapshot = snapshot
+        self.view = routing_view(snapshot, self.config.http)
         return snapshot
 
     def _forget_stats_not_in(self, snapshot: RoutingSnapshot) -> None:
@@ -194,7 +227,7 @@ class RoutingState:
         key = (app, spec.internal_port)
         queue = self.queues.get(key)
         if queue is None:
-            queue = self.queues[key] = WaitQueue(spec.queue_timeout)
+            queue = self.queues[key] = WaitQueue(spec.queue_timeout, self.clock)
         queue.timeout = spec.queue_timeout
         return queue
 

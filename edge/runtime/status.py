@@ -183,7 +183,7 @@ def explain_request(
 ) -> dict[str, Any]:
     """Every machine of ``service`` as routing sees it for ``request``, and the choice."""
     state = dataplane.state
-    found = explain(service, request, state.model, time.monotonic())
+    found = explain(service, request, state.model, state.clock())
     chosen = found.decision.endpoint
     checked = bool(service.spec.tcp_checks or service.spec.http_checks)
     passing = "passing" if checked else NO_CHECKS

@@ -18,7 +18,8 @@ from edge.core.routing import (
     build_snapshot,
 )
 from edge.dataplane.contract import NoUpstream, ReplayReport, RouteHints
-from edge.runtime.replay_routing import PolicyCache, ReplayLog, as_replay, replay_app_service
+from edge.runtime.replay_routing import ReplayLog, as_replay, replay_app_service
+from edge.runtime.routing_state import routing_view
 
 MODEL = LatencyModel.build(LatencySpec(), default_catalogue())
 
@@ -84,12 +85,17 @@ def test_as_replay_names_the_replay() -> None:
     assert none.reason == "no_candidate" and none.detail.startswith("replay from m1")
 
 
-def test_policy_cache_builds_once_per_port() -> None:
-    cache = PolicyCache(HttpSpec(replay_buffer=4096))
-    port = PortSpec(port=80, handlers=("http",))
-    assert cache.for_port(port) is cache.for_port(port)
-    assert cache.for_port(port).replay_buffer == 4096
-    assert cache.for_service(service((81, ("http",))), 80).replay_buffer == 4096
+def test_the_routing_view_holds_each_service_ports_policy_built_once() -> None:
+    view = routing_view(SNAPSHOT, HttpSpec(replay_buffer=4096))
+    assert set(view.policies) == {
+        ("web", 80),
+        ("api", 80),
+        ("admin", 9000),
+        ("raw", 7000),
+        ("theirs", 80),
+    }
+    assert view.policies[("web", 80)].replay_buffer == 4096
+    assert view.no_policy.replay_buffer == 4096  # a service reached on a port it lacks
 
 
 def test_replay_log_flows_within_the_window() -> None:
