@@ -20,7 +20,6 @@ from edge.core.clock import Clock
 from edge.core.error_codes import capacity_code, no_candidate_code
 from edge.core.faults import faults_for
 from edge.core.latency import observe_rtt
-from edge.core.route_headers import route_request
 from edge.core.routing import Endpoint, RouteRequest, RoutingSnapshot, ServiceRoutes, decide
 from edge.core.strategies import why_not
 from edge.dataplane.contract import (
@@ -31,6 +30,7 @@ from edge.dataplane.contract import (
     RouteHints,
     Upstream,
 )
+from edge.runtime.client_routes import ClientRoutes
 from edge.runtime.conn_gate import ConnectionGate
 from edge.runtime.metrics import SHARED_APP
 from edge.runtime.recorder import Recorder
@@ -43,7 +43,6 @@ from edge.runtime.replay_routing import (
 from edge.runtime.routing_state import RoutingState
 from edge.runtime.traffic import Decision
 
-_CLIENT_REGION_CACHE_SIZE = 4096
 LOG = logging.getLogger("edge.outlier")
 REPLAY_LOG = logging.getLogger("edge.replay")
 
@@ -70,9 +69,8 @@ class BaseRouter:
         self.handlers: tuple[str, ...] = tuple(port.handlers)
         self.force_https = port.force_https
         self.proxy_proto = port.proxy_proto_options.version if port.sends_proxy_proto else None
-        self._regions: dict[str, str] = {}
+        self.clients = ClientRoutes(state)
         # The configuration never changes while the daemon runs: read it once, not per request.
-        self._trust_region_header = state.config.edge.trust_client_region_header
         self._simulate = state.config.edge.simulate_latency
         jitter_spec = state.config.latency.jitter
         self._jitter = jitter_spec if jitter_spec.distribution != "none" else None
@@ -105,18 +103,7 @@ class BaseRouter:
         return self.state.ingress(self.state.config.edge.local_region) or ""
 
     def client_region(self, client: ClientInfo, hints: RouteHints | None) -> str:
-        if hints is not None and hints.client_region and self._trust_region_header:
-            claimed = hints.client_region.strip().lower().decode("latin-1")
-            if claimed in self.state.valid_regions:
-                return claimed
-        region = self._regions.get(client.peer_ip)
-        if region is None:
-            if len(self._regions) >= _CLIENT_REGION_CACHE_SIZE:
-                self._regions.clear()
-            region = self._regions[client.peer_ip] = self.state.client_map.region_for(
-                client.peer_ip
-            )
-        return region
+        return self.clients.region(client, hints)
 
     def opened(self, client: ClientInfo) -> tuple[str, str]:
         pop = self.state.ingress(self.client_region(client, None)) or "none"
@@ -139,15 +126,13 @@ class BaseRouter:
         exclude: frozenset[str],
     ) -> Choice:
         state = self.state
-        region = self.client_region(client, hints)
+        region = self.clients.region(client, hints)
         pop = state.ingress(region)
         app = service.app
         if pop is None:
             self.recorder.no_candidate(app, "none")
             return NoUpstream(503, "every point of presence is withdrawn", app)
-        request = route_request(
-            pop, client.peer_ip, hints, state.valid_regions, exclude, state.aliases
-        )
+        request = self.clients.request(pop, client, hints, exclude)
         decision = decide(service, request, state.model, self.clock(), state.rng)
         if hints is not None and hints.replay is not None:
             decision = as_replay(decision, hints.replay)
