@@ -20,7 +20,7 @@ from edge.core.clock import Clock
 from edge.core.error_codes import capacity_code, no_candidate_code
 from edge.core.faults import faults_for
 from edge.core.latency import observe_rtt
-from edge.core.routing import Endpoint, RouteRequest, RoutingSnapshot, ServiceRoutes, decide
+from edge.core.routing import Endpoint, RouteRequest, ServiceRoutes, decide
 from edge.core.strategies import why_not
 from edge.dataplane.contract import (
     Choice,
@@ -321,17 +321,14 @@ class AppRouter(BaseRouter):
     ) -> None:
         super().__init__(state, port, recorder, gate, clock)
         self.app = self.app_label = app
-
-    def _service(self, snapshot: RoutingSnapshot) -> ServiceRoutes | None:
-        app = snapshot.apps.get(self.app)
-        return None if app is None else app.services.get(self.port)
+        self._key = (app, self.port)  # of its service in the routing view
 
     def choose(
         self, client: ClientInfo, hints: RouteHints | None, exclude: frozenset[str]
     ) -> Choice:
         if hints is not None and hints.replay is not None:
             return self.replay_target(client, hints, exclude)
-        service = self._service(self.state.snapshot)
+        service = self.state.view.services.get(self._key)
         if service is None:
             if hints is not None:
                 self.recorder.request(self.app, self.pop, 503, None)
@@ -359,8 +356,7 @@ class SharedRouter(BaseRouter):
         if hints is not None and hints.replay is not None:
             return self.replay_target(client, hints, exclude)
         app_name = self.app_for(client, hints)
-        app = None if app_name is None else self.state.snapshot.apps.get(app_name)
-        service = None if app is None else app.services.get(self.port)
+        service = None if app_name is None else self.state.view.services.get((app_name, self.port))
         if service is None:
             if hints is not None:
                 self.recorder.request(SHARED_APP, self.pop, 404, None)

@@ -134,18 +134,23 @@ class RoutingView:
     """One routing snapshot and what is derived from it once, for every request."""
 
     snapshot: RoutingSnapshot
+    # (app, public port) -> the service behind it: one lookup per request
+    services: Mapping[tuple[str, int], ServiceRoutes]
     # (app, public port) -> that service port's http_options as the relay applies them
     policies: Mapping[tuple[str, int], PortPolicy]
     no_policy: PortPolicy  # a service reached on a port it does not list (a replay)
 
 
 def routing_view(snapshot: RoutingSnapshot, http: HttpSpec) -> RoutingView:
-    policies = {
-        (app.name, port): port_policy(app.ports[port], http)
+    services = {
+        (app.name, port): routes
         for app in snapshot.apps.values()
-        for port in app.services
+        for port, routes in app.services.items()
     }
-    return RoutingView(snapshot, policies, PortPolicy(replay_buffer=http.replay_buffer))
+    policies = {
+        (app, port): port_policy(snapshot.apps[app].ports[port], http) for app, port in services
+    }
+    return RoutingView(snapshot, services, policies, PortPolicy(replay_buffer=http.replay_buffer))
 
 
 class RoutingState:

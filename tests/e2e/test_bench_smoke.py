@@ -70,3 +70,17 @@ def test_bench_routing_runs_itself_inside_the_venv(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "maglev table" in done.stdout
+
+
+def test_bench_router_times_the_runtimes_share_of_a_request() -> None:
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "bench-router"), "--quick", "--scrape"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "router per request (choose, responded, transferred, release):" in done.stdout
+    assert "one /metrics exposition:" in done.stdout

@@ -95,6 +95,8 @@ def test_the_routing_view_holds_each_service_ports_policy_built_once() -> None:
         ("theirs", 80),
     }
     assert view.policies[("web", 80)].replay_buffer == 4096
+    assert view.services[("web", 80)] is SNAPSHOT.apps["web"].services[80]
+    assert set(view.services) == set(view.policies)
     assert view.no_policy.replay_buffer == 4096  # a service reached on a port it lacks
 
 
