@@ -49,6 +49,7 @@ class ClientSide(asyncio.Protocol):
         self._l = listener
         self._router = listener.router
         self._loop = listener.loop
+        self._clock = listener.clock
         self._client = client
         self._sni: str | None = None  # the TLS session's server name: Host must match it
         self.transport: asyncio.Transport | None = None
@@ -99,7 +100,7 @@ class ClientSide(asyncio.Protocol):
         ip = client.peer_ip
         ip = ip[7:] if ip.startswith("::ffff:") and "." in ip else ip  # v4 on a v6 socket
         self._rewriter = RequestRewriter(ip, client.local_port, client.tls)
-        self.deadline = self._loop.time() + self._l.headers_read_timeout
+        self.deadline = self._clock() + self._l.headers_read_timeout
         self._l.tracker.add(self)
         self._opened = self._router.opened(client)
 
@@ -233,8 +234,8 @@ class ClientSide(asyncio.Protocol):
         """Empty lines before a request head are allowed (RFC 9112 section 2.2), but they
         count against the same head size and deadline as the head itself."""
         head = data.lstrip(b"\r\n")
-        if not self._blank and self.deadline > self._loop.time() + self._l.headers_read_timeout:
-            self.deadline = self._loop.time() + self._l.headers_read_timeout  # an idle wait
+        if not self._blank and self.deadline > self._clock() + self._l.headers_read_timeout:
+            self.deadline = self._clock() + self._l.headers_read_timeout  # an idle wait
         self._blank += len(data) - len(head)
         if self._blank > self._l.max_head:
             self._reject(400, "edge: too many empty lines before the request\n")
@@ -246,7 +247,7 @@ class ClientSide(asyncio.Protocol):
             self._reject(431, "edge: request head too large\n")
             return
         if not self._partial and not self._blank:
-            self.deadline = self._loop.time() + self._l.headers_read_timeout
+            self.deadline = self._clock() + self._l.headers_read_timeout
         # Feeding what we have finds garbage now rather than at the timeout.
         if self._feed_head(data[self._fed :]) is not None:
             self._fed = len(data)
@@ -311,7 +312,7 @@ class ClientSide(asyncio.Protocol):
         self._app = None
         self._head.reset()
         self._head_request = False
-        self.deadline = self._loop.time() + self._l.idle_timeout
+        self.deadline = self._clock() + self._l.idle_timeout
         self._take_held()
         if self._reading_paused or self._client_full:
             self._update_reading()

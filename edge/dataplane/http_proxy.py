@@ -21,6 +21,7 @@ from typing import Final
 
 import httptools
 
+from edge.core.clock import Clock
 from edge.core.error_codes import ErrorCode, connect_failure_code
 from edge.core.request_rules import Refusal, judge_request
 from edge.dataplane.contract import (
@@ -210,7 +211,7 @@ class HttpProxyProtocol(ResponseSide):
         self._attempts += 1
         self._fresh_only = False
         self._sent = self._back = 0
-        self._chosen_at = self._loop.time()
+        self._chosen_at = self._clock()
         pop = choice.pop or router.pop
         if pop != self._fwd_pop:
             self._use_pop(pop)
@@ -239,7 +240,7 @@ class HttpProxyProtocol(ResponseSide):
         self._tails = self._l.tails(choice.pop or self._router.pop)
         queue = choice.queue
         if queue is not None:  # every machine is busy: wait for a free one, up to a limit
-            now = self._loop.time()
+            now = self._clock()
             if not self._queue_deadline:
                 self._queue_deadline = now + queue.timeout
             if now < self._queue_deadline:
@@ -257,7 +258,7 @@ class HttpProxyProtocol(ResponseSide):
             self._choose()
 
     def _waited_too_long(self) -> None:
-        if self._replay_timed_out(self._loop.time()):
+        if self._replay_timed_out(self._clock()):
             return
         choice = self._last_refusal
         if self._queue is None or choice is None:
@@ -289,7 +290,7 @@ class HttpProxyProtocol(ResponseSide):
         if conn is not None:
             self._attach(conn)
             return
-        self._connect_started = self._loop.time()
+        self._connect_started = self._clock()
         attempt = self._attempts
         self._l.pool.connect(
             up.host,
@@ -321,7 +322,7 @@ class HttpProxyProtocol(ResponseSide):
                 text = f"edge: could not reach a machine of app {up.app!r} ({reason})\n"
                 self._answer(502, text, b"", connect_failure_code(reason, self._attempts))
             return
-        self._router.connected(up, self._loop.time() - self._connect_started)
+        self._router.connected(up, self._clock() - self._connect_started)
         self._attach(conn)
 
     def _attach(self, conn: UpstreamConnection) -> None:
@@ -337,7 +338,7 @@ class HttpProxyProtocol(ResponseSide):
             conn.pause_reading()
         head = self._fwd_head
         self._sent = len(head)
-        self.deadline = self._loop.time() + up.timeout
+        self.deadline = self._clock() + up.timeout
         conn.write(head)
         if self._resend is not None:  # a replayed request: its body was kept
             self._sent += len(self._resend)
@@ -400,7 +401,7 @@ class HttpProxyProtocol(ResponseSide):
         """The machine failed this request before answering: say so, then close."""
         up = self._upstream
         if up is not None:
-            elapsed = (self._loop.time() if now is None else now) - self._chosen_at
+            elapsed = (self._clock() if now is None else now) - self._chosen_at
             self._router.responded(up, status, elapsed)
             self._release()
         self._keep_alive = False
@@ -432,16 +433,18 @@ def make_http_protocol_factory(
     *,
     tracker: HttpConnectionTracker | None = None,
     accept_proxy_proto: bool = False,
+    clock: Clock | None = None,
 ) -> Callable[[], asyncio.Protocol]:
     """The ``protocol_factory`` for an HTTP (or TLS-terminated HTTP) listener.
 
     ``tracker`` counts the listener's connections, enforces their timeouts and closes
     them at drain; one is made if none is given. With ``accept_proxy_proto`` each
-    connection must start with a PROXY header naming the client.
+    connection must start with a PROXY header naming the client. ``clock`` is the
+    relay's time (the loop's by default; tests give a ``FakeClock``).
     """
     if tracker is None:
         tracker = HttpConnectionTracker(loop)
-    listener = HttpListener(router, settings, pool, loop, tracker)
+    listener = HttpListener(router, settings, pool, loop, tracker, clock)
     if accept_proxy_proto:
         return accept_proxy_header(lambda client: HttpProxyProtocol(listener, client))
     return lambda: HttpProxyProtocol(listener)

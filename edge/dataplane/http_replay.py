@@ -195,7 +195,7 @@ class ReplaySide(ClientSide):
 
     def _replay(self, source: Upstream, instruction: ReplayInstruction) -> None:
         flow = self._flow
-        now = self._loop.time()
+        now = self._clock()
         body_kept = self._body_buf is not None or self._body_mode == NO_BODY
         refusal = check_replay(
             0 if flow is None else flow.count,
@@ -318,7 +318,7 @@ class ReplaySide(ClientSide):
         if route is None:
             self._router.replayed(flow.source_app, "failed", None)
             return False
-        elapsed_ms = int((self._loop.time() - flow.started) * 1000)
+        elapsed_ms = int((self._clock() - flow.started) * 1000)
         target_app = flow.instruction.app or flow.source_app
         failed = replay_failed(
             flow.instruction, target_app, flow.source_machine, reason, elapsed_ms
@@ -358,7 +358,7 @@ class ReplaySide(ClientSide):
         specs = self._session_specs()
         entry = lookup(
             self._l.replay_cache, host, request_path(head), self._session(head), specs,
-            self._loop.time(),
+            self._clock(),
         )  # fmt: skip
         if entry is None:
             return

@@ -39,7 +39,7 @@ class ResponseSide(ReplaySide):
     ) -> None:
         up = self._upstream
         assert up is not None and self.transport is not None
-        self._router.responded(up, status, self._loop.time() - self._chosen_at)
+        self._router.responded(up, status, self._clock() - self._chosen_at)
         if (b"eplay" in head or b"EPLAY" in head) and self._intercept(up, status, head, body):
             return  # a fly-replay answer (see http_replay): the client never sees it
         self.deadline = INF
