@@ -40,9 +40,10 @@ from edge.runtime.replay_routing import (
     port_policy,
     replay_app_service,
 )
-from edge.runtime.routing_state import RoutingState
+from edge.runtime.routing_state import RoutingState, RoutingView
 from edge.runtime.traffic import Decision
 
+UPSTREAMS_KEPT = 4096  # per listener: (machine, reason, client region, PoP) combinations
 LOG = logging.getLogger("edge.outlier")
 REPLAY_LOG = logging.getLogger("edge.replay")
 
@@ -75,6 +76,8 @@ class BaseRouter:
         jitter_spec = state.config.latency.jitter
         self._jitter = jitter_spec if jitter_spec.distribution != "none" else None
         self.policy = port_policy(port, state.config.http)
+        self._made: dict[tuple[str, int, str, str, str, str], Upstream] = {}
+        self._made_for: RoutingView | None = None  # the view the made upstreams belong to
 
     def replayed(self, app: str, result: str, record: ReplayRecord | None) -> None:
         self.recorder.replay(app, result)
@@ -163,6 +166,26 @@ class BaseRouter:
             state.autostart.over_soft(service, pop)  # start another machine meanwhile
 
     def _upstream(
+        self, service: ServiceRoutes, endpoint: Endpoint, reason: str, region: str, pop: str
+    ) -> Upstream:
+        """The choice as the relay takes it. Without faults or jitter it is the same value
+        for the same (machine, reason, client region, PoP) until the view changes: made
+        once (an ``Upstream`` is immutable; its ``Lease`` is what is per request)."""
+        state = self.state
+        if state.faults or self._jitter is not None:
+            return self._new_upstream(service, endpoint, reason, region, pop)
+        if state.view is not self._made_for:
+            self._made.clear()
+            self._made_for = state.view
+        key = (service.app, service.spec.internal_port, endpoint.machine_id, reason, region, pop)
+        made = self._made.get(key)
+        if made is None:
+            if len(self._made) >= UPSTREAMS_KEPT:
+                self._made.clear()
+            made = self._made[key] = self._new_upstream(service, endpoint, reason, region, pop)
+        return made
+
+    def _new_upstream(
         self, service: ServiceRoutes, endpoint: Endpoint, reason: str, region: str, pop: str
     ) -> Upstream:
         state, spec = self.state, service.spec

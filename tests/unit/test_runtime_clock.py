@@ -1,6 +1,7 @@
 """The runtime's time, on a fake clock: the capacity queue's deadline, slow start's ramp
 and outlier ejection expiry through the real router and routing state (no sockets, no
-sleep: the clock moves only when the test advances it)."""
+sleep: the clock moves only when the test advances it); and the router's choice as a
+value made once per view."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from edge.config.model import EdgeConfig, ServiceSpec
 from edge.config.regions import default_catalogue
 from edge.core.apps import AppRecord, Machine
 from edge.core.clock import FakeClock
+from edge.core.faults import Fault
 from edge.core.latency import LatencyModel
 from edge.core.routing import EndpointStats
 from edge.dataplane.contract import ClientInfo, NoUpstream, RouteHints, Upstream
@@ -124,3 +126,27 @@ def test_an_ejection_expires_by_the_routers_clock(later: float, back: bool) -> N
     assert stats(state, "m1").ejected_until == clock.now + 30.0
     clock.advance(later)
     assert isinstance(choose(router, "m1"), Upstream) is back
+
+
+# --- the choice as a value: made once per (machine, reason, region, PoP) and view ------
+
+
+def test_the_same_choice_is_one_value_until_the_view_changes() -> None:
+    router, state = routed(FakeClock())
+    first, second = choose(router, "m1"), choose(router, "m1")
+    assert isinstance(first, Upstream) and first is second
+    assert state.endpoint_stats()[(APP, "m1", 8080)].active == 2  # one load slot each
+    assert choose(router, "m2") is not first
+    spec = state.snapshot.apps[APP].services[80].spec
+    app = AppRecord(APP, "personal", "lhr", 0, (spec,))
+    state.rebuild(StoreSnapshot(2, (app,), (machine("m1"), machine("m2")), ()), {})
+    again = choose(router, "m1")
+    assert isinstance(again, Upstream) and again is not first and again == first
+
+
+def test_with_faults_each_choice_is_made_afresh() -> None:
+    router, state = routed(FakeClock())
+    state.faults = (Fault("f1", "latency", "machine", "m1", app=APP, latency=0.005),)
+    first, second = choose(router, "m1"), choose(router, "m1")
+    assert isinstance(first, Upstream) and isinstance(second, Upstream)
+    assert first is not second and first.faults == second.faults != ()
