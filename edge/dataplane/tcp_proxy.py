@@ -9,19 +9,23 @@ transport that fills up pauses reading on the side that feeds it.
 
 Simulated latency (``Upstream.client_delay``/``upstream_delay``, round trips): connection
 setup costs one client RTT plus one machine RTT, and every chunk afterwards is delayed by
-the one-way time of the whole path, (client RTT + machine RTT) / 2, in both directions.
-With both at zero no timer is ever created.
+the one-way time of the whole path, (client RTT + machine RTT) / 2, in both directions,
+by a ``DelayLine`` per direction (``edge.dataplane.delay_line``), which also carries the
+half-close and the close. With both at zero no line and no timer is ever created.
+
+Connect timeouts are no timer either: a connecting relay sets its ``deadline`` (kind
+``CONNECT``) and the loop's one ``DeadlineSweep`` (``edge.dataplane.deadlines``) calls
+``deadline_passed`` once it is over.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import enum
 from collections.abc import Callable
 from typing import Final, cast
 
 from edge.core.error_codes import ErrorCode, connect_failure_code
+from edge.core.relay_decisions import DeadlineKind
 from edge.dataplane.contract import (
     CapacityQueue,
     ClientInfo,
@@ -31,52 +35,18 @@ from edge.dataplane.contract import (
     Upstream,
     connect_failure,
 )
+from edge.dataplane.deadlines import INF, DeadlineSweep, sweep_for
+from edge.dataplane.delay_line import BUFFER_LIMIT, DelayLine
 from edge.dataplane.proxy_protocol import accept_proxy_header, build_header
 from edge.dataplane.tls import client_info_from_transport
 from edge.dataplane.toxics import open_machine_connection
 from edge.dataplane.tracker import ConnectionTracker
 
-BUFFER_LIMIT: Final = 64 * 1024  # bytes held before the machine connects, or in a delay line
-_TIMER_SLACK: Final = 0.001  # libuv timers have millisecond resolution
-_SWEEP_EVERY: Final = 0.05  # connect timeouts are checked this often (their resolution)
-
 # Why a side's reading is paused: bits, because several reasons can hold at once.
 _PEER_FULL: Final = 1  # the other side's transport is above its write high-water mark
-_EARLY_FULL: Final = 2  # no machine yet and BUFFER_LIMIT bytes are already buffered
+_EARLY_FULL: Final = 2  # no machine yet and BUFFER_LIMIT bytes are already buffered (64 KiB)
 _DELAY_FULL: Final = 4  # the simulated-latency line holds BUFFER_LIMIT bytes not yet due
 _NO_EXCLUDE: Final[frozenset[str]] = frozenset()
-
-
-class ConnectDeadlines:
-    """Connect timeouts of all relays on a loop, checked by one periodic sweep.
-
-    A timer per connection costs a handle, a heap push and a cancel on the hot
-    connection-setup path; a dict entry costs a fraction of that.
-    """
-
-    __slots__ = ("_loop", "_pending", "_timer")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._pending: dict[TcpRelay, float] = {}
-        self._timer: asyncio.TimerHandle | None = None
-
-    def watch(self, relay: TcpRelay, seconds: float) -> None:
-        self._pending[relay] = self._loop.time() + seconds
-        if self._timer is None:
-            self._timer = self._loop.call_later(_SWEEP_EVERY, self._sweep)
-
-    def unwatch(self, relay: TcpRelay) -> None:
-        self._pending.pop(relay, None)
-
-    def _sweep(self) -> None:
-        now = self._loop.time()
-        expired = [relay for relay, deadline in self._pending.items() if deadline <= now]
-        for relay in expired:
-            del self._pending[relay]
-            relay.connect_timed_out()
-        has_more = bool(self._pending)
-        self._timer = self._loop.call_later(_SWEEP_EVERY, self._sweep) if has_more else None
 
 
 class _Side(asyncio.Protocol):
@@ -88,7 +58,7 @@ class _Side(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer: _Side | None = None
         self.forward: Callable[[bytes], object] = _discard
-        self.line: _DelayLine | None = None  # carries what this side receives, when delayed
+        self.line: DelayLine | None = None  # carries what this side receives, when delayed
         self.received = 0
         self._paused = 0
         self.eof = False
@@ -133,81 +103,28 @@ class _Side(asyncio.Protocol):
         """Close after what is queued for this side (delayed chunks too) has been sent."""
         feeder = self.peer.line if self.peer is not None else None
         if feeder is not None and feeder.busy:
-            feeder.close_when_done()
-        elif self.transport is not None:
+            feeder.mark(self.close_now)
+        else:
+            self.close_now()
+
+    def close_now(self) -> None:
+        if self.transport is not None:
             self.transport.close()
+
+    # What a delay line feeding this side does: write, and hold or release the source.
+    def write_delayed(self, data: bytes) -> None:
+        if self.transport is not None and not self.lost:
+            self.transport.write(data)
+
+    def line_full(self) -> None:
+        self.pause(_DELAY_FULL)
+
+    def line_drained(self) -> None:
+        self.resume(_DELAY_FULL)
 
 
 def _discard(data: bytes) -> None:
     """Where bytes go once the other side is gone."""
-
-
-class _Mark(enum.Enum):
-    EOF = enum.auto()
-    CLOSE = enum.auto()
-
-
-class _DelayLine:
-    """Chunks from ``src`` to ``dst``, each sent ``delay`` seconds after it arrived, in order."""
-
-    __slots__ = ("_delay", "_dst", "_loop", "_queue", "_queued_bytes", "_src", "_timer")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, delay: float, src: _Side, dst: _Side):
-        self._loop = loop
-        self._delay = delay
-        self._src = src
-        self._dst = dst
-        self._queue: collections.deque[tuple[float, bytes | _Mark]] = collections.deque()
-        self._queued_bytes = 0
-        self._timer: asyncio.TimerHandle | None = None
-
-    @property
-    def busy(self) -> bool:
-        return bool(self._queue)
-
-    def push(self, item: bytes | _Mark) -> None:
-        due = self._loop.time() + self._delay
-        self._queue.append((due, item))
-        if isinstance(item, bytes):
-            self._queued_bytes += len(item)
-            if self._queued_bytes > BUFFER_LIMIT:
-                self._src.pause(_DELAY_FULL)
-        if self._timer is None:
-            self._timer = self._loop.call_at(due, self._release)
-
-    def push_eof(self) -> None:
-        self.push(_Mark.EOF)
-
-    def close_when_done(self) -> None:
-        self.push(_Mark.CLOSE)
-
-    def stop(self) -> None:
-        """The destination is gone: drop everything."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._queue.clear()
-
-    def _release(self) -> None:
-        # One timer at a time, always for the oldest chunk: order cannot depend on how
-        # the loop breaks ties between timers due at the same moment.
-        self._timer = None
-        limit = self._loop.time() + _TIMER_SLACK
-        queue, dst = self._queue, self._dst
-        while queue and queue[0][0] <= limit:
-            item = queue.popleft()[1]
-            if item is _Mark.EOF:
-                dst.send_eof()
-            elif item is _Mark.CLOSE:
-                if dst.transport is not None:
-                    dst.transport.close()
-            elif dst.transport is not None and not dst.lost:
-                self._queued_bytes -= len(item)
-                dst.transport.write(item)
-        if self._queued_bytes <= BUFFER_LIMIT // 2:
-            self._src.resume(_DELAY_FULL)
-        if queue:
-            self._timer = self._loop.call_at(queue[0][0], self._release)
 
 
 class _MachineSide(_Side):
@@ -226,6 +143,11 @@ class _MachineSide(_Side):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._relay.side_lost(self)
+
+
+def _line(loop: asyncio.AbstractEventLoop, delay: float, src: _Side, dst: _Side) -> DelayLine:
+    """What ``src`` receives, on its way to ``dst`` ``delay`` seconds late."""
+    return DelayLine(loop, dst.write_delayed, delay, pause=src.line_full, resume=src.line_drained)
 
 
 _Connecting = asyncio.Future[None]
@@ -256,6 +178,8 @@ class TcpRelay(_Side):
         "_timer",
         "_tracker",
         "_upstream",
+        "deadline",
+        "deadline_kind",
     )
 
     def __init__(
@@ -264,13 +188,15 @@ class TcpRelay(_Side):
         loop: asyncio.AbstractEventLoop,
         tracker: ConnectionTracker[TcpRelay] | None = None,
         client: ClientInfo | None = None,
-        deadlines: ConnectDeadlines | None = None,
+        deadlines: DeadlineSweep | None = None,
     ) -> None:
         super().__init__()
         self._router = router
         self._loop = loop
         self._tracker = tracker
-        self._deadlines = deadlines or ConnectDeadlines(loop)
+        self._deadlines = deadlines if deadlines is not None else sweep_for(loop)
+        self.deadline = INF  # while connecting: when the connect is given up
+        self.deadline_kind = DeadlineKind.NONE
         self._client = client  # given when a PROXY header told us who the client is
         self._upstream: Upstream | None = None  # chosen and not yet released
         self._pending: _MachineSide | None = None  # the machine side being connected
@@ -309,7 +235,7 @@ class TcpRelay(_Side):
         self._leave_queue()
         if self._connecting is not None and self._pending is not None:
             self._pending = None
-            self._deadlines.unwatch(self)
+            self._stop_connect_deadline()
             self._connecting.cancel()
         self.side_lost(self)
 
@@ -415,7 +341,9 @@ class TcpRelay(_Side):
         assert upstream is not None
         self._timed_out = False
         machine = self._pending = _MachineSide(self)
-        self._deadlines.watch(self, upstream.connect_timeout)
+        self.deadline = self._deadlines.clock() + upstream.connect_timeout
+        self.deadline_kind = DeadlineKind.CONNECT
+        self._deadlines.watch(self)
         # create_connection is a coroutine on both loops: this one task per connection
         # setup is the relay's only task. It is referenced here until done (an unreferenced
         # pending task can be collected mid-connect, which crashes uvloop).
@@ -427,11 +355,19 @@ class TcpRelay(_Side):
         self._connecting = connecting
         connecting.add_done_callback(self._connect_done)
 
-    def connect_timed_out(self) -> None:
-        if self._connecting is not None and self._pending is not None:
-            self._timed_out = True
-            self._pending = None
-            self._connecting.cancel()
+    def deadline_passed(self, now: float) -> None:
+        """The connect timeout (the sweep's): give up on this machine."""
+        if self.deadline_kind is DeadlineKind.CONNECT:
+            self._stop_connect_deadline()
+            if self._connecting is not None and self._pending is not None:
+                self._timed_out = True
+                self._pending = None
+                self._connecting.cancel()
+
+    def _stop_connect_deadline(self) -> None:
+        self.deadline = INF
+        self.deadline_kind = DeadlineKind.NONE
+        self._deadlines.unwatch(self)
 
     def _connect_done(self, connecting: _Connecting) -> None:
         self._connecting = None
@@ -439,7 +375,7 @@ class TcpRelay(_Side):
             self._maybe_finish()  # connected (machine_made did the work); maybe over already
             return
         self._pending = None
-        self._deadlines.unwatch(self)
+        self._stop_connect_deadline()
         upstream = self._upstream
         assert upstream is not None
         self._upstream = None
@@ -469,7 +405,7 @@ class TcpRelay(_Side):
             transport.close()  # a connect we gave up on (timeout, client gone) completed
             return
         self._pending = None
-        self._deadlines.unwatch(self)
+        self._stop_connect_deadline()
         upstream = self._upstream
         assert upstream is not None and self.transport is not None and self._client is not None
         machine.transport = transport
@@ -490,8 +426,8 @@ class TcpRelay(_Side):
         assert self.transport is not None
         one_way = (up.client_delay + up.upstream_delay) / 2
         if one_way > 0:
-            self.line = _DelayLine(self._loop, one_way, self, machine)
-            machine.line = _DelayLine(self._loop, one_way, machine, self)
+            self.line = _line(self._loop, one_way, self, machine)
+            machine.line = _line(self._loop, one_way, machine, self)
             self.forward = self.line.push
             machine.forward = machine.line.push
         else:
@@ -516,7 +452,7 @@ class TcpRelay(_Side):
             side.close()
             peer.close()
         elif side.line is not None:
-            side.line.push_eof()
+            side.line.mark(peer.send_eof)
         else:
             peer.send_eof()
         return True  # keep the transport open: the other direction may still be sending
@@ -567,7 +503,7 @@ def make_tcp_protocol_factory(
     With ``accept_proxy_proto`` each connection must start with a PROXY header, and the
     address in it is the client the router sees (``ClientInfo.proxied``).
     """
-    deadlines = ConnectDeadlines(loop)
+    deadlines = sweep_for(loop)
     if accept_proxy_proto:
         return accept_proxy_header(
             lambda client: TcpRelay(router, loop, tracker, client, deadlines)

@@ -6,7 +6,12 @@ socket and the relay's protocol: data to the machine (``upstream``) goes through
 ``ToxicTransport``, data from it (``downstream``) through the protocol; each direction
 has a pipeline that delays (latency +- jitter), paces (bandwidth), swallows (timeout),
 resets (reset_peer), holds the close (slow_close) or cuts (limit_data). ``down`` fails
-the connect as refused. Order is kept: a chunk never overtakes an earlier one.
+the connect as refused.
+
+The toxics only decide when each chunk may go; a ``DelayLine`` per direction
+(``edge.dataplane.delay_line``, the one simulated latency uses too) holds it until then,
+with one timer for the oldest chunk. Order is kept: a chunk never overtakes an earlier
+one, and the half-close and close of a direction go after its chunks (plus slow_close).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from edge.core.faults import Fault
+from edge.dataplane.delay_line import DelayLine
 
 Deliver = Callable[[bytes], None]
 
@@ -54,7 +60,9 @@ class Pipeline:
         self.cut = cut  # cut(reset): close the connection (abort when reset)
         self.toxics = list(toxics)
         self.rng = random.Random()
-        self.ready_at = 0.0  # when the last scheduled chunk goes: keeps order
+        # No back-pressure (limit=None): a toxic slows delivery, not the reading side.
+        self.line = DelayLine(loop, self._deliver_if_open, limit=None)
+        self.ready_at = 0.0  # when the last chunk goes (the actions after it don't move it)
         self.sent = 0
         self.closed = False
         self._cut_timers: list[asyncio.Handle] = []
@@ -77,12 +85,12 @@ class Pipeline:
             at = self._apply(toxic, data, now, at)
             if at < 0:
                 return  # swallowed
-        data = self._limit(data)
         self.ready_at = at
-        if at <= now:
-            self.deliver(data)
-        else:
-            self.loop.call_at(at, self._deliver_if_open, data)
+        self.line.push_at(self._limit(data), at)
+
+    def after_chunks(self, action: Callable[[], None]) -> None:
+        """Run ``action`` after the chunks already queued, and slow_close's delay after them."""
+        self.line.mark_at(action, max(self.loop.time(), self.ready_at) + self.close_delay())
 
     def _apply(self, toxic: Fault, data: bytes, now: float, at: float) -> float:
         kind = toxic.kind
@@ -113,6 +121,8 @@ class Pipeline:
         return max((t.delay for t in self.toxics if t.kind == "slow_close"), default=0.0)
 
     def stop(self) -> None:
+        # Chunks still queued are dropped as they come due; the actions queued after
+        # them (a close, the report of a lost connection) still run.
         self.closed = True
         for timer in self._cut_timers:
             timer.cancel()
@@ -134,13 +144,13 @@ class ToxicTransport(asyncio.Transport):
             self.write(data)
 
     def write_eof(self) -> None:
-        self._owner.later(self._owner.upstream, self._real.write_eof)
+        self._owner.upstream.after_chunks(self._real.write_eof)
 
     def can_write_eof(self) -> bool:
         return self._real.can_write_eof()
 
     def close(self) -> None:
-        self._owner.later(self._owner.upstream, self._real.close)
+        self._owner.upstream.after_chunks(self._real.close)
 
     def abort(self) -> None:
         self._owner.stop()
@@ -196,7 +206,7 @@ class ToxicProtocol(asyncio.Protocol):
         self.downstream.push(data)
 
     def eof_received(self) -> bool | None:
-        self.later(self.downstream, self._inner_eof)
+        self.downstream.after_chunks(self._inner_eof)
         return True
 
     def _inner_eof(self) -> None:
@@ -204,13 +214,7 @@ class ToxicProtocol(asyncio.Protocol):
             self.real.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        delay = self.downstream.close_delay() + max(
-            0.0, self.downstream.ready_at - self.loop.time()
-        )
-        if delay > 0:
-            self.loop.call_later(delay, self._lost, exc)
-        else:
-            self._lost(exc)
+        self.downstream.after_chunks(lambda: self._lost(exc))
 
     def _lost(self, exc: Exception | None) -> None:
         self.stop()
@@ -221,14 +225,6 @@ class ToxicProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.inner.resume_writing()
-
-    def later(self, pipeline: Pipeline, action: Callable[[], None]) -> None:
-        """Run ``action`` after the chunks already queued in ``pipeline`` (and slow_close)."""
-        wait = max(0.0, pipeline.ready_at - self.loop.time()) + pipeline.close_delay()
-        if wait > 0:
-            self.loop.call_later(wait, action)
-        else:
-            action()
 
     def _cut(self, reset: bool) -> None:
         if self.real is None or self.real.is_closing():
