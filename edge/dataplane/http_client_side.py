@@ -3,7 +3,7 @@
 ``ClientSide`` owns everything about the client's connection: its input phases (reading
 a request head, streaming a body, holding early bytes such as pipelined requests with
 reading paused, a raw tunnel after a 101), its deadlines (idle, head, answer: one float
-checked by the ``HttpConnectionTracker``), and the answers the edge makes itself (400,
+checked by the loop's ``DeadlineSweep``), and the answers the edge makes itself (400,
 408, 431, 503, ...). What to do with a request once its head is read is the business of
 its subclass, ``edge.dataplane.http_proxy.HttpProxyProtocol``.
 """
@@ -16,6 +16,7 @@ from typing import Final, cast
 import httptools
 
 from edge.core.error_codes import ErrorCode, describe
+from edge.core.relay_decisions import DeadlineKind
 from edge.dataplane.contract import ClientInfo, EdgeAnswer, Upstream
 from edge.dataplane.http_framing import edge_response
 from edge.dataplane.http_head import RequestHeadScan
@@ -53,6 +54,7 @@ class ClientSide(asyncio.Protocol):
         self._sni: str | None = None  # the TLS session's server name: Host must match it
         self.transport: asyncio.Transport | None = None
         self.deadline = INF  # when the current wait (idle, head, answer) is over
+        self.deadline_kind = DeadlineKind.NONE  # (the sweep's Timed protocol)
         self._head = RequestHeadScan()
         self._parser = httptools.HttpRequestParser(self._head)
         self._rewriter: RequestRewriter | None = None
