@@ -5,7 +5,8 @@ controller: it asks the listener's router for a machine once, connects (trying o
 machines after a failed connect, which is safe because nothing has reached a machine
 yet), then relays bytes both ways. The relay path is plain ``asyncio.Protocol`` callbacks:
 each side's ``data_received`` writes straight into the other side's transport, and a
-transport that fills up pauses reading on the side that feeds it.
+transport that fills up pauses reading on the side that feeds it (the two ends and
+their reasons to pause are ``edge.dataplane.tcp_sides``).
 
 Simulated latency (``Upstream.client_delay``/``upstream_delay``, round trips): connection
 setup costs one client RTT plus one machine RTT, and every chunk afterwards is delayed by
@@ -36,118 +37,18 @@ from edge.dataplane.contract import (
     connect_failure,
 )
 from edge.dataplane.deadlines import INF, DeadlineSweep, sweep_for
-from edge.dataplane.delay_line import BUFFER_LIMIT, DelayLine
+from edge.dataplane.delay_line import BUFFER_LIMIT
 from edge.dataplane.proxy_protocol import accept_proxy_header, build_header
+from edge.dataplane.tcp_sides import EARLY_FULL as _EARLY_FULL
+from edge.dataplane.tcp_sides import MachineSide as _MachineSide
+from edge.dataplane.tcp_sides import Side as _Side
+from edge.dataplane.tcp_sides import delay_line_between as _line
+from edge.dataplane.tcp_sides import discard as _discard
 from edge.dataplane.tls import client_info_from_transport
 from edge.dataplane.toxics import open_machine_connection
 from edge.dataplane.tracker import ConnectionTracker
 
-# Why a side's reading is paused: bits, because several reasons can hold at once.
-_PEER_FULL: Final = 1  # the other side's transport is above its write high-water mark
-_EARLY_FULL: Final = 2  # no machine yet and BUFFER_LIMIT bytes are already buffered (64 KiB)
-_DELAY_FULL: Final = 4  # the simulated-latency line holds BUFFER_LIMIT bytes not yet due
 _NO_EXCLUDE: Final[frozenset[str]] = frozenset()
-
-
-class _Side(asyncio.Protocol):
-    """One end of a relay: counts what it receives and hands it to ``forward``."""
-
-    __slots__ = ("_paused", "eof", "forward", "line", "lost", "peer", "received", "transport")
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.peer: _Side | None = None
-        self.forward: Callable[[bytes], object] = _discard
-        self.line: DelayLine | None = None  # carries what this side receives, when delayed
-        self.received = 0
-        self._paused = 0
-        self.eof = False
-        self.lost = False
-
-    def data_received(self, data: bytes) -> None:
-        self.received += len(data)
-        self.forward(data)
-
-    # My transport is full: stop reading from the side that feeds it.
-    def pause_writing(self) -> None:
-        if self.peer is not None:
-            self.peer.pause(_PEER_FULL)
-
-    def resume_writing(self) -> None:
-        if self.peer is not None:
-            self.peer.resume(_PEER_FULL)
-
-    def pause(self, reason: int) -> None:
-        if not self._paused and self.transport is not None and not self.lost:
-            self.transport.pause_reading()
-        self._paused |= reason
-
-    def resume(self, reason: int) -> None:
-        if not self._paused & reason:
-            return
-        self._paused &= ~reason
-        if not self._paused and self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
-
-    def send_eof(self) -> None:
-        """The other side finished sending: pass the half-close on (TLS can't: close)."""
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        if transport.can_write_eof():
-            transport.write_eof()
-        else:
-            transport.close()
-
-    def close(self) -> None:
-        """Close after what is queued for this side (delayed chunks too) has been sent."""
-        feeder = self.peer.line if self.peer is not None else None
-        if feeder is not None and feeder.busy:
-            feeder.mark(self.close_now)
-        else:
-            self.close_now()
-
-    def close_now(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-
-    # What a delay line feeding this side does: write, and hold or release the source.
-    def write_delayed(self, data: bytes) -> None:
-        if self.transport is not None and not self.lost:
-            self.transport.write(data)
-
-    def line_full(self) -> None:
-        self.pause(_DELAY_FULL)
-
-    def line_drained(self) -> None:
-        self.resume(_DELAY_FULL)
-
-
-def _discard(data: bytes) -> None:
-    """Where bytes go once the other side is gone."""
-
-
-class _MachineSide(_Side):
-    __slots__ = ("_relay",)
-
-    def __init__(self, relay: TcpRelay) -> None:
-        super().__init__()
-        self._relay = relay
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport = cast(asyncio.Transport, transport)  # uvloop's aren't subclasses
-        self._relay.machine_made(self, transport)
-
-    def eof_received(self) -> bool:
-        return self._relay.side_eof(self)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._relay.side_lost(self)
-
-
-def _line(loop: asyncio.AbstractEventLoop, delay: float, src: _Side, dst: _Side) -> DelayLine:
-    """What ``src`` receives, on its way to ``dst`` ``delay`` seconds late."""
-    return DelayLine(loop, dst.write_delayed, delay, pause=src.line_full, resume=src.line_drained)
 
 
 _Connecting = asyncio.Future[None]
