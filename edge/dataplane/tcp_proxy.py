@@ -407,6 +407,6 @@ def make_tcp_protocol_factory(
     deadlines = sweep_for(loop)
     if accept_proxy_proto:
         return accept_proxy_header(
-            lambda client: TcpRelay(router, loop, tracker, client, deadlines)
+            lambda client: TcpRelay(router, loop, tracker, client, deadlines), sweep=deadlines
         )
     return lambda: TcpRelay(router, loop, tracker, None, deadlines)
