@@ -12,6 +12,9 @@ The toxics only decide when each chunk may go; a ``DelayLine`` per direction
 (``edge.dataplane.delay_line``, the one simulated latency uses too) holds it until then,
 with one timer for the oldest chunk. Order is kept: a chunk never overtakes an earlier
 one, and the half-close and close of a direction go after its chunks (plus slow_close).
+A line holding more than ``BUFFER_LIMIT`` bytes holds its source back until it is down
+to half: reading from the machine pauses (downstream), or the relay is told to stop
+writing (upstream), as a full socket buffer would.
 """
 
 from __future__ import annotations
@@ -19,12 +22,17 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from edge.core.faults import Fault
-from edge.dataplane.delay_line import DelayLine
+from edge.dataplane.delay_line import BUFFER_LIMIT, DelayLine
 
 Deliver = Callable[[bytes], None]
+
+# Why the machine's socket is not read, or the relay is told not to write: bits.
+_BY_RELAY: Final = 1  # the relay paused reading (its client is slow)
+_BY_SOCKET: Final = 1  # the machine socket's write buffer is full
+_BY_LINE: Final = 2  # the direction's delay line holds BUFFER_LIMIT bytes
 
 
 async def open_machine_connection(
@@ -54,14 +62,18 @@ class Pipeline:
         loop: asyncio.AbstractEventLoop,
         deliver: Deliver,
         cut: Callable[[bool], None],
+        hold: Callable[[], object],
+        release: Callable[[], object],
     ) -> None:
         self.loop = loop
         self.deliver = deliver
         self.cut = cut  # cut(reset): close the connection (abort when reset)
         self.toxics = list(toxics)
         self.rng = random.Random()
-        # No back-pressure (limit=None): a toxic slows delivery, not the reading side.
-        self.line = DelayLine(loop, self._deliver_if_open, limit=None)
+        # hold()/release(): stop and restart the source of this direction.
+        self.line = DelayLine(
+            loop, self._deliver_if_open, limit=BUFFER_LIMIT, pause=hold, resume=release
+        )
         self.ready_at = 0.0  # when the last chunk goes (the actions after it don't move it)
         self.sent = 0
         self.closed = False
@@ -160,10 +172,10 @@ class ToxicTransport(asyncio.Transport):
         return self._real.is_closing()
 
     def pause_reading(self) -> None:
-        self._real.pause_reading()
+        self._owner.hold_reading(_BY_RELAY)
 
     def resume_reading(self) -> None:
-        self._real.resume_reading()
+        self._owner.release_reading(_BY_RELAY)
 
     def is_reading(self) -> bool:
         return self._real.is_reading()
@@ -189,8 +201,19 @@ class ToxicProtocol(asyncio.Protocol):
         ups = [t for t in toxics if t.stream == "upstream"]
         downs = [t for t in toxics if t.stream == "downstream"]
         self.real: asyncio.Transport | None = None
-        self.upstream = Pipeline(ups, loop, self._to_machine, self._cut)
-        self.downstream = Pipeline(downs, loop, inner.data_received, self._cut)
+        self._read_holds = 0  # _BY_RELAY | _BY_LINE: the machine's socket is not read
+        self._write_holds = 0  # _BY_SOCKET | _BY_LINE: the relay was told to stop writing
+        self.upstream = Pipeline(
+            ups, loop, self._to_machine, self._cut, self._upstream_full, self._upstream_drained
+        )
+        self.downstream = Pipeline(
+            downs,
+            loop,
+            inner.data_received,
+            self._cut,
+            self._downstream_full,
+            self._downstream_drained,
+        )
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.real = cast(asyncio.Transport, transport)  # uvloop's aren't subclasses
@@ -221,10 +244,48 @@ class ToxicProtocol(asyncio.Protocol):
         self.inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
-        self.inner.pause_writing()
+        self._hold_writes(_BY_SOCKET)
 
     def resume_writing(self) -> None:
-        self.inner.resume_writing()
+        self._release_writes(_BY_SOCKET)
+
+    # -- back-pressure, from the socket, the relay and the delay lines --------------------
+
+    def hold_reading(self, reason: int) -> None:
+        if not self._read_holds and self.real is not None:
+            self.real.pause_reading()
+        self._read_holds |= reason
+
+    def release_reading(self, reason: int) -> None:
+        if not self._read_holds & reason:
+            return
+        self._read_holds &= ~reason
+        if not self._read_holds and self.real is not None and not self.real.is_closing():
+            self.real.resume_reading()
+
+    def _hold_writes(self, reason: int) -> None:
+        if not self._write_holds:
+            self.inner.pause_writing()
+        self._write_holds |= reason
+
+    def _release_writes(self, reason: int) -> None:
+        if not self._write_holds & reason:
+            return
+        self._write_holds &= ~reason
+        if not self._write_holds:
+            self.inner.resume_writing()
+
+    def _downstream_full(self) -> None:
+        self.hold_reading(_BY_LINE)
+
+    def _downstream_drained(self) -> None:
+        self.release_reading(_BY_LINE)
+
+    def _upstream_full(self) -> None:
+        self._hold_writes(_BY_LINE)
+
+    def _upstream_drained(self) -> None:
+        self._release_writes(_BY_LINE)
 
     def _cut(self, reset: bool) -> None:
         if self.real is None or self.real.is_closing():
