@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import cast
 
-from edge.core.faults import Fault
+from edge.core.faults import Fault, Stream
 from edge.dataplane.delay_line import BUFFER_LIMIT
 from edge.dataplane.toxics import open_machine_connection
 from tests.integration.test_tcp_proxy import on_uvloop, port_of, until
@@ -61,8 +61,8 @@ class Relay(asyncio.Protocol):
         self.lost = True
 
 
-def latency(stream: str) -> Fault:
-    return Fault("f1", "latency", "machine", "m1", app="app", stream=stream, latency=0.2)  # type: ignore[arg-type]
+def latency(stream: Stream) -> Fault:
+    return Fault("f1", "latency", "machine", "m1", app="app", stream=stream, latency=0.2)
 
 
 @on_uvloop
