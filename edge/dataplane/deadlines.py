@@ -9,7 +9,8 @@ injected clock, so a test with a ``FakeClock`` advances it and calls ``sweep()``
 
 Users: the HTTP client connections (``HttpConnectionTracker`` watches them while they
 live, and itself while it drains), the TCP relay while it connects (``TcpRelay``), the
-connects of the HTTP upstream pool and its idle connections (``UpstreamPool``).
+connects of the HTTP upstream pool and its idle connections (``UpstreamPool``), a
+connection that owes its PROXY header (``ProxyHeaderGate``).
 
 Before ``deadline_passed`` is called the deadline is reset to ``INF`` (the kind is left
 as it was, so the callback knows what passed); the callback may set a new one. A thing
