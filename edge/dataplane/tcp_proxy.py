@@ -3,7 +3,10 @@
 One ``TcpRelay`` per accepted connection is both the client side's protocol and the
 controller: it asks the listener's router for a machine once, connects (trying other
 machines after a failed connect, which is safe because nothing has reached a machine
-yet), then relays bytes both ways. The relay path is plain ``asyncio.Protocol`` callbacks:
+yet), then relays bytes both ways. Choosing, the capacity queue, retries and the load
+slot's lease are the ``Attempts`` the HTTP relay uses too (``edge.dataplane.attempts``);
+the connection walks the phases ROUTING -> QUEUED -> CONNECTING -> TUNNEL -> DONE of
+``edge.core.phases``. The relay path is plain ``asyncio.Protocol`` callbacks:
 each side's ``data_received`` writes straight into the other side's transport, and a
 transport that fills up pauses reading on the side that feeds it (the two ends and
 their reasons to pause are ``edge.dataplane.tcp_sides``).
@@ -14,9 +17,12 @@ the one-way time of the whole path, (client RTT + machine RTT) / 2, in both dire
 by a ``DelayLine`` per direction (``edge.dataplane.delay_line``), which also carries the
 half-close and the close. With both at zero no line and no timer is ever created.
 
-Connect timeouts are no timer either: a connecting relay sets its ``deadline`` (kind
-``CONNECT``) and the loop's one ``DeadlineSweep`` (``edge.dataplane.deadlines``) calls
-``deadline_passed`` once it is over.
+Waits are no timer either: the relay sets its one ``deadline`` with its kind (``CONNECT``
+while connecting, ``QUEUE`` while waiting for a free machine, ``HOLD`` while a refused
+connection is kept open before closing) and the loop's one ``DeadlineSweep``
+(``edge.dataplane.deadlines``) calls ``deadline_passed`` once it is over; what passing it
+means is ``relay_decisions.on_deadline``. Only a simulated setup delay (latency > 0) is
+a timer, one per attempt.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from typing import Final, cast
 
 from edge.core.error_codes import ErrorCode, connect_failure_code
 from edge.core.phases import Phase, check_transition
-from edge.core.relay_decisions import ConnectVerdict, DeadlineKind
+from edge.core.relay_decisions import ConnectVerdict, DeadlineAction, DeadlineKind, on_deadline
 from edge.dataplane.attempts import Attempts
 from edge.dataplane.contract import (
     ClientInfo,
@@ -89,7 +95,7 @@ class TcpRelay(_Side):
         self._loop = loop
         self._tracker = tracker
         self._deadlines = deadlines if deadlines is not None else sweep_for(loop)
-        self.deadline = INF  # while connecting: when the connect is given up
+        self.deadline = INF  # when the current wait (connect, queue, hold) is over
         self.deadline_kind = DeadlineKind.NONE
         self._client = client  # given when a PROXY header told us who the client is
         self.phase = Phase.ROUTING
@@ -122,10 +128,11 @@ class TcpRelay(_Side):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
+        self._clear_deadline()
         self._tries.leave_queue()
         if self._connecting is not None and self._pending is not None:
             self._pending = None
-            self._stop_connect_deadline()
+            self._clear_deadline()
             self._connecting.cancel()
         self.side_lost(self)
 
@@ -167,9 +174,9 @@ class TcpRelay(_Side):
         The queue's deadline counts from the first wait, so being woken and finding the
         slot taken again does not extend it. Past it the client is closed.
         """
-        if self._tries.wait_or_refuse(choice, self._loop.time(), self._woken):
+        if self._tries.wait_or_refuse(choice, self._deadlines.clock(), self._woken):
             self._advance(Phase.QUEUED)
-            self._timer = self._loop.call_at(self._tries.queue_deadline, self._queue_timed_out)
+            self._set_deadline(self._tries.queue_deadline, DeadlineKind.QUEUE)
         elif choice.queue is not None:
             self._queue_full()
         else:
@@ -185,7 +192,7 @@ class TcpRelay(_Side):
         assert self.transport is not None
         self._advance(Phase.DONE)
         if wait > 0:
-            self._timer = self._loop.call_later(wait, self.transport.close)
+            self._set_deadline(self._deadlines.clock() + wait, DeadlineKind.HOLD)
         else:
             self.transport.close()
 
@@ -193,12 +200,11 @@ class TcpRelay(_Side):
         # Called by the queue as a slot is released: choose at once, so a newcomer
         # cannot take the slot first.
         self._tries.woken()
-        self._cancel_timer()
+        self._clear_deadline()
         if not self.lost:
             self._choose()
 
     def _queue_timed_out(self) -> None:
-        self._timer = None
         self._tries.leave_queue()
         self._queue_full()
 
@@ -228,9 +234,7 @@ class TcpRelay(_Side):
         upstream = lease.upstream
         self._timed_out = False
         machine = self._pending = _MachineSide(self)
-        self.deadline = self._deadlines.clock() + upstream.connect_timeout
-        self.deadline_kind = DeadlineKind.CONNECT
-        self._deadlines.watch(self)
+        self._set_deadline(self._deadlines.clock() + upstream.connect_timeout, DeadlineKind.CONNECT)
         # create_connection is a coroutine on both loops: this one task per connection
         # setup is the relay's only task. It is referenced here until done (an unreferenced
         # pending task can be collected mid-connect, which crashes uvloop).
@@ -242,19 +246,31 @@ class TcpRelay(_Side):
         self._connecting = connecting
         connecting.add_done_callback(self._connect_done)
 
-    def deadline_passed(self, now: float) -> None:
-        """The connect timeout (the sweep's): give up on this machine."""
-        if self.deadline_kind is DeadlineKind.CONNECT:
-            self._stop_connect_deadline()
-            if self._connecting is not None and self._pending is not None:
-                self._timed_out = True
-                self._pending = None
-                self._connecting.cancel()
+    def _set_deadline(self, at: float, kind: DeadlineKind) -> None:
+        """Time the current wait on the loop's sweep (connect, queue, hold): one at a time."""
+        self.deadline = at
+        self.deadline_kind = kind
+        self._deadlines.watch(self)
 
-    def _stop_connect_deadline(self) -> None:
+    def _clear_deadline(self) -> None:
         self.deadline = INF
         self.deadline_kind = DeadlineKind.NONE
         self._deadlines.unwatch(self)
+
+    def deadline_passed(self, now: float) -> None:
+        """The sweep found the current wait over: act on its kind."""
+        kind = self.deadline_kind
+        self._clear_deadline()
+        action = on_deadline(kind, head_begun=False)
+        if action is DeadlineAction.CONNECT_TIMEOUT:
+            if self._connecting is not None and self._pending is not None:
+                self._timed_out = True  # give up on this machine (_connect_done decides)
+                self._pending = None
+                self._connecting.cancel()
+        elif action is DeadlineAction.REFUSE_QUEUED:
+            self._queue_timed_out()
+        elif action is DeadlineAction.CLOSE:
+            self._close_client()  # the end of a refused connection's hold
 
     def _connect_done(self, connecting: _Connecting) -> None:
         self._connecting = None
@@ -262,7 +278,7 @@ class TcpRelay(_Side):
             self._maybe_finish()  # connected (machine_made did the work); maybe over already
             return
         self._pending = None
-        self._stop_connect_deadline()
+        self._clear_deadline()
         lease = self._tries.lease
         assert lease is not None
         upstream = lease.upstream
@@ -289,7 +305,7 @@ class TcpRelay(_Side):
             transport.close()  # a connect we gave up on (timeout, client gone) completed
             return
         self._pending = None
-        self._stop_connect_deadline()
+        self._clear_deadline()
         lease = self._tries.lease
         assert lease is not None and self.transport is not None and self._client is not None
         upstream = lease.upstream
