@@ -1,16 +1,20 @@
 """The HTTP/1.1 relay: one ``HttpProxyProtocol`` per accepted client connection.
 
-A connection handles one request at a time (``ClientSide`` reads it). Each request is
-routed on its own (``ListenerRouter.choose``), sent on a pooled keep-alive connection to
-the machine, and its response comes back through the ``ResponseSink`` calls of
-``UpstreamConnection``. Heads are edited in place and bodies forwarded untouched
-(``http_head``, ``http_framing``). A connect that fails is retried on other machines; a
-request whose bytes reached a machine is replayed only if it is idempotent, has no body
-and no byte of an answer came back.
+A connection handles one request at a time (``ClientSide`` reads it); each request is an
+``Exchange`` (``edge.dataplane.exchange``) whose phase moves along the table of
+``edge.core.phases``. A request is routed on its own through the connection's
+``Attempts`` (``edge.dataplane.attempts``: choose, the capacity queue, retries, the
+lease of the load slot: the raw TCP relay's too), sent on a pooled keep-alive
+connection to the machine, and its response comes back through the ``ResponseSink``
+calls of ``UpstreamConnection``. Heads are edited in place and bodies forwarded
+untouched (``http_head``, ``http_framing``). What to do after a failed connect or a
+lost machine connection, and whether the client's connection stays open, are the pure
+functions of ``edge.core.relay_decisions``.
 
-Nothing here runs a coroutine or a timer per request: timeouts are deadlines checked by
-the ``HttpConnectionTracker``; only simulated latency (``Upstream.upstream_delay`` /
-``client_delay`` > 0) uses ``call_later``.
+Nothing here runs a coroutine or a timer per request: timeouts are the connection's one
+deadline with its kind, checked by the loop's ``DeadlineSweep``; only a simulated
+machine round trip (``Upstream.upstream_delay`` > 0) delays the connect with one
+``call_later`` per attempt, and the response's delay is a ``DelayLine``.
 """
 
 from __future__ import annotations
