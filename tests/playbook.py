@@ -1,0 +1,552 @@
+"""A playbook for the HTTP relay: bytes and events in, writes and commands out, a fake clock.
+
+The real ``HttpProxyProtocol`` (built by ``make_http_protocol_factory``), the real
+``StaticRouter``, the real ``UpstreamPool`` and ``UpstreamConnection`` run here without a
+socket or a running event loop:
+
+- the client's side is a ``FakeTransport`` that records what the edge writes and whether
+  it paused reading or closed; ``Client.send`` feeds it bytes;
+- opening a machine connection becomes a ``Connect`` command (``ScriptedPool.connect``)
+  that the test completes (``Playbook.accept``: a real ``UpstreamConnection`` on a fake
+  transport, whose machine side the test plays with ``Machine.send`` / ``Machine.close``)
+  or fails (``Playbook.refuse``);
+- time is a ``FakeClock``; ``Playbook.advance`` moves it and fires the deadlines that
+  passed. Nothing sleeps.
+
+Construction and the way deadlines fire are in ``Playbook`` alone, so a change of the
+relay's internals is absorbed here; the tests speak only bytes, commands and time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httptools
+
+from edge.config.model import HttpSpec
+from edge.core.clock import FakeClock
+from edge.core.faults import Fault
+from edge.dataplane.http_proxy import make_http_protocol_factory
+from edge.dataplane.http_tracker import HttpConnectionTracker
+from edge.dataplane.simple_router import StaticRouter
+from edge.dataplane.upstream_conn import ConnectDone, UpstreamConnection
+from edge.dataplane.upstream_pool import UpstreamPool
+
+INF = float("inf")
+MACHINE_HOST = "127.0.0.1"
+MACHINE_PORTS = (9001, 9002, 9003)
+
+
+# --- the loop, as far as the relay uses it -------------------------------------------------
+
+
+class Handle:
+    """What ``call_soon`` / ``call_later`` return: the callback, when, and a cancel."""
+
+    def __init__(self, when: float, callback: Callable[..., object], args: tuple[Any, ...]):
+        self.when = when
+        self.callback = callback
+        self.args = args
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def run(self) -> None:
+        if not self.cancelled:
+            self.callback(*self.args)
+
+
+class FakeLoop:
+    """A loop that never runs by itself: ``call_soon`` callbacks run when the playbook
+    says (``run_ready``, after every input); ``call_later`` timers are only recorded (the
+    relay keeps no timer per request: its deadlines are swept, see ``Playbook.advance``)."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self._clock = clock
+        self.ready: deque[Handle] = deque()
+        self.timers: list[Handle] = []
+
+    def time(self) -> float:
+        return self._clock()
+
+    def call_soon(self, callback: Callable[..., object], *args: Any, context: Any = None) -> Handle:
+        handle = Handle(self.time(), callback, args)
+        self.ready.append(handle)
+        return handle
+
+    def call_later(
+        self, delay: float, callback: Callable[..., object], *args: Any, context: Any = None
+    ) -> Handle:
+        return self.call_at(self.time() + delay, callback, *args)
+
+    def call_at(
+        self, when: float, callback: Callable[..., object], *args: Any, context: Any = None
+    ) -> Handle:
+        handle = Handle(when, callback, args)
+        self.timers.append(handle)
+        return handle
+
+    def get_debug(self) -> bool:
+        return False
+
+    def run_ready(self) -> None:
+        for _ in range(10_000):  # a callback may schedule another: bounded, never forever
+            if not self.ready:
+                return
+            self.ready.popleft().run()
+        raise AssertionError("call_soon callbacks keep scheduling each other")
+
+
+# --- transports ------------------------------------------------------------------------------
+
+
+class FakeTransport:
+    """One end of a connection: records what the protocol writes and asks for."""
+
+    def __init__(
+        self,
+        loop: FakeLoop,
+        protocol: asyncio.BaseProtocol,
+        peer: tuple[str, int],
+        local: tuple[str, int],
+        ssl_object: object = None,
+    ) -> None:
+        self._loop = loop
+        self.protocol = protocol
+        self._extra = {"peername": peer, "sockname": local, "ssl_object": ssl_object}
+        self.written = bytearray()
+        self._taken = 0
+        self.reading = True
+        self.closed = False  # close() or abort() was called (by the protocol)
+        self.aborted = False
+        self.eof_written = False
+        self.lost = False  # connection_lost was delivered
+
+    # what the protocol calls
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._extra.get(name, default)
+
+    def write(self, data: bytes) -> None:
+        if not self.lost:
+            self.written += data
+
+    def writelines(self, chunks: Sequence[bytes]) -> None:
+        for chunk in chunks:
+            self.write(chunk)
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def is_reading(self) -> bool:
+        return self.reading
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.eof_written = True
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.protocol = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self.protocol
+
+    def close(self) -> None:
+        """As asyncio does: connection_lost follows at the loop's next turn."""
+        if not self.closed:
+            self.closed = True
+            self._loop.call_soon(self.deliver_lost, None)
+
+    def abort(self) -> None:
+        self.aborted = True
+        self.close()
+
+    # what the playbook calls
+    def take(self) -> bytes:
+        """The bytes written since the last ``take``."""
+        data = bytes(self.written[self._taken :])
+        self._taken = len(self.written)
+        return data
+
+    def deliver_lost(self, exc: Exception | None = None) -> None:
+        if not self.lost:
+            self.lost = True
+            self.closed = True
+            self.protocol.connection_lost(exc)
+
+    def peer_closes(self) -> None:
+        """The other end sent FIN: eof_received, then (unless kept half open) the end."""
+        assert isinstance(self.protocol, asyncio.Protocol)
+        if not self.lost and not self.protocol.eof_received():
+            self.deliver_lost(None)
+
+
+# --- parsing what came out ---------------------------------------------------------------------
+
+
+@dataclass
+class Message:
+    """One HTTP message as the other end saw it."""
+
+    first_line: str = ""  # "GET /x" (requests) or "200" (responses)
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+    version: str = ""
+
+    @property
+    def status(self) -> int:
+        return int(self.first_line)
+
+    def header(self, name: str) -> str | None:
+        values = self.all(name)
+        return values[0] if values else None
+
+    def all(self, name: str) -> list[str]:
+        name = name.lower()
+        return [value for key, value in self.headers if key == name]
+
+
+class MessageStream:
+    """Splits a byte stream into HTTP messages (pipelined and keep-alive included); after
+    an upgrade the rest is raw tunnel bytes."""
+
+    def __init__(self, requests: bool) -> None:
+        self._requests = requests
+        self._parser: httptools.HttpRequestParser | httptools.HttpResponseParser
+        self._parser = (
+            httptools.HttpRequestParser(self) if requests else httptools.HttpResponseParser(self)
+        )
+        self._current = Message()
+        self._url = b""
+        self._kept = False
+        self.messages: list[Message] = []
+        self._seen = 0
+        self.upgraded = False
+        self.tunnel = bytearray()
+
+    def feed(self, data: bytes) -> None:
+        if self.upgraded:
+            self.tunnel += data
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self.upgraded = True
+            self.tunnel += data[upgrade.args[0] :]
+
+    def new(self) -> list[Message]:
+        """The messages completed since the last call."""
+        fresh = self.messages[self._seen :]
+        self._seen = len(self.messages)
+        return fresh
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        self._current = Message()
+        self._url = b""
+        self._kept = False
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_status(self, status: bytes) -> None:
+        pass
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._current.headers.append((name.decode().lower(), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        self._current.version = parser.get_http_version()
+        if isinstance(parser, httptools.HttpRequestParser):
+            self._current.first_line = f"{parser.get_method().decode()} {self._url.decode()}"
+        else:
+            self._current.first_line = str(parser.get_status_code())
+        if self._current.first_line == "101" or (
+            self._requests and self._current.header("upgrade")
+        ):
+            self._keep()  # no body: the tunnel follows
+
+    def on_body(self, body: bytes) -> None:
+        self._current.body += body
+
+    def on_message_complete(self) -> None:
+        self._keep()
+
+    def _keep(self) -> None:
+        if not self._kept:
+            self._kept = True
+            self.messages.append(self._current)
+
+
+# --- the two ends the test plays ------------------------------------------------------------
+
+
+class Client:
+    """A client connection of the edge: send it bytes, read the edge's responses."""
+
+    def __init__(self, book: Playbook, protocol: asyncio.Protocol, transport: FakeTransport):
+        self._book = book
+        self.protocol = protocol
+        self.transport = transport
+        self.stream = MessageStream(requests=False)
+
+    def send(self, data: bytes) -> Client:
+        assert not self.transport.lost, "the edge has closed this connection"
+        self.protocol.data_received(data)
+        self._book.run()
+        return self
+
+    def send_eof(self) -> None:
+        self.transport.peer_closes()
+        self._book.run()
+
+    def disconnect(self) -> None:
+        self.transport.deliver_lost(ConnectionResetError("the client went away"))
+        self._book.run()
+
+    def responses(self) -> list[Message]:
+        """The responses completed since the last call."""
+        self.stream.feed(self.transport.take())
+        return self.stream.new()
+
+    def response(self) -> Message:
+        """Exactly one new complete response."""
+        got = self.responses()
+        assert len(got) == 1, f"expected one response, got {len(got)}: {got}"
+        return got[0]
+
+    def tunnel_bytes(self) -> bytes:
+        self.stream.feed(self.transport.take())
+        data = bytes(self.stream.tunnel)
+        self.stream.tunnel.clear()
+        return data
+
+    @property
+    def closed(self) -> bool:
+        """The edge closed (or aborted) the connection."""
+        return self.transport.closed
+
+    @property
+    def reading(self) -> bool:
+        return self.transport.reading
+
+
+class Machine:
+    """The machine's end of one connection the edge opened: read requests, answer them."""
+
+    def __init__(self, book: Playbook, connect: Connect, transport: FakeTransport):
+        self._book = book
+        self.connect = connect
+        self.transport = transport
+        self.stream = MessageStream(requests=True)
+
+    @property
+    def machine_id(self) -> str:
+        return self.connect.machine_id
+
+    def requests(self) -> list[Message]:
+        """The requests completed since the last call."""
+        self.stream.feed(self.transport.take())
+        return self.stream.new()
+
+    def request(self) -> Message:
+        got = self.requests()
+        assert len(got) == 1, f"expected one request, got {len(got)}: {got}"
+        return got[0]
+
+    def received(self) -> bytes:
+        """Raw bytes since the last read (a request still incomplete, tunnel bytes)."""
+        self.stream.feed(self.transport.take())
+        data = bytes(self.stream.tunnel)
+        self.stream.tunnel.clear()
+        return data
+
+    def send(self, data: bytes) -> Machine:
+        assert isinstance(self.transport.protocol, asyncio.Protocol)
+        self.transport.protocol.data_received(data)
+        self._book.run()
+        return self
+
+    def respond(self, body: bytes = b"ok", status: int = 200, headers: bytes = b"") -> Machine:
+        head = b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n%s\r\n" % (status, len(body), headers)
+        return self.send(head + body)
+
+    def close(self) -> None:
+        """The machine closes its end (FIN)."""
+        self.transport.peer_closes()
+        self._book.run()
+
+    @property
+    def closed(self) -> bool:
+        """The edge closed this connection."""
+        return self.transport.closed
+
+
+@dataclass
+class Connect:
+    """The relay asked the pool for a new connection to a machine."""
+
+    host: str
+    port: int
+    timeout: float
+    faults: tuple[Fault, ...]
+    done: ConnectDone
+    machine_id: str = ""
+
+
+class ScriptedPool(UpstreamPool):
+    """The real pool (take, put, forget), but a new connection is a ``Connect`` command
+    the test completes or fails, instead of a socket."""
+
+    def __init__(self, loop: FakeLoop, idle_timeout: float, book: Playbook) -> None:
+        super().__init__(loop, idle_timeout)  # type: ignore[arg-type]
+        self._book = book
+
+    def connect(
+        self,
+        host: str,
+        port: int,
+        timeout: float,
+        done: ConnectDone,
+        faults: Sequence[Fault] = (),
+    ) -> None:
+        self._book.connect_asked(Connect(host, port, timeout, tuple(faults), done))
+
+
+# --- the playbook ------------------------------------------------------------------------------
+
+
+class Playbook:
+    """One HTTP listener of the edge, its router, pool and clock, played by the test."""
+
+    def __init__(
+        self,
+        machines: int = 2,
+        *,
+        retries: int = 2,
+        timeout: float = 60.0,
+        connect_timeout: float = 5.0,
+        headers_read_timeout: str = "10s",
+        idle_timeout: str = "60s",
+        pop: str = "iad",
+    ) -> None:
+        self.clock = FakeClock()
+        self.loop = FakeLoop(self.clock)
+        upstreams = [(MACHINE_HOST, port) for port in MACHINE_PORTS[:machines]]
+        self.router = StaticRouter(
+            upstreams,
+            pop=pop,
+            retries=retries,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+        )
+        self.settings = HttpSpec.model_validate(
+            {"headers_read_timeout": headers_read_timeout, "idle_timeout": idle_timeout}
+        )
+        self.pool = ScriptedPool(self.loop, self.settings.upstream_idle_timeout, self)
+        loop: Any = self.loop
+        self.tracker = HttpConnectionTracker(loop)
+        self._factory = make_http_protocol_factory(
+            self.router, self.settings, self.pool, loop, tracker=self.tracker, clock=self.clock
+        )
+        self.connects: deque[Connect] = deque()  # asked for, not completed or failed yet
+        self.machines: list[Machine] = []  # every machine connection opened, in order
+        self._clients: list[Client] = []
+        self._ports = 50000
+
+    # -- clients --------------------------------------------------------------------------
+
+    def client(self, peer_ip: str = "127.0.0.9") -> Client:
+        """A client connects to the listener."""
+        protocol = self._factory()
+        assert isinstance(protocol, asyncio.Protocol)
+        self._ports += 1
+        transport = FakeTransport(self.loop, protocol, (peer_ip, self._ports), ("127.0.0.1", 80))
+        protocol.connection_made(transport)  # type: ignore[arg-type]
+        client = Client(self, protocol, transport)
+        self._clients.append(client)
+        self.run()
+        return client
+
+    # -- machines ---------------------------------------------------------------------------
+
+    def connect_asked(self, connect: Connect) -> None:
+        ids = {(up.host, up.port): up.machine_id for up in self.router.machines}
+        connect.machine_id = ids.get((connect.host, connect.port), "?")
+        self.connects.append(connect)
+
+    def next_connect(self) -> Connect:
+        assert self.connects, "the edge asked for no new machine connection"
+        return self.connects.popleft()
+
+    def accept(self, connect: Connect | None = None) -> Machine:
+        """The machine accepts the connection (the next one asked for if none is named)."""
+        connect = connect if connect is not None else self.next_connect()
+        conn = UpstreamConnection(self.pool, (connect.host, connect.port))
+        conn.shareable = not connect.faults
+        self._ports += 1
+        transport = FakeTransport(
+            self.loop, conn, (connect.host, connect.port), ("127.0.0.1", self._ports)
+        )
+        conn.connection_made(transport)  # type: ignore[arg-type]
+        self.pool.opened += 1
+        machine = Machine(self, connect, transport)
+        self.machines.append(machine)
+        connect.done(conn, "")
+        self.run()
+        return machine
+
+    def refuse(self, connect: Connect | None = None, reason: str = "refused") -> Connect:
+        """Connecting fails with ``reason`` (the contract's name: refused, timeout, ...)."""
+        connect = connect if connect is not None else self.next_connect()
+        connect.done(None, reason)
+        self.run()
+        return connect
+
+    # -- time -------------------------------------------------------------------------------
+
+    def advance(self, seconds: float) -> None:
+        """Time passes: the clock moves, and every deadline that passed fires."""
+        self.clock.advance(seconds)
+        self._fire_deadlines()
+        self.run()
+
+    def _fire_deadlines(self) -> None:
+        # The one place deadlines fire: each timed connection whose deadline is due,
+        # reset first and then told (as edge.dataplane.deadlines.DeadlineSweep does).
+        now = self.clock()
+        for client in self._clients:
+            timed: Any = client.protocol
+            if not client.transport.lost and timed.deadline <= now:
+                timed.deadline = INF
+                timed.deadline_passed(now)
+
+    def run(self) -> None:
+        """A turn of the loop: callbacks made ready by what just happened run."""
+        self.loop.run_ready()
+
+    # -- what the router saw ----------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        return self.router.in_flight
+
+
+def get(path: str = "/", host: str = "app.example", extra: str = "") -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode()

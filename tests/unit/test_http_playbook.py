@@ -1,0 +1,411 @@
+"""Playbook tests of the HTTP exchange: bytes and events in, writes and commands out,
+time on a fake clock (tests/playbook.py). The real relay, router, pool and machine
+connections run; only the sockets and the loop are played by the test."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.playbook import Playbook, get
+
+ULID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}-iad$")
+
+
+def test_a_get_is_relayed_and_the_next_one_reuses_the_machine_connection() -> None:
+    book = Playbook(machines=1)
+    client = book.client()
+    client.send(get("/one"))
+    machine = book.accept()
+    request = machine.request()
+    assert request.first_line == "GET /one"
+    assert request.header("host") == "app.example"
+    assert book.in_flight == 1
+    machine.respond(b"first")
+    response = client.response()
+    assert (response.status, response.body) == (200, b"first")
+    assert response.header("connection") is None  # HTTP/1.1: keep-alive goes unsaid
+    assert not client.closed
+    assert book.in_flight == 0
+
+    client.send(get("/two"))
+    assert not book.connects  # no new connection: the pooled one is used
+    assert machine.request().first_line == "GET /two"
+    machine.respond(b"second")
+    assert client.response().body == b"second"
+    assert len(book.machines) == 1
+    assert (book.router.chosen, book.router.released) == (2, 2)
+    assert not machine.closed
+
+
+def test_the_request_to_the_machine_names_the_client_and_the_pop() -> None:
+    book = Playbook(machines=1)
+    client = book.client(peer_ip="127.0.0.42")
+    client.send(get("/"))
+    request = book.accept().request()
+    assert request.header("fly-client-ip") == "127.0.0.42"
+    assert request.header("x-forwarded-for") == "127.0.0.42"
+    assert request.header("fly-region") == "iad"
+
+
+def test_pipelined_requests_are_answered_in_order() -> None:
+    book = Playbook(machines=1)
+    client = book.client()
+    client.send(get("/a") + get("/b") + get("/c"))
+    assert not client.reading  # early requests are held: no more is read meanwhile
+    machine = book.accept()
+    assert [r.first_line for r in machine.requests()] == ["GET /a"]  # one at a time
+    machine.respond(b"A")
+    assert [r.first_line for r in machine.requests()] == ["GET /b"]
+    machine.respond(b"B")
+    assert [r.first_line for r in machine.requests()] == ["GET /c"]
+    machine.respond(b"C")
+    assert [r.body for r in client.responses()] == [b"A", b"B", b"C"]
+    assert client.reading
+    assert not book.connects  # all three on the one machine connection
+    assert book.in_flight == 0
+
+
+def test_a_head_incomplete_past_headers_read_timeout_gets_408() -> None:
+    book = Playbook(machines=1, headers_read_timeout="2s")
+    client = book.client()
+    client.send(b"GET / HTTP/1.1\r\nHost: app.example\r\n")
+    book.advance(1.9)
+    assert client.responses() == [] and not client.closed
+    book.advance(0.2)
+    response = client.response()
+    assert response.status == 408
+    assert response.header("connection") == "close"
+    assert response.header("edge-error-code") is None  # the platform has no code for it
+    assert client.closed
+    assert not book.connects and book.in_flight == 0
+
+
+def test_the_head_deadline_counts_from_its_first_byte_not_from_the_last() -> None:
+    book = Playbook(machines=1, headers_read_timeout="2s")
+    client = book.client()
+    client.send(b"GET / HTTP/1.1\r\n")
+    book.advance(1.5)
+    client.send(b"Host: app.example\r\n")  # trickling (slowloris) does not extend it
+    book.advance(0.6)
+    assert client.response().status == 408
+
+
+def test_a_client_that_sends_nothing_is_closed_without_an_answer() -> None:
+    book = Playbook(machines=1, headers_read_timeout="2s")
+    client = book.client()
+    book.advance(2.0)
+    assert client.closed
+    assert client.transport.take() == b""
+
+
+def test_an_idle_keep_alive_connection_closes_after_idle_timeout() -> None:
+    book = Playbook(machines=1, headers_read_timeout="2s", idle_timeout="30s")
+    client = book.client()
+    client.send(get())
+    book.accept().respond()
+    assert client.response().status == 200
+    book.advance(29.9)  # longer than the head timeout: idle is timed by idle_timeout
+    assert not client.closed
+    book.advance(0.2)
+    assert client.closed
+    assert client.transport.take() == b""  # closed quietly: nothing was lost
+
+
+def test_a_machine_that_does_not_answer_in_time_gets_504() -> None:
+    book = Playbook(machines=1, timeout=5.0)
+    client = book.client()
+    client.send(get())
+    machine = book.accept()
+    assert machine.request().first_line == "GET /"
+    book.advance(4.9)
+    assert client.responses() == []
+    book.advance(0.2)
+    response = client.response()
+    assert response.status == 504
+    assert response.header("connection") == "close"
+    assert response.header("edge-error-code") is None
+    assert machine.closed  # its late answer must not reach the next request
+    assert client.closed
+    assert book.router.statuses == {504: 1}
+    assert book.in_flight == 0
+
+
+def test_a_refused_connect_is_retried_on_the_other_machine() -> None:
+    book = Playbook(machines=2, retries=1)
+    client = book.client()
+    client.send(get())
+    first = book.refuse()
+    assert first.machine_id == "m0"
+    machine = book.accept()
+    assert machine.machine_id == "m1"
+    machine.respond(b"from m1")
+    assert client.response().body == b"from m1"
+    assert book.router.connect_failures == [("m0", "refused")]
+    assert (book.router.chosen, book.router.released) == (2, 2)
+
+
+@pytest.mark.parametrize(
+    ("machines", "retries", "refusals", "code"),
+    [
+        (1, 0, 1, "PC01"),  # one try: the cause's own code
+        (2, 1, 2, "PC07"),  # retried and failed again: retries exhausted
+        (3, 2, 3, "PC07"),
+    ],
+)
+def test_refused_connects_end_in_502_once_the_retries_are_used(
+    machines: int, retries: int, refusals: int, code: str
+) -> None:
+    book = Playbook(machines=machines, retries=retries)
+    client = book.client()
+    client.send(get())
+    tried = [book.refuse().machine_id for _ in range(refusals)]
+    assert len(set(tried)) == refusals  # never the same machine twice
+    assert not book.connects  # no further try
+    response = client.response()
+    assert response.status == 502
+    assert response.header("edge-error-code") == code
+    assert f"error code: {code}" in response.body.decode()
+    assert "refused" in response.body.decode()
+    assert not client.closed  # the edge's own answer keeps the connection
+    assert book.in_flight == 0
+
+
+def test_retries_beyond_the_machines_end_in_503_naming_the_last_cause() -> None:
+    book = Playbook(machines=2, retries=2)
+    client = book.client()
+    client.send(get())
+    book.refuse()
+    book.refuse()
+    response = client.response()
+    assert response.status == 503
+    assert response.header("edge-error-code") == "PR03"
+    assert "the last connect failed: refused (PC01)" in response.body.decode()
+
+
+def test_a_get_whose_pooled_connection_was_closed_is_resent_on_a_fresh_one() -> None:
+    book = Playbook(machines=1)  # a retry elsewhere would find no machine: 503
+    client = book.client()
+    client.send(get("/one"))
+    pooled = book.accept()
+    assert pooled.request().first_line == "GET /one"
+    pooled.respond()
+    assert client.response().status == 200
+    client.send(get("/two"))
+    assert pooled.request().first_line == "GET /two"
+    pooled.close()  # the machine had given up on the connection: not its fault
+    fresh = book.accept()
+    assert fresh.machine_id == pooled.machine_id  # the same machine, a new connection
+    assert fresh.request().first_line == "GET /two"
+    fresh.respond(b"again")
+    assert client.response().body == b"again"
+    assert book.router.connect_failures == []
+    assert book.in_flight == 0
+
+
+def test_a_get_lost_on_a_fresh_connection_goes_to_another_machine() -> None:
+    book = Playbook(machines=2)
+    client = book.client()
+    client.send(get())
+    first = book.accept()
+    first.close()
+    second = book.accept()
+    assert (first.machine_id, second.machine_id) == ("m0", "m1")
+    second.respond(b"m1")
+    assert client.response().body == b"m1"
+    assert book.router.connect_failures == [("m0", "reset")]
+
+
+def test_a_get_lost_after_part_of_the_answer_is_not_resent() -> None:
+    book = Playbook(machines=2)
+    client = book.client()
+    client.send(get())
+    machine = book.accept()
+    machine.send(b"HTTP/1.1 200 OK\r\nContent-")  # a byte came: the machine saw it
+    machine.close()
+    assert not book.connects
+    response = client.response()
+    assert response.status == 502
+    assert response.header("edge-error-code") == "PU02"
+
+
+def test_a_pooled_connection_the_machine_closes_while_idle_is_not_used_again() -> None:
+    book = Playbook(machines=1)
+    client = book.client()
+    client.send(get())
+    machine = book.accept()
+    machine.respond()
+    client.response()
+    machine.close()
+    client.send(get())
+    assert book.next_connect().machine_id == "m0"  # a new connection, not the dead one
+
+
+def test_a_post_whose_machine_connection_is_lost_gets_502_and_is_never_resent() -> None:
+    book = Playbook(machines=2)
+    client = book.client()
+    client.send(b"POST /orders HTTP/1.1\r\nHost: app.example\r\nContent-Length: 5\r\n\r\nhello")
+    machine = book.accept()
+    request = machine.request()
+    assert (request.first_line, request.body) == ("POST /orders", b"hello")
+    machine.close()
+    assert not book.connects  # never sent twice: the machine may have acted on it
+    response = client.response()
+    assert response.status == 502
+    assert response.header("edge-error-code") == "PU02"
+    assert client.closed
+    assert book.in_flight == 0
+
+
+def test_a_post_on_a_pooled_connection_is_not_resent_either() -> None:
+    book = Playbook(machines=1)
+    client = book.client()
+    client.send(get())
+    pooled = book.accept()
+    pooled.respond()
+    client.response()
+    client.send(b"POST / HTTP/1.1\r\nHost: app.example\r\nContent-Length: 2\r\n\r\nhi")
+    pooled.close()
+    assert not book.connects
+    assert client.response().status == 502
+
+
+@pytest.mark.parametrize(
+    ("request_head", "connection", "stays_open"),
+    [
+        (b"GET / HTTP/1.0\r\nHost: app.example\r\n\r\n", "close", False),
+        (
+            b"GET / HTTP/1.0\r\nHost: app.example\r\nConnection: keep-alive\r\n\r\n",
+            "keep-alive",
+            True,
+        ),
+        (b"GET / HTTP/1.1\r\nHost: app.example\r\n\r\n", None, True),
+        (b"GET / HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n\r\n", "close", False),
+    ],
+    ids=["1.0", "1.0-keep-alive", "1.1", "1.1-close"],
+)
+def test_connection_header_of_the_answer(
+    request_head: bytes, connection: str | None, stays_open: bool
+) -> None:
+    book = Playbook(machines=1)
+    client = book.client()
+    client.send(request_head)
+    machine = book.accept()
+    machine.request()
+    machine.respond()
+    response = client.response()
+    assert response.status == 200
+    assert response.header("connection") == connection
+    assert client.closed is not stays_open
+
+
+def test_an_http10_request_is_sent_so_the_machine_connection_can_be_reused() -> None:
+    book = Playbook(machines=1)
+    client = book.client()
+    client.send(b"GET / HTTP/1.0\r\nHost: app.example\r\n\r\n")
+    assert book.accept().request().header("connection") == "keep-alive"
+
+
+UPGRADE_REQUEST = (
+    b"GET /ws HTTP/1.1\r\nHost: app.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+)
+
+
+def test_a_101_upgrade_becomes_a_tunnel_both_ways() -> None:
+    book = Playbook(machines=1)
+    client = book.client()
+    client.send(UPGRADE_REQUEST)
+    machine = book.accept()
+    request = machine.request()
+    assert request.header("upgrade") == "websocket"
+    machine.send(
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    )
+    response = client.response()
+    assert response.status == 101
+    assert response.header("upgrade") == "websocket"
+    assert response.header("connection") == "upgrade"
+    client.send(b"\x81\x04ping")
+    assert machine.received() == b"\x81\x04ping"
+    machine.send(b"\x81\x04pong")
+    assert client.tunnel_bytes() == b"\x81\x04pong"
+    assert book.in_flight == 1  # the tunnel holds its machine
+    machine.close()
+    assert client.closed
+    assert book.in_flight == 0
+
+
+def test_an_upgrade_answered_without_101_closes_after_the_answer() -> None:
+    book = Playbook(machines=1)
+    client = book.client()
+    client.send(UPGRADE_REQUEST)
+    machine = book.accept()
+    machine.respond(b"no", status=426)
+    response = client.response()
+    assert response.status == 426
+    assert response.header("connection") == "close"
+    assert client.closed
+
+
+def test_responses_carry_fly_request_id_and_via() -> None:
+    book = Playbook(machines=1)
+    client = book.client()
+    client.send(get())
+    machine = book.accept()
+    machine.respond(headers=b"Via: 1.1 upstream-cache\r\n")
+    response = client.response()
+    request_id = response.header("fly-request-id")
+    assert request_id is not None and ULID.match(request_id), request_id
+    assert response.all("via") == ["1.1 upstream-cache", "1.1 edge"]
+    client.send(get())
+    machine.respond()
+    assert client.response().header("fly-request-id") != request_id  # one per request
+
+
+def test_the_edges_own_answers_carry_their_code_and_request_id() -> None:
+    book = Playbook(machines=1, retries=0)
+    client = book.client()
+    client.send(get())
+    book.refuse(reason="timeout")
+    response = client.response()
+    assert response.status == 502
+    assert response.header("edge-error-code") == "PC05"
+    assert ULID.match(response.header("fly-request-id") or "")
+    assert response.header("via") == "1.1 edge"
+    answer = book.router.answers[-1]
+    assert (answer.status, answer.code) == (502, "PC05")
+    assert answer.request_id == response.header("fly-request-id")
+
+
+def test_a_machine_answer_has_no_edge_error_code() -> None:
+    book = Playbook(machines=1)
+    client = book.client()
+    client.send(get())
+    book.accept().respond(b"boom", status=500)
+    response = client.response()
+    assert response.status == 500
+    assert response.header("edge-error-code") is None
+
+
+def test_a_client_that_goes_away_mid_request_frees_the_machine() -> None:
+    book = Playbook(machines=1)
+    client = book.client()
+    client.send(get())
+    machine = book.accept()
+    client.disconnect()
+    assert machine.closed  # its answer would have nowhere to go
+    assert book.in_flight == 0
+    assert (book.router.opened_count, book.router.closed_count) == (1, 1)
+
+
+def test_a_connect_that_completes_after_the_client_left_is_pooled() -> None:
+    book = Playbook(machines=1)
+    client = book.client()
+    client.send(get())
+    connect = book.next_connect()
+    client.disconnect()
+    assert book.in_flight == 0
+    machine = book.accept(connect)
+    assert not machine.closed
+    assert book.pool.idle_count() == 1
