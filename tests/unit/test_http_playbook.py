@@ -204,6 +204,26 @@ def test_a_get_whose_pooled_connection_was_closed_is_resent_on_a_fresh_one() -> 
     assert book.in_flight == 0
 
 
+def test_the_resend_opens_a_new_connection_rather_than_another_pooled_one() -> None:
+    """A machine that closed one pooled connection (restarted) closed the others too."""
+    book = Playbook(machines=1)
+    first, second = book.client(), book.client()
+    first.send(get("/a"))
+    second.send(get("/b"))
+    a, b = book.accept(), book.accept()  # two connections to m0
+    for machine, client in ((a, first), (b, second)):
+        machine.request()
+        machine.respond()
+        client.response()
+    assert book.pool.idle_count() == 2
+    first.send(get("/c"))
+    taken, other = (a, b) if a.requests() else (b, a)
+    taken.close()
+    assert other.requests() == []  # not the other pooled connection
+    fresh = book.accept()
+    assert fresh.request().first_line == "GET /c"
+
+
 def test_a_get_lost_on_a_fresh_connection_goes_to_another_machine() -> None:
     book = Playbook(machines=2)
     client = book.client()
@@ -256,6 +276,65 @@ def test_a_post_whose_machine_connection_is_lost_gets_502_and_is_never_resent() 
     assert response.header("edge-error-code") == "PU02"
     assert client.closed
     assert book.in_flight == 0
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"POST /x HTTP/1.1\r\nHost: app.example\r\nContent-Length: 0\r\n\r\n",  # not idempotent
+        b"PUT /x HTTP/1.1\r\nHost: app.example\r\nContent-Length: 3\r\n\r\nabc",  # a body
+        b"GET /x HTTP/1.1\r\nHost: app.example\r\nContent-Length: 3\r\n\r\nabc",
+        b"PATCH /x HTTP/1.1\r\nHost: app.example\r\n\r\n",
+    ],
+    ids=["POST-no-body", "PUT-body", "GET-body", "PATCH"],
+)
+def test_requests_that_are_not_replayable_get_502_when_their_machine_is_lost(
+    request_bytes: bytes,
+) -> None:
+    book = Playbook(machines=2)
+    client = book.client()
+    client.send(request_bytes)
+    machine = book.accept()
+    assert machine.request().first_line.endswith(" /x")
+    machine.close()
+    assert not book.connects
+    assert client.response().status == 502
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "OPTIONS"])
+def test_idempotent_bodiless_requests_go_elsewhere_when_their_machine_is_lost(method: str) -> None:
+    book = Playbook(machines=2)
+    client = book.client()
+    client.send(f"{method} /x HTTP/1.1\r\nHost: app.example\r\n\r\n".encode())
+    book.accept().close()
+    machine = book.accept()
+    assert machine.request().first_line == f"{method} /x"
+    machine.respond()
+    assert client.response().status == 200
+
+
+def test_when_the_fresh_resend_is_lost_too_the_request_goes_elsewhere() -> None:
+    book = Playbook(machines=2)
+    client = book.client()
+    conns = {}
+    for path in ("/1", "/2"):  # round robin: one pooled connection to each machine
+        client.send(get(path))
+        machine = book.accept()
+        machine.request()
+        machine.respond()
+        client.response()
+        conns[machine.machine_id] = machine
+    client.send(get("/3"))  # m0 again, on its pooled connection
+    assert conns["m0"].request().first_line == "GET /3"
+    conns["m0"].close()
+    fresh = book.accept()
+    assert fresh.machine_id == "m0"
+    fresh.close()  # lost on a fresh connection: now it is the machine's doing
+    assert not book.connects  # m1's pooled connection takes it
+    assert conns["m1"].request().first_line == "GET /3"
+    conns["m1"].respond(b"m1")
+    assert client.response().body == b"m1"
+    assert book.router.connect_failures == [("m0", "reset")]
 
 
 def test_a_post_on_a_pooled_connection_is_not_resent_either() -> None:
