@@ -29,12 +29,15 @@ import httptools
 
 from edge.config.model import HttpSpec
 from edge.core.clock import FakeClock
+from edge.core.error_codes import capacity_code
 from edge.core.faults import Fault
+from edge.dataplane.contract import Choice, ClientInfo, NoUpstream, RouteHints
 from edge.dataplane.http_proxy import make_http_protocol_factory
 from edge.dataplane.http_tracker import HttpConnectionTracker
 from edge.dataplane.simple_router import StaticRouter
 from edge.dataplane.upstream_conn import ConnectDone, UpstreamConnection
 from edge.dataplane.upstream_pool import UpstreamPool
+from edge.runtime.capacity import WaitQueue
 
 INF = float("inf")
 MACHINE_HOST = "127.0.0.1"
@@ -429,6 +432,35 @@ class ScriptedPool(UpstreamPool):
         self._book.connect_asked(Connect(host, port, timeout, tuple(faults), done))
 
 
+class SaturableRouter(StaticRouter):
+    """The StaticRouter, plus a hard limit the test switches: while ``full``, every
+    choice is refused with the service's capacity queue (the runtime's ``WaitQueue``)."""
+
+    def __init__(self, *args: Any, queue_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = WaitQueue(queue_timeout)
+        self.full = False
+
+    def choose(
+        self, client: ClientInfo, hints: RouteHints | None, exclude: frozenset[str]
+    ) -> Choice:
+        if self.full:
+            return NoUpstream(
+                503,
+                "every machine is at its hard limit",
+                app=self.app,
+                code=capacity_code(http=True),
+                retry_after=self.retry_after,
+                queue=self.queue,
+            )
+        return super().choose(client, hints, exclude)
+
+    def free_a_slot(self) -> None:
+        """A slot was released: no longer full, the oldest waiter chooses again."""
+        self.full = False
+        self.queue.wake_one()
+
+
 # --- the playbook ------------------------------------------------------------------------------
 
 
@@ -445,16 +477,21 @@ class Playbook:
         headers_read_timeout: str = "10s",
         idle_timeout: str = "60s",
         pop: str = "iad",
+        queue_timeout: float | None = None,
     ) -> None:
         self.clock = FakeClock()
         self.loop = FakeLoop(self.clock)
         upstreams = [(MACHINE_HOST, port) for port in MACHINE_PORTS[:machines]]
-        self.router = StaticRouter(
-            upstreams,
-            pop=pop,
-            retries=retries,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
+        options: dict[str, Any] = {
+            "pop": pop,
+            "retries": retries,
+            "timeout": timeout,
+            "connect_timeout": connect_timeout,
+        }
+        self.router: StaticRouter = (
+            StaticRouter(upstreams, **options)
+            if queue_timeout is None
+            else SaturableRouter(upstreams, queue_timeout=queue_timeout, **options)
         )
         self.settings = HttpSpec.model_validate(
             {"headers_read_timeout": headers_read_timeout, "idle_timeout": idle_timeout}
@@ -546,6 +583,11 @@ class Playbook:
     @property
     def in_flight(self) -> int:
         return self.router.in_flight
+
+    @property
+    def saturable(self) -> SaturableRouter:
+        assert isinstance(self.router, SaturableRouter), "Playbook(queue_timeout=...) makes one"
+        return self.router
 
 
 def get(path: str = "/", host: str = "app.example", extra: str = "") -> bytes:

@@ -488,3 +488,77 @@ def test_a_connect_that_completes_after_the_client_left_is_pooled() -> None:
     machine = book.accept(connect)
     assert not machine.closed
     assert book.pool.idle_count() == 1
+
+
+# --- the capacity queue (every machine at its hard limit) -----------------------------------
+
+
+def test_a_queued_request_is_served_when_a_slot_frees() -> None:
+    book = Playbook(machines=1, queue_timeout=5.0)
+    book.saturable.full = True
+    client = book.client()
+    client.send(get())
+    assert not book.connects and client.responses() == []
+    assert len(book.saturable.queue) == 1
+    book.advance(3.0)
+    book.saturable.free_a_slot()
+    machine = book.accept()
+    machine.respond(b"served")
+    assert client.response().body == b"served"
+
+
+def test_a_queued_request_gets_503_when_no_slot_frees_in_time() -> None:
+    book = Playbook(machines=1, queue_timeout=5.0)
+    book.saturable.full = True
+    client = book.client()
+    client.send(get())
+    book.advance(4.9)
+    assert client.responses() == []
+    book.advance(0.2)
+    response = client.response()
+    assert response.status == 503
+    assert response.header("edge-error-code") == "PL02"
+    assert response.header("retry-after") == "1"
+    assert len(book.saturable.queue) == 0  # it left the queue
+    assert not book.connects
+
+
+def test_being_woken_to_a_taken_slot_does_not_extend_the_wait() -> None:
+    book = Playbook(machines=1, queue_timeout=5.0)
+    book.saturable.full = True
+    client = book.client()
+    client.send(get())
+    book.advance(4.0)
+    book.saturable.queue.wake_one()  # woken, but still full: waits again
+    assert client.responses() == [] and len(book.saturable.queue) == 1
+    book.advance(1.1)  # 5.1 s after the first wait
+    assert client.response().status == 503
+
+
+def test_a_client_that_leaves_the_queue_cancels_its_wait() -> None:
+    book = Playbook(machines=1, queue_timeout=5.0)
+    book.saturable.full = True
+    client = book.client()
+    client.send(get())
+    client.disconnect()
+    assert len(book.saturable.queue) == 0
+    book.saturable.free_a_slot()
+    assert not book.connects
+
+
+def test_the_next_request_on_the_connection_waits_afresh() -> None:
+    book = Playbook(machines=1, queue_timeout=5.0)
+    book.saturable.full = True
+    client = book.client()
+    client.send(get())
+    book.advance(4.0)
+    book.saturable.free_a_slot()
+    machine = book.accept()
+    machine.respond()
+    client.response()
+    book.saturable.full = True
+    client.send(get())
+    book.advance(4.0)  # 8 s after the first request's wait began: a new wait
+    assert client.responses() == []
+    book.advance(1.1)
+    assert client.response().status == 503
