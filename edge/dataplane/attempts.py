@@ -102,6 +102,12 @@ class Attempts:
         self.queue_deadline = 0.0
         self.refusal = None
 
+    def retarget(self) -> None:
+        """A fly-replay sends the request to a new target: a fresh retry budget for it."""
+        self.base = self.count
+        self.exclude = _NO_EXCLUDE
+        self.queue_deadline = 0.0
+
     def choose(self, hints: RouteHints | None) -> Upstream | NoUpstream:
         assert self.client is not None
         choice = self._router.choose(self.client, hints, self.exclude)
@@ -154,12 +160,12 @@ class Attempts:
             self.exclude = self.exclude | {up.machine_id}
         return verdict
 
-    def lost(self, reason: str = "reset") -> None:
-        """The machine's connection was lost and the request goes elsewhere."""
+    def lost(self, reason: str, to_machine: int, to_client: int) -> None:
+        """The machine's connection was lost, and the request goes to another machine."""
         lease, self.lease = self.lease, None
         if lease is not None:
             self._router.connect_failed(lease.upstream, reason)
-            lease.release()
+            lease.release(to_machine, to_client)
             self.exclude = self.exclude | {lease.upstream.machine_id}
 
     def release(self, to_machine: int = -1, to_client: int = 0) -> None:
