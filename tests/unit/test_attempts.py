@@ -197,15 +197,31 @@ def test_restart_resets_the_budget() -> None:
     assert r.in_flight == 0
 
 
-def test_lost_reports_excludes_and_frees() -> None:
+def test_lost_reports_excludes_and_frees_with_the_bytes() -> None:
     r = router(machines=3)
     attempts = Attempts(r, CLIENT)
     up = chosen(attempts)
-    attempts.lost()
-    attempts.lost()  # nothing leased any more: nothing happens
+    attempts.lost("reset", 300, 0)
+    attempts.lost("reset", 300, 0)  # nothing leased any more: nothing happens
     assert r.connect_failures == [(up.machine_id, "reset")]
     assert attempts.exclude == {up.machine_id}
-    assert (r.chosen, r.released) == (1, 1)
+    assert (r.chosen, r.released, r.bytes_to_machine) == (1, 1, 300)
+    assert chosen(attempts).machine_id != up.machine_id
+
+
+def test_retarget_gives_a_fly_replay_target_a_fresh_budget() -> None:
+    r = router(machines=3, retries=1)
+    attempts = Attempts(r, CLIENT)
+    chosen(attempts)
+    assert attempts.failed("refused") is ConnectVerdict.RETRY
+    chosen(attempts)
+    attempts.release()
+    attempts.retarget()
+    assert attempts.tries == 0
+    assert attempts.exclude == frozenset()
+    assert attempts.queue_deadline == 0.0
+    chosen(attempts)
+    assert attempts.failed("refused") is ConnectVerdict.RETRY
 
 
 def test_connected_reports_the_leased_machine() -> None:
