@@ -340,6 +340,15 @@ class Client:
         self.stream.tunnel.clear()
         return data
 
+    def stops_reading(self) -> None:
+        """The client reads no more: the edge's writes to it pile up (pause_writing)."""
+        self.protocol.pause_writing()
+        self._book.run()
+
+    def reads_again(self) -> None:
+        self.protocol.resume_writing()
+        self._book.run()
+
     @property
     def closed(self) -> bool:
         """The edge closed (or aborted) the connection."""
@@ -555,6 +564,13 @@ class Playbook:
         connect.done(None, reason)
         self.run()
         return connect
+
+    def start_draining(self) -> None:
+        """The listener drains (shutdown): no more keep-alive, idle connections close now
+        (what HttpConnectionTracker.drain does before it waits)."""
+        self.tracker.draining = True
+        self.tracker.close_idle()
+        self.run()
 
     # -- time -------------------------------------------------------------------------------
 

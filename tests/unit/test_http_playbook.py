@@ -562,3 +562,90 @@ def test_the_next_request_on_the_connection_waits_afresh() -> None:
     assert client.responses() == []
     book.advance(1.1)
     assert client.response().status == 503
+
+
+# --- bodies, backpressure, drain ------------------------------------------------------------------
+
+
+def test_a_chunked_response_is_relayed_untouched_and_the_connection_kept() -> None:
+    book = Playbook(machines=1)
+    client = book.client()
+    client.send(get())
+    machine = book.accept()
+    machine.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+    assert client.responses() == []  # not complete yet
+    machine.send(b"6\r\n world\r\n0\r\n\r\n")
+    response = client.response()
+    assert response.body == b"hello world"
+    assert response.header("transfer-encoding") == "chunked"
+    assert not client.closed
+    client.send(get("/next"))
+    assert not book.connects  # the machine connection went back to the pool
+
+
+def test_a_response_without_length_ends_when_the_machine_closes() -> None:
+    book = Playbook(machines=1)
+    client = book.client()
+    client.send(get())
+    machine = book.accept()
+    machine.send(b"HTTP/1.1 200 OK\r\n\r\nstream")
+    machine.send(b"ing")
+    machine.close()
+    assert client.transport.written.endswith(b"\r\n\r\nstreaming")
+    assert b"Connection: close" in client.transport.written
+    assert client.closed
+    assert book.in_flight == 0
+
+
+def test_a_request_body_streams_to_the_machine_as_it_comes() -> None:
+    book = Playbook(machines=1)
+    client = book.client()
+    client.send(b"POST /up HTTP/1.1\r\nHost: app.example\r\nContent-Length: 10\r\n\r\nhel")
+    machine = book.accept()
+    assert machine.requests() == []  # the head and part of the body: not a whole request
+    client.send(b"lo")
+    client.send(b"world")
+    request = machine.request()
+    assert request.body == b"helloworld"
+    machine.respond(b"stored")
+    assert client.response().body == b"stored"
+    assert not client.closed
+
+
+def test_an_answer_before_the_body_is_all_sent_closes_the_connection() -> None:
+    book = Playbook(machines=1)
+    client = book.client()
+    client.send(b"POST /up HTTP/1.1\r\nHost: app.example\r\nContent-Length: 100\r\n\r\nabc")
+    machine = book.accept()
+    machine.respond(b"too large", status=413)
+    assert client.response().status == 413
+    assert client.closed  # the rest of the body can't be told apart from a next request
+
+
+def test_a_client_that_stops_reading_pauses_the_machine() -> None:
+    book = Playbook(machines=1)
+    client = book.client()
+    client.send(get())
+    machine = book.accept()
+    machine.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+    client.stops_reading()
+    assert not machine.transport.reading
+    client.reads_again()
+    assert machine.transport.reading
+    machine.send(b"defghij")
+    assert client.response().body == b"abcdefghij"
+
+
+def test_draining_closes_idle_connections_and_ends_keep_alive() -> None:
+    book = Playbook(machines=1)
+    idle, busy = book.client(), book.client()
+    busy.send(get())
+    machine = book.accept()
+    book.start_draining()
+    assert idle.closed
+    assert not busy.closed  # its request is in flight: it finishes
+    machine.respond()
+    response = busy.response()
+    assert response.status == 200
+    assert response.header("connection") == "close"
+    assert busy.closed
