@@ -470,6 +470,10 @@ class SaturableRouter(StaticRouter):
         self.queue.wake_one()
 
 
+class _TlsSession:
+    """What get_extra_info('ssl_object') gives for a TLS session (no SNI name here)."""
+
+
 # --- the playbook ------------------------------------------------------------------------------
 
 
@@ -487,6 +491,7 @@ class Playbook:
         idle_timeout: str = "60s",
         pop: str = "iad",
         queue_timeout: float | None = None,
+        force_https: bool = False,
     ) -> None:
         self.clock = FakeClock()
         self.loop = FakeLoop(self.clock)
@@ -496,6 +501,7 @@ class Playbook:
             "retries": retries,
             "timeout": timeout,
             "connect_timeout": connect_timeout,
+            "force_https": force_https,
         }
         self.router: StaticRouter = (
             StaticRouter(upstreams, **options)
@@ -518,12 +524,14 @@ class Playbook:
 
     # -- clients --------------------------------------------------------------------------
 
-    def client(self, peer_ip: str = "127.0.0.9") -> Client:
-        """A client connects to the listener."""
+    def client(self, peer_ip: str = "127.0.0.9", tls: bool = False) -> Client:
+        """A client connects to the listener (``tls``: over a terminated TLS session)."""
         protocol = self._factory()
         assert isinstance(protocol, asyncio.Protocol)
         self._ports += 1
-        transport = FakeTransport(self.loop, protocol, (peer_ip, self._ports), ("127.0.0.1", 80))
+        local = ("127.0.0.1", 443 if tls else 80)
+        ssl_object = _TlsSession() if tls else None
+        transport = FakeTransport(self.loop, protocol, (peer_ip, self._ports), local, ssl_object)
         protocol.connection_made(transport)  # type: ignore[arg-type]
         client = Client(self, protocol, transport)
         self._clients.append(client)

@@ -257,7 +257,9 @@ def test_a_pooled_connection_the_machine_closes_while_idle_is_not_used_again() -
     machine = book.accept()
     machine.respond()
     client.response()
+    assert book.pool.idle_count() == 1
     machine.close()
+    assert book.pool.idle_count() == 0  # it left the pool at once
     client.send(get())
     assert book.next_connect().machine_id == "m0"  # a new connection, not the dead one
 
@@ -649,3 +651,36 @@ def test_draining_closes_idle_connections_and_ends_keep_alive() -> None:
     assert response.status == 200
     assert response.header("connection") == "close"
     assert busy.closed
+
+
+# --- TLS and force_https ------------------------------------------------------------------------
+
+
+def test_a_tls_client_is_named_to_the_machine_as_https() -> None:
+    book = Playbook(machines=1, force_https=True)
+    client = book.client(tls=True)
+    client.send(get())
+    request = book.accept().request()
+    assert request.header("x-forwarded-proto") == "https"
+    assert request.header("x-forwarded-ssl") == "on"
+    assert request.header("x-forwarded-port") == "443"
+
+
+def test_a_plain_client_is_named_as_http() -> None:
+    book = Playbook(machines=1)
+    client = book.client()
+    client.send(get())
+    request = book.accept().request()
+    assert request.header("x-forwarded-proto") == "http"
+    assert request.header("x-forwarded-ssl") == "off"
+
+
+def test_force_https_redirects_a_plain_client_without_a_machine() -> None:
+    book = Playbook(machines=1, force_https=True)
+    client = book.client()
+    client.send(get("/path?q=1"))
+    response = client.response()
+    assert response.status == 301
+    assert response.header("location") == "https://app.example/path?q=1"
+    assert not book.connects
+    assert book.in_flight == 0
