@@ -684,3 +684,65 @@ def test_force_https_redirects_a_plain_client_without_a_machine() -> None:
     assert response.header("location") == "https://app.example/path?q=1"
     assert not book.connects
     assert book.in_flight == 0
+
+
+# --- fly-replay ----------------------------------------------------------------------------
+
+REPLAY_ANSWER = b"HTTP/1.1 204 No Content\r\nfly-replay: %s\r\n\r\n"
+
+
+def test_a_fly_replay_answer_is_held_and_the_request_goes_again_with_its_body() -> None:
+    book = Playbook(machines=2)
+    client = book.client()
+    client.send(b"POST /x HTTP/1.1\r\nHost: app.example\r\nContent-Length: 4\r\n\r\nbody")
+    m0 = book.accept()
+    assert m0.request().body == b"body"
+    m0.send(REPLAY_ANSWER % b"elsewhere=true")
+    assert client.transport.take() == b""  # the client never sees the replay answer
+    m1 = book.accept()
+    assert m1.machine_id == "m1"
+    replayed = m1.request()
+    assert (replayed.first_line, replayed.body) == ("POST /x", b"body")
+    source = replayed.header("fly-replay-src") or ""
+    assert source.startswith("instance=m0;region=iad;")
+    m1.respond(b"from m1")
+    response = client.response()
+    assert (response.status, response.body) == (200, b"from m1")
+    assert response.header("fly-replay") is None
+    assert book.router.replays == [("static", "replayed")]
+    assert book.in_flight == 0
+
+
+def test_a_replay_target_not_reached_in_time_falls_back_to_the_replaying_machine() -> None:
+    book = Playbook(machines=2)
+    client = book.client()
+    client.send(get("/x"))
+    m0 = book.accept()
+    m0.request()
+    m0.send(REPLAY_ANSWER % b"region=ord;timeout=2s;fallback=force_self")
+    assert book.next_connect().machine_id == "m1"  # it never completes
+    book.advance(1.9)
+    assert m0.requests() == []
+    book.advance(0.2)
+    fallback = m0.request()  # on m0's pooled connection
+    failed = fallback.header("fly-replay-failed") or ""
+    assert "reason=timeout" in failed and "replay_source=m0" in failed
+    assert "elapsed_ms=2100" in failed  # the injected clock, not the wall clock
+    m0.respond(b"handled here")
+    assert client.response().body == b"handled here"
+    assert book.router.replays == [("static", "replayed"), ("static", "fallback")]
+
+
+def test_a_fallback_request_cannot_be_replayed_again() -> None:
+    book = Playbook(machines=2, retries=0)
+    client = book.client()
+    client.send(get("/x"))
+    m0 = book.accept()
+    m0.request()
+    m0.send(REPLAY_ANSWER % b"elsewhere=true;fallback=force_self")
+    book.refuse()  # m1 cannot be reached: back to m0
+    assert m0.request().header("fly-replay-failed") is not None
+    m0.send(REPLAY_ANSWER % b"elsewhere=true")
+    response = client.response()
+    assert response.status == 502
+    assert response.header("edge-error-code") == "PA03"
