@@ -746,3 +746,76 @@ def test_a_fallback_request_cannot_be_replayed_again() -> None:
     response = client.response()
     assert response.status == 502
     assert response.header("edge-error-code") == "PA03"
+
+
+# --- message framing corner cases -------------------------------------------------------------
+
+
+def test_a_head_answer_has_no_body_and_the_connection_goes_on() -> None:
+    book = Playbook(machines=1)
+    client = book.client()
+    client.send(b"HEAD / HTTP/1.1\r\nHost: app.example\r\n\r\n")
+    machine = book.accept()
+    assert machine.request().first_line == "HEAD /"
+    machine.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")  # the size a GET would get
+    out = client.transport.take()
+    assert out.startswith(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n")
+    assert out.endswith(b"\r\n\r\n")  # and nothing after the head
+    client.send(get("/after"))
+    assert not book.connects
+    assert machine.request().first_line == "GET /after"
+    machine.respond(b"x")
+    assert client.response().body == b"x"
+
+
+def test_a_204_keeps_the_connection() -> None:
+    book = Playbook(machines=1)
+    client = book.client()
+    client.send(get())
+    machine = book.accept()
+    machine.request()
+    machine.send(b"HTTP/1.1 204 No Content\r\n\r\n")
+    assert client.response().status == 204
+    client.send(get("/next"))
+    assert machine.request().first_line == "GET /next"
+
+
+@pytest.mark.parametrize(("version", "relayed"), [("1.1", True), ("1.0", False)])
+def test_a_100_continue_is_relayed_to_http11_clients_only(version: str, relayed: bool) -> None:
+    book = Playbook(machines=1)
+    client = book.client()
+    client.send(
+        f"POST /p HTTP/{version}\r\nHost: app.example\r\nContent-Length: 2\r\n"
+        "Expect: 100-continue\r\n\r\n".encode()
+    )
+    machine = book.accept()
+    machine.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+    assert client.transport.take() == (b"HTTP/1.1 100 Continue\r\n\r\n" if relayed else b"")
+    client.send(b"hi")
+    assert machine.request().body == b"hi"
+    machine.respond(b"done")
+    assert client.response().body == b"done"
+
+
+def test_content_length_with_transfer_encoding_is_refused_before_any_machine() -> None:
+    book = Playbook(machines=1)
+    client = book.client()
+    client.send(
+        b"POST / HTTP/1.1\r\nHost: app.example\r\nContent-Length: 3\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+    )
+    assert client.response().status == 400
+    assert client.closed
+    assert not book.connects
+
+
+def test_a_client_that_half_closes_after_its_request_gets_the_answer_then_the_end() -> None:
+    book = Playbook(machines=1)
+    client = book.client()
+    client.send(get())
+    client.send_eof()
+    assert not client.closed  # the request is whole: it is answered first
+    machine = book.accept()
+    machine.respond(b"bye")
+    assert client.response().body == b"bye"
+    assert client.closed
