@@ -32,6 +32,7 @@ from edge.core.clock import FakeClock
 from edge.core.error_codes import capacity_code
 from edge.core.faults import Fault
 from edge.dataplane.contract import Choice, ClientInfo, NoUpstream, RouteHints
+from edge.dataplane.deadlines import TICK
 from edge.dataplane.http_proxy import make_http_protocol_factory
 from edge.dataplane.http_tracker import HttpConnectionTracker
 from edge.dataplane.simple_router import StaticRouter
@@ -583,10 +584,17 @@ class Playbook:
     # -- time -------------------------------------------------------------------------------
 
     def advance(self, seconds: float) -> None:
-        """Time passes: the clock moves, and every deadline that passed fires."""
-        self.clock.advance(seconds)
-        self._fire_deadlines()
-        self.run()
+        """Time passes: the clock moves in the deadline sweep's ticks, and after each
+        tick every deadline that passed fires (so a deadline set by what fired earlier
+        in the same stretch of time fires too, as it would in the daemon)."""
+        target = self.clock() + seconds
+        for _ in range(1_000_000):
+            left = target - self.clock()
+            if left <= 0:  # the last step lands on target exactly (Sterbenz)
+                break
+            self.clock.advance(min(TICK, left))
+            self._fire_deadlines()
+            self.run()
 
     def _fire_deadlines(self) -> None:
         # The one place deadlines fire: each timed connection whose deadline is due,

@@ -727,7 +727,8 @@ def test_a_replay_target_not_reached_in_time_falls_back_to_the_replaying_machine
     fallback = m0.request()  # on m0's pooled connection
     failed = fallback.header("fly-replay-failed") or ""
     assert "reason=timeout" in failed and "replay_source=m0" in failed
-    assert "elapsed_ms=2100" in failed  # the injected clock, not the wall clock
+    elapsed = int(failed.rpartition("elapsed_ms=")[2])
+    assert 2000 <= elapsed <= 2100  # the injected clock (a tick late at most), not the wall's
     m0.respond(b"handled here")
     assert client.response().body == b"handled here"
     assert book.router.replays == [("static", "replayed"), ("static", "fallback")]
