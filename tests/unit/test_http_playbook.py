@@ -820,3 +820,31 @@ def test_a_client_that_half_closes_after_its_request_gets_the_answer_then_the_en
     machine.respond(b"bye")
     assert client.response().body == b"bye"
     assert client.closed
+
+
+def test_a_replay_answered_before_the_body_waits_for_the_rest_of_it() -> None:
+    book = Playbook(machines=2, timeout=5.0)
+    client = book.client()
+    client.send(b"POST /x HTTP/1.1\r\nHost: app.example\r\nContent-Length: 6\r\n\r\nab")
+    m0 = book.accept()
+    m0.send(REPLAY_ANSWER % b"elsewhere=true")
+    assert not book.connects  # the body is not all here: nothing to resend yet
+    client.send(b"cdef")
+    m1 = book.accept()
+    assert m1.request().body == b"abcdef"
+
+
+def test_a_replay_whose_body_never_comes_gets_408_after_the_timeout() -> None:
+    book = Playbook(machines=2, timeout=5.0)
+    client = book.client()
+    client.send(b"POST /x HTTP/1.1\r\nHost: app.example\r\nContent-Length: 6\r\n\r\nab")
+    m0 = book.accept()
+    m0.send(REPLAY_ANSWER % b"elsewhere=true")
+    book.advance(4.9)
+    assert client.responses() == []
+    book.advance(0.2)
+    response = client.response()
+    assert response.status == 408
+    assert client.closed
+    assert not book.connects
+    assert book.in_flight == 0
