@@ -848,3 +848,30 @@ def test_a_replay_whose_body_never_comes_gets_408_after_the_timeout() -> None:
     assert client.closed
     assert not book.connects
     assert book.in_flight == 0
+
+
+def test_a_pipelined_request_after_an_answer_of_the_edge_is_still_served() -> None:
+    book = Playbook(machines=1, retries=0)
+    client = book.client()
+    client.send(get("/a") + get("/b"))
+    book.refuse()
+    assert [r.status for r in client.responses()] == [502]
+    machine = book.accept()
+    assert machine.request().first_line == "GET /b"
+    machine.respond(b"b")
+    assert client.response().body == b"b"
+
+
+def test_a_pipelined_partial_head_is_timed_from_when_its_turn_comes() -> None:
+    book = Playbook(machines=1, headers_read_timeout="2s")
+    client = book.client()
+    client.send(get("/a") + b"GET /b HTTP/1.1\r\nHo")
+    book.advance(10.0)  # the machine takes its time: the held head is not timed yet
+    machine = book.accept()
+    machine.request()
+    machine.respond(b"a")
+    assert client.response().body == b"a"
+    book.advance(1.9)
+    assert client.responses() == []
+    book.advance(0.2)
+    assert client.response().status == 408
