@@ -875,3 +875,21 @@ def test_a_pipelined_partial_head_is_timed_from_when_its_turn_comes() -> None:
     assert client.responses() == []
     book.advance(0.2)
     assert client.response().status == 408
+
+
+def test_no_timer_is_set_per_request() -> None:
+    """Timeouts are deadlines swept once per tick: a hundred requests schedule no more
+    timers on the loop than one does."""
+    book = Playbook(machines=1)
+    client = book.client()
+    client.send(get())
+    machine = book.accept()
+    machine.respond()
+    client.response()
+    after_one = len(book.loop.timers)
+    for _ in range(100):
+        client.send(get())
+        machine.respond()
+        assert client.response().status == 200
+    assert len(book.loop.timers) == after_one
+    assert not book.loop.ready
