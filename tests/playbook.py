@@ -20,8 +20,9 @@ relay's internals is absorbed here; the tests speak only bytes, commands and tim
 from __future__ import annotations
 
 import asyncio
+import errno
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,12 +31,12 @@ from edge.core.clock import FakeClock
 from edge.core.error_codes import capacity_code
 from edge.core.faults import Fault
 from edge.dataplane.contract import Choice, ClientInfo, NoUpstream, RouteHints
-from edge.dataplane.deadlines import TICK
+from edge.dataplane.deadlines import TICK, DeadlineSweep
 from edge.dataplane.http_proxy import make_http_protocol_factory
 from edge.dataplane.http_tracker import HttpConnectionTracker
 from edge.dataplane.simple_router import StaticRouter
 from edge.dataplane.upstream_conn import ConnectDone, UpstreamConnection
-from edge.dataplane.upstream_pool import UpstreamPool
+from edge.dataplane.upstream_pool import PendingConnect, UpstreamPool
 from edge.runtime.capacity import WaitQueue
 from tests.playbook_fakes import FakeLoop, FakeTransport, Message, MessageStream
 
@@ -157,25 +158,45 @@ class Machine:
         return self.transport.closed
 
 
+# How a refused connect fails, by the contract's name (contract.connect_failure maps back).
+_CONNECT_ERRORS: dict[str, Callable[[], BaseException]] = {
+    "refused": ConnectionRefusedError,
+    "timeout": TimeoutError,
+    "reset": ConnectionResetError,
+    "unreachable": lambda: OSError(errno.EHOSTUNREACH, "No route to host"),
+    "exhausted": lambda: OSError(errno.EMFILE, "Too many open files"),
+}
+
+
 @dataclass
 class Connect:
-    """The relay asked the pool for a new connection to a machine."""
+    """The relay asked the pool for a new connection to a machine: the pool's own
+    ``PendingConnect`` (timed by the sweep), whose opening the test completes or fails."""
 
     host: str
     port: int
     timeout: float
     faults: tuple[Fault, ...]
-    done: ConnectDone
+    conn: UpstreamConnection
+    opening: asyncio.Future[None]
     machine_id: str = ""
+
+    @property
+    def pending(self) -> bool:
+        """Not completed, failed or timed out yet."""
+        return not self.opening.done()
 
 
 class ScriptedPool(UpstreamPool):
-    """The real pool (take, put, forget), but a new connection is a ``Connect`` command
-    the test completes or fails, instead of a socket."""
+    """The real pool (take, put, forget, idle expiry, the connect's deadline and its
+    outcome), but a new connection opens when the test says so, instead of a socket."""
 
-    def __init__(self, loop: FakeLoop, idle_timeout: float, book: Playbook) -> None:
-        super().__init__(loop, idle_timeout)  # type: ignore[arg-type]
+    def __init__(
+        self, loop: FakeLoop, idle_timeout: float, sweep: DeadlineSweep, book: Playbook
+    ) -> None:
+        super().__init__(loop, idle_timeout, sweep=sweep)  # type: ignore[arg-type]
         self._book = book
+        self._clock = sweep.clock
 
     def connect(
         self,
@@ -185,7 +206,13 @@ class ScriptedPool(UpstreamPool):
         done: ConnectDone,
         faults: Sequence[Fault] = (),
     ) -> None:
-        self._book.connect_asked(Connect(host, port, timeout, tuple(faults), done))
+        conn = UpstreamConnection(self, (host, port))
+        conn.shareable = not faults
+        opening: asyncio.Future[None] = asyncio.Future(loop=self._loop)
+        pending = PendingConnect(self, conn, opening, self._clock() + timeout, done)
+        self._book.sweep.watch(pending)
+        opening.add_done_callback(pending.finished)
+        self._book.connect_asked(Connect(host, port, timeout, tuple(faults), conn, opening))
 
 
 class SaturableRouter(StaticRouter):
@@ -258,9 +285,12 @@ class Playbook:
         self.settings = HttpSpec.model_validate(
             {"headers_read_timeout": headers_read_timeout, "idle_timeout": idle_timeout}
         )
-        self.pool = ScriptedPool(self.loop, self.settings.upstream_idle_timeout, self)
         loop: Any = self.loop
-        self.tracker = HttpConnectionTracker(loop)
+        # The loop's one deadline sweep, on the fake clock: the tracker (client
+        # connections), the pool (connects, idle connections) all register with it.
+        self.sweep = DeadlineSweep(loop, self.clock)
+        self.pool = ScriptedPool(self.loop, self.settings.upstream_idle_timeout, self.sweep, self)
+        self.tracker = HttpConnectionTracker(loop, self.sweep)
         self._factory = make_http_protocol_factory(
             self.router, self.settings, self.pool, loop, tracker=self.tracker, clock=self.clock
         )
@@ -293,30 +323,42 @@ class Playbook:
         self.connects.append(connect)
 
     def next_connect(self) -> Connect:
+        """The oldest connect still pending (one that timed out is skipped)."""
+        while self.connects and not self.connects[0].pending:
+            self.connects.popleft()
         assert self.connects, "the edge asked for no new machine connection"
         return self.connects.popleft()
+
+    @property
+    def connecting(self) -> bool:
+        """A connect is pending."""
+        return any(connect.pending for connect in self.connects)
 
     def accept(self, connect: Connect | None = None) -> Machine:
         """The machine accepts the connection (the next one asked for if none is named)."""
         connect = connect if connect is not None else self.next_connect()
-        conn = UpstreamConnection(self.pool, (connect.host, connect.port))
-        conn.shareable = not connect.faults
+        assert connect.pending, "that connect is over (timed out, failed or accepted)"
+        conn = connect.conn
         self._ports += 1
         transport = FakeTransport(
             self.loop, conn, (connect.host, connect.port), ("127.0.0.1", self._ports)
         )
         conn.connection_made(transport)  # type: ignore[arg-type]
-        self.pool.opened += 1
         machine = Machine(self, connect, transport)
         self.machines.append(machine)
-        connect.done(conn, "")
+        connect.opening.set_result(None)
         self.run()
         return machine
 
     def refuse(self, connect: Connect | None = None, reason: str = "refused") -> Connect:
-        """Connecting fails with ``reason`` (the contract's name: refused, timeout, ...)."""
+        """Connecting fails with ``reason`` (the contract's name: refused, timeout, reset,
+        unreachable, exhausted; cancelled: the pool gave it up)."""
         connect = connect if connect is not None else self.next_connect()
-        connect.done(None, reason)
+        assert connect.pending, "that connect is over (timed out, failed or accepted)"
+        if reason == "cancelled":
+            connect.opening.cancel()
+        else:
+            connect.opening.set_exception(_CONNECT_ERRORS[reason]())
         self.run()
         return connect
 
@@ -343,14 +385,8 @@ class Playbook:
             self.run()
 
     def _fire_deadlines(self) -> None:
-        # The one place deadlines fire: each timed connection whose deadline is due,
-        # reset first and then told (as edge.dataplane.deadlines.DeadlineSweep does).
-        now = self.clock()
-        for client in self._clients:
-            timed: Any = client.protocol
-            if not client.transport.lost and timed.deadline <= now:
-                timed.deadline = INF
-                timed.deadline_passed(now)
+        # The one place deadlines fire: the loop's sweep, as its tick would.
+        self.sweep.sweep()
 
     def run(self) -> None:
         """A turn of the loop: callbacks made ready by what just happened run."""

@@ -67,6 +67,10 @@ class FakeLoop:
     def get_debug(self) -> bool:
         return False
 
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        """A callback failed (the deadline sweep reports and goes on): fail the test."""
+        raise AssertionError(context.get("message")) from context.get("exception")
+
     def run_ready(self) -> None:
         for _ in range(10_000):  # a callback may schedule another: bounded, never forever
             if not self.ready:

@@ -35,7 +35,7 @@ def test_a_get_is_relayed_and_the_next_one_reuses_the_machine_connection() -> No
     assert book.in_flight == 0
 
     client.send(get("/two"))
-    assert not book.connects  # no new connection: the pooled one is used
+    assert not book.connecting  # no new connection: the pooled one is used
     assert machine.request().first_line == "GET /two"
     machine.respond(b"second")
     assert client.response().body == b"second"
@@ -68,7 +68,7 @@ def test_pipelined_requests_are_answered_in_order() -> None:
     machine.respond(b"C")
     assert [r.body for r in client.responses()] == [b"A", b"B", b"C"]
     assert client.reading
-    assert not book.connects  # all three on the one machine connection
+    assert not book.connecting  # all three on the one machine connection
     assert book.in_flight == 0
 
 
@@ -84,7 +84,7 @@ def test_a_head_incomplete_past_headers_read_timeout_gets_408() -> None:
     assert response.header("connection") == "close"
     assert response.header("edge-error-code") is None  # the platform has no code for it
     assert client.closed
-    assert not book.connects and book.in_flight == 0
+    assert not book.connecting and book.in_flight == 0
 
 
 def test_the_head_deadline_counts_from_its_first_byte_not_from_the_last() -> None:
@@ -306,7 +306,7 @@ def test_force_https_redirects_a_plain_client_without_a_machine() -> None:
     response = client.response()
     assert response.status == 301
     assert response.header("location") == "https://app.example/path?q=1"
-    assert not book.connects
+    assert not book.connecting
     assert book.in_flight == 0
 
 
@@ -326,7 +326,7 @@ def test_a_pipelined_partial_head_is_timed_from_when_its_turn_comes() -> None:
     book = Playbook(machines=1, headers_read_timeout="2s")
     client = book.client()
     client.send(get("/a") + b"GET /b HTTP/1.1\r\nHo")
-    book.advance(10.0)  # the machine takes its time: the held head is not timed yet
+    book.advance(4.0)  # the connect takes its time: the held head is not timed yet
     machine = book.accept()
     machine.request()
     machine.respond(b"a")

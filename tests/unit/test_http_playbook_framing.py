@@ -23,7 +23,7 @@ def test_a_chunked_response_is_relayed_untouched_and_the_connection_kept() -> No
     assert response.header("transfer-encoding") == "chunked"
     assert not client.closed
     client.send(get("/next"))
-    assert not book.connects  # the machine connection went back to the pool
+    assert not book.connecting  # the machine connection went back to the pool
 
 
 def test_a_response_without_length_ends_when_the_machine_closes() -> None:
@@ -90,7 +90,7 @@ def test_a_head_answer_has_no_body_and_the_connection_goes_on() -> None:
     assert out.startswith(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n")
     assert out.endswith(b"\r\n\r\n")  # and nothing after the head
     client.send(get("/after"))
-    assert not book.connects
+    assert not book.connecting
     assert machine.request().first_line == "GET /after"
     machine.respond(b"x")
     assert client.response().body == b"x"
@@ -134,7 +134,7 @@ def test_content_length_with_transfer_encoding_is_refused_before_any_machine() -
     )
     assert client.response().status == 400
     assert client.closed
-    assert not book.connects
+    assert not book.connecting
 
 
 def test_a_client_that_half_closes_after_its_request_gets_the_answer_then_the_end() -> None:

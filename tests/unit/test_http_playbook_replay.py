@@ -74,7 +74,7 @@ def test_a_replay_answered_before_the_body_waits_for_the_rest_of_it() -> None:
     client.send(b"POST /x HTTP/1.1\r\nHost: app.example\r\nContent-Length: 6\r\n\r\nab")
     m0 = book.accept()
     m0.send(REPLAY_ANSWER % b"elsewhere=true")
-    assert not book.connects  # the body is not all here: nothing to resend yet
+    assert not book.connecting  # the body is not all here: nothing to resend yet
     client.send(b"cdef")
     m1 = book.accept()
     assert m1.request().body == b"abcdef"
@@ -92,5 +92,5 @@ def test_a_replay_whose_body_never_comes_gets_408_after_the_timeout() -> None:
     response = client.response()
     assert response.status == 408
     assert client.closed
-    assert not book.connects
+    assert not book.connecting
     assert book.in_flight == 0

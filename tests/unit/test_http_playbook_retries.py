@@ -40,7 +40,7 @@ def test_refused_connects_end_in_502_once_the_retries_are_used(
     client.send(get())
     tried = [book.refuse().machine_id for _ in range(refusals)]
     assert len(set(tried)) == refusals  # never the same machine twice
-    assert not book.connects  # no further try
+    assert not book.connecting  # no further try
     response = client.response()
     assert response.status == 502
     assert response.header("edge-error-code") == code
@@ -122,7 +122,7 @@ def test_a_get_lost_after_part_of_the_answer_is_not_resent() -> None:
     machine = book.accept()
     machine.send(b"HTTP/1.1 200 OK\r\nContent-")  # a byte came: the machine saw it
     machine.close()
-    assert not book.connects
+    assert not book.connecting
     response = client.response()
     assert response.status == 502
     assert response.header("edge-error-code") == "PU02"
@@ -150,7 +150,7 @@ def test_a_post_whose_machine_connection_is_lost_gets_502_and_is_never_resent() 
     request = machine.request()
     assert (request.first_line, request.body) == ("POST /orders", b"hello")
     machine.close()
-    assert not book.connects  # never sent twice: the machine may have acted on it
+    assert not book.connecting  # never sent twice: the machine may have acted on it
     response = client.response()
     assert response.status == 502
     assert response.header("edge-error-code") == "PU02"
@@ -177,7 +177,7 @@ def test_requests_that_are_not_replayable_get_502_when_their_machine_is_lost(
     machine = book.accept()
     assert machine.request().first_line.endswith(" /x")
     machine.close()
-    assert not book.connects
+    assert not book.connecting
     assert client.response().status == 502
 
 
@@ -210,7 +210,7 @@ def test_when_the_fresh_resend_is_lost_too_the_request_goes_elsewhere() -> None:
     fresh = book.accept()
     assert fresh.machine_id == "m0"
     fresh.close()  # lost on a fresh connection: now it is the machine's doing
-    assert not book.connects  # m1's pooled connection takes it
+    assert not book.connecting  # m1's pooled connection takes it
     assert conns["m1"].request().first_line == "GET /3"
     conns["m1"].respond(b"m1")
     assert client.response().body == b"m1"
@@ -226,7 +226,7 @@ def test_a_post_on_a_pooled_connection_is_not_resent_either() -> None:
     client.response()
     client.send(b"POST / HTTP/1.1\r\nHost: app.example\r\nContent-Length: 2\r\n\r\nhi")
     pooled.close()
-    assert not book.connects
+    assert not book.connecting
     assert client.response().status == 502
 
 
@@ -250,7 +250,7 @@ def test_a_queued_request_is_served_when_a_slot_frees() -> None:
     book.saturable.full = True
     client = book.client()
     client.send(get())
-    assert not book.connects and client.responses() == []
+    assert not book.connecting and client.responses() == []
     assert len(book.saturable.queue) == 1
     book.advance(3.0)
     book.saturable.free_a_slot()
@@ -272,7 +272,7 @@ def test_a_queued_request_gets_503_when_no_slot_frees_in_time() -> None:
     assert response.header("edge-error-code") == "PL02"
     assert response.header("retry-after") == "1"
     assert len(book.saturable.queue) == 0  # it left the queue
-    assert not book.connects
+    assert not book.connecting
 
 
 def test_being_woken_to_a_taken_slot_does_not_extend_the_wait() -> None:
@@ -295,7 +295,7 @@ def test_a_client_that_leaves_the_queue_cancels_its_wait() -> None:
     client.disconnect()
     assert len(book.saturable.queue) == 0
     book.saturable.free_a_slot()
-    assert not book.connects
+    assert not book.connecting
 
 
 def test_the_next_request_on_the_connection_waits_afresh() -> None:
@@ -314,3 +314,59 @@ def test_the_next_request_on_the_connection_waits_afresh() -> None:
     assert client.responses() == []
     book.advance(1.1)
     assert client.response().status == 503
+
+
+# --- connect timeouts and idle expiry, on the loop's one deadline sweep -----------------------
+
+
+def test_a_connect_that_does_not_complete_in_time_is_retried_elsewhere() -> None:
+    book = Playbook(machines=2, retries=1, connect_timeout=5.0)
+    client = book.client()
+    client.send(get())
+    first = book.next_connect()
+    book.advance(4.9)
+    assert first.pending
+    book.advance(0.2)
+    assert not first.pending  # given up by the pool at its deadline
+    second = book.accept()
+    assert second.machine_id == "m1"
+    second.respond(b"m1")
+    assert client.response().body == b"m1"
+    assert book.router.connect_failures == [("m0", "timeout")]
+
+
+def test_connects_that_time_out_everywhere_end_in_502_pc07() -> None:
+    book = Playbook(machines=2, retries=1, connect_timeout=2.0)
+    client = book.client()
+    client.send(get())
+    book.advance(2.1)
+    book.advance(2.1)
+    response = client.response()
+    assert response.status == 502
+    assert response.header("edge-error-code") == "PC07"
+    assert "timeout" in response.body.decode()
+    assert book.router.connect_failures == [("m0", "timeout"), ("m1", "timeout")]
+
+
+def test_a_single_connect_timeout_is_pc05() -> None:
+    book = Playbook(machines=1, retries=0, connect_timeout=2.0)
+    client = book.client()
+    client.send(get())
+    book.advance(2.1)
+    assert client.response().header("edge-error-code") == "PC05"
+
+
+def test_an_idle_pooled_connection_expires_after_upstream_idle_timeout() -> None:
+    book = Playbook(machines=1)  # http.upstream_idle_timeout: 4 s
+    client = book.client()
+    client.send(get())
+    machine = book.accept()
+    machine.respond()
+    client.response()
+    book.advance(3.9)
+    assert not machine.closed and book.pool.idle_count() == 1
+    book.advance(0.2)
+    assert machine.closed
+    assert book.pool.idle_count() == 0
+    client.send(get())
+    assert book.next_connect().machine_id == "m0"  # a new connection
