@@ -354,6 +354,8 @@ K = DeadlineKind
         (K.BODY, True, A.ANSWER_408_BODY),
         (K.REPLAY, False, A.REPLAY_TIMEOUT),
         (K.REPLAY, True, A.REPLAY_TIMEOUT),
+        (K.HOLD, False, A.CLOSE),  # a refused raw TCP connection, held a while
+        (K.HOLD, True, A.CLOSE),
     ],
 )
 def test_on_deadline(kind: DeadlineKind, head_begun: bool, expected: DeadlineAction) -> None:
