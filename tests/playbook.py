@@ -6,12 +6,14 @@ socket or a running event loop:
 
 - the client's side is a ``FakeTransport`` that records what the edge writes and whether
   it paused reading or closed; ``Client.send`` feeds it bytes;
-- opening a machine connection becomes a ``Connect`` command (``ScriptedPool.connect``)
-  that the test completes (``Playbook.accept``: a real ``UpstreamConnection`` on a fake
-  transport, whose machine side the test plays with ``Machine.send`` / ``Machine.close``)
-  or fails (``Playbook.refuse``);
-- time is a ``FakeClock``; ``Playbook.advance`` moves it and fires the deadlines that
-  passed. Nothing sleeps.
+- opening a machine connection becomes a ``Connect`` command (``ScriptedPool.connect``:
+  the pool's own ``PendingConnect``, timed by the sweep) that the test completes
+  (``Playbook.accept``: a real ``UpstreamConnection`` on a fake transport, whose machine
+  side the test plays with ``Machine.send`` / ``Machine.close``), fails
+  (``Playbook.refuse``), or lets time out;
+- time is a ``FakeClock``; ``Playbook.advance`` moves it in ticks and runs the loop's one
+  ``DeadlineSweep`` (client connections, connects, idle pooled connections). Nothing
+  sleeps.
 
 Construction and the way deadlines fire are in ``Playbook`` alone, so a change of the
 relay's internals is absorbed here; the tests speak only bytes, commands and time.
@@ -40,7 +42,6 @@ from edge.dataplane.upstream_pool import PendingConnect, UpstreamPool
 from edge.runtime.capacity import WaitQueue
 from tests.playbook_fakes import FakeLoop, FakeTransport, Message, MessageStream
 
-INF = float("inf")
 MACHINE_HOST = "127.0.0.1"
 MACHINE_PORTS = (9001, 9002, 9003)
 
