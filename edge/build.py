@@ -54,6 +54,25 @@ def compiled_modules() -> tuple[str, ...]:
     return tuple(found)
 
 
+def stale_modules() -> tuple[str, ...]:
+    """Compiled modules whose ``.py`` changed after their extension was built.
+
+    An editable install keeps the extension beside the source: edited since, the
+    extension still runs the old code until ``scripts/test`` (or ``pip install -e .``)
+    rebuilds it.
+    """
+    stale = []
+    for name in compiled_modules():
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            continue
+        extension = spec.origin
+        source = os.path.join(os.path.dirname(extension), name.rsplit(".", 1)[1] + ".py")
+        if os.path.exists(source) and os.path.getmtime(source) > os.path.getmtime(extension):
+            stale.append(name)
+    return tuple(stale)
+
+
 def describe() -> str:
     """One line for ``edge --version`` and the daemon's start log."""
     if extensions_disabled():
@@ -63,6 +82,9 @@ def describe() -> str:
         return "pure Python (not built)"
     missing = len(listed_modules()) - len(compiled)
     tail = f", {missing} listed modules run from source" if missing else ""
+    stale = stale_modules()
+    if stale:
+        tail += f"; STALE, edited since the build: {', '.join(stale)} (run scripts/test)"
     return f"compiled: {len(compiled)} modules{tail}"
 
 
@@ -83,6 +105,8 @@ class SourceOnlyFinder(MetaPathFinder):
             spec = finder.find_spec(fullname)
             if spec is not None:
                 return spec
+        if fullname.endswith("__mypyc"):  # the compiled code itself has no source
+            raise ModuleNotFoundError(f"{NO_EXTENSIONS_ENV} is set: {fullname} is not loaded")
         return None
 
 

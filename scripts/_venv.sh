@@ -4,9 +4,12 @@
 #
 # The install is editable, and compiles the hot path with mypyc (setup.py,
 # edge/compiled.txt): the .so files sit beside the .py files, and a stale one would
-# silently run old code. So the stamp hashes pyproject.toml, setup.py, the module list,
-# every listed module's source and EDGE_NO_EXTENSIONS (set at build time: nothing is
-# compiled); a change to any of them rebuilds, nothing else does.
+# silently run old code. So the stamp hashes pyproject.toml, setup.py, the module list
+# and every listed module's source; a change to any of them rebuilds, nothing else does.
+# The stamp's second line is how the last build went: "compiled", "pure" (no compiler)
+# or "pure-requested" (EDGE_NO_EXTENSIONS was set while building). EDGE_NO_EXTENSIONS
+# alone does not rebuild (at run time it loads the .py files anyway), but a build it
+# made pure is rebuilt compiled once it is unset.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
@@ -23,16 +26,27 @@ build_inputs_hash() {
     for file in "$ROOT/pyproject.toml" "$ROOT/setup.py" "$list" "${sources[@]}"; do
       if [ -f "$file" ]; then sha256sum "$file"; else echo "missing $file"; fi
     done | sed "s#$ROOT/##"
-    echo "EDGE_NO_EXTENSIONS=${EDGE_NO_EXTENSIONS:-}" # set at build time: a pure build
   } | sha256sum | cut -d' ' -f1
 }
 
-# The compiled modules an earlier build left are all still there (a clean, a pure
-# build into another environment, or a checkout can remove them).
-extensions_present() {
-  local stamp="$1"
-  grep -q "^compiled$" "$stamp" || return 0
-  compgen -G "$ROOT/edge/_hotpath__mypyc*.so" >/dev/null
+# What the last build left is still what is wanted: its extensions are all there (a
+# clean, a checkout or a pure build into another environment can remove them), and a
+# build made pure on request is not kept once EDGE_NO_EXTENSIONS is unset.
+build_still_good() {
+  local stamp="$1" mode
+  mode="$(sed -n 2p "$stamp")"
+  case "$mode" in
+    compiled) compgen -G "$ROOT/edge/_hotpath__mypyc*.so" >/dev/null ;;
+    pure-requested) no_extensions_requested ;;
+    *) return 0 ;;
+  esac
+}
+
+no_extensions_requested() {
+  case "$(echo "${EDGE_NO_EXTENSIONS:-}" | tr '[:upper:]' '[:lower:]' | tr -d '[:space:]')" in
+    "" | 0 | false | no) return 1 ;;
+    *) return 0 ;;
+  esac
 }
 
 ensure_venv() {
@@ -48,13 +62,33 @@ ensure_venv() {
   fi
   stamp="$VENV/.edge-installed-${extras:-base}"
   want="$(build_inputs_hash)"
-  if [ ! -f "$stamp" ] || [ "$(head -n1 "$stamp")" != "$want" ] || ! extensions_present "$stamp"; then
+  if [ ! -f "$stamp" ] || [ "$(head -n1 "$stamp")" != "$want" ] || ! build_still_good "$stamp"; then
     echo "installing edge$([ -n "$extras" ] && echo " with [$extras]") into $VENV" \
       "(compiling the hot path with mypyc when a C compiler is present)" >&2
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT$([ -n "$extras" ] && echo "[$extras]")" >&2
     local running
     running="$("$VENV/bin/python" -c 'import edge.build as b; print(b.describe())')"
     echo "edge: $running" >&2
-    { echo "$want"; case "$running" in compiled*) echo compiled ;; *) echo pure ;; esac; } > "$stamp"
+    local mode=pure
+    case "$running" in compiled*) mode=compiled ;; esac
+    no_extensions_requested && mode=pure-requested
+    printf '%s\n%s\n' "$want" "$mode" > "$stamp"
+    # An install with the test extras is an install without them too.
+    [ "$extras" = test ] && cp "$stamp" "$VENV/.edge-installed-base"
+  else
+    mark_extensions_fresh
   fi
+  return 0
+}
+
+# The sources hash as at the last build, so its extensions are current even where a
+# checkout or a touch made a .py newer than its .so (edge.build.stale_modules compares
+# the two): make them as new as their sources again.
+mark_extensions_fresh() {
+  local so py
+  for so in "$ROOT"/edge/*/*.so; do
+    [ -e "$so" ] || continue
+    py="${so%%.cpython-*}.py"
+    if [ -f "$py" ] && [ "$py" -nt "$so" ]; then touch "$so"; fi
+  done
 }
