@@ -42,7 +42,7 @@ def why_not_compiled() -> str | None:
     """Why the hot path cannot be compiled here, or None when it can."""
     if os.environ.get("EDGE_NO_EXTENSIONS", "").strip().lower() not in ("", "0", "false", "no"):
         return "EDGE_NO_EXTENSIONS is set"
-    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    compiler = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(compiler) is None:
         return f"no C compiler ({compiler} not found)"
     if not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
@@ -55,7 +55,10 @@ def why_not_compiled() -> str | None:
 
 
 def remove_stale_extensions() -> None:
-    """Delete extensions an earlier in-place (editable) build left beside the sources."""
+    """In an in-place (editable) build that compiles nothing, delete the extensions an
+    earlier one left beside the sources: they would run instead of the new .py files."""
+    if not any(arg in sys.argv for arg in ("editable_wheel", "develop", "--inplace")):
+        return
     for so in (ROOT / "edge").rglob("*.so"):
         so.unlink()
 
@@ -72,7 +75,14 @@ class OptionalBuildExt(build_ext):
             self.extensions = []
 
 
+# The setup.py commands that build extensions. pip also runs setup.py for metadata
+# (egg_info, dist_info), where compiling would only cost time.
+BUILDS = ("build", "build_ext", "bdist_wheel", "editable_wheel", "develop", "install")
+
+
 def extensions() -> list[object]:
+    if not any(command in sys.argv for command in BUILDS):
+        return []
     why = why_not_compiled()
     if why is not None:
         note(f"{why}: installing pure Python, the hot path is not compiled")

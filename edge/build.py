@@ -57,10 +57,13 @@ def compiled_modules() -> tuple[str, ...]:
 def stale_modules() -> tuple[str, ...]:
     """Compiled modules whose ``.py`` changed after their extension was built.
 
-    An editable install keeps the extension beside the source: edited since, the
-    extension still runs the old code until ``scripts/test`` (or ``pip install -e .``)
-    rebuilds it.
+    An editable install keeps the extension beside the source in the checkout: edited
+    since, the extension still runs the old code until ``scripts/test`` (or ``pip
+    install -e .``) rebuilds it.
     """
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.exists(os.path.join(checkout, "setup.py")):
+        return ()  # installed (a wheel): the sources never change after the build
     stale = []
     for name in compiled_modules():
         spec = importlib.util.find_spec(name)
