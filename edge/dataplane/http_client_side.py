@@ -11,12 +11,17 @@ its subclass, ``edge.dataplane.http_proxy.HttpProxyProtocol``.
 from __future__ import annotations
 
 import asyncio
+import enum
 from typing import Final, cast
 
 import httptools
 
 from edge.core.error_codes import ErrorCode, describe
-from edge.dataplane.contract import ClientInfo, EdgeAnswer, Upstream
+from edge.core.relay_decisions import DeadlineAction, DeadlineKind, answer_closes, on_deadline
+from edge.dataplane.attempts import Attempts
+from edge.dataplane.contract import ClientInfo, EdgeAnswer
+from edge.dataplane.deadlines import INF
+from edge.dataplane.exchange import NO_BODY, Exchange
 from edge.dataplane.http_framing import edge_response
 from edge.dataplane.http_head import RequestHeadScan
 from edge.dataplane.http_listener import HttpListener
@@ -24,18 +29,22 @@ from edge.dataplane.http_rewrite import RequestRewriter
 from edge.dataplane.tls import client_info_from_transport
 from edge.dataplane.upstream_conn import UpstreamConnection
 
-# Input phases.
-READ_HEAD: Final = 0
-BODY: Final = 1
-HOLD: Final = 2
-TUNNEL: Final = 3
-CLOSED: Final = 4
-# Request body framing.
-NO_BODY: Final = 0
-LENGTH_BODY: Final = 1
-CHUNKED_BODY: Final = 2
 
-INF: Final = float("inf")
+class Input(enum.Enum):
+    """What the connection does with the bytes the client sends."""
+
+    READ_HEAD = "read_head"  # between requests, or within a head: parse it
+    BODY = "body"  # the request's body: forward it to the machine
+    HOLD = "hold"  # keep it, reading paused (pipelined requests, a body not yet wanted)
+    TUNNEL = "tunnel"  # after a 101: raw bytes to the machine
+    CLOSED = "closed"
+
+
+READ_HEAD: Final = Input.READ_HEAD
+BODY: Final = Input.BODY
+HOLD: Final = Input.HOLD
+TUNNEL: Final = Input.TUNNEL
+CLOSED: Final = Input.CLOSED
 # Bytes of one client handled before the other connections get a turn of the loop
 # (~0.5 ms of chunked framing): libuv reads a readable socket up to 32 times in a row,
 # 256 KB each, so a fast upload would otherwise take 8 MB in one go.
@@ -49,10 +58,12 @@ class ClientSide(asyncio.Protocol):
         self._l = listener
         self._router = listener.router
         self._loop = listener.loop
+        self._clock = listener.clock
         self._client = client
         self._sni: str | None = None  # the TLS session's server name: Host must match it
         self.transport: asyncio.Transport | None = None
-        self.deadline = INF  # when the current wait (idle, head, answer) is over
+        self.deadline = INF  # when the current wait is over (the loop's DeadlineSweep)
+        self.deadline_kind = DeadlineKind.NONE  # what is waited for: what passing it means
         self._head = RequestHeadScan()
         self._parser = httptools.HttpRequestParser(self._head)
         self._rewriter: RequestRewriter | None = None
@@ -64,7 +75,6 @@ class ClientSide(asyncio.Protocol):
         self._held = b""  # input not processed yet (reading is paused while there is some)
         self._holding = False  # _take_held is working through _held (no recursion)
         self._blank = 0  # empty lines before the current request head (bytes)
-        self._head_request = False  # the request being answered is a HEAD
         self._reading_paused = False
         self._burst = 0  # bytes read since this connection last let the others run
         self._yielding = False  # reading paused until the loop's next turn
@@ -74,18 +84,10 @@ class ClientSide(asyncio.Protocol):
         self._client_eof = False
         self._requests = 0
         self._timer: asyncio.TimerHandle | None = None
-        # The request in flight.
-        self._upstream: Upstream | None = None  # chosen and not released yet
-        self._app: str | None = None  # the app the request in flight was routed to
-        self._conn: UpstreamConnection | None = None
-        self._keep_alive = True
-        self._http10 = False
-        self._upgrade = False
-        self._body_mode = NO_BODY
-        self._req_done = False
-        self._resp_started = False
-        self._sent = 0  # bytes to the machine, for ListenerRouter.transferred
-        self._back = 0  # bytes to the client
+        # The request being read or answered, and its tries at reaching a machine.
+        self._ex = Exchange()
+        self._tries = Attempts(listener.router, client)
+        self._conn: UpstreamConnection | None = None  # the machine connection it uses
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -99,7 +101,8 @@ class ClientSide(asyncio.Protocol):
         ip = client.peer_ip
         ip = ip[7:] if ip.startswith("::ffff:") and "." in ip else ip  # v4 on a v6 socket
         self._rewriter = RequestRewriter(ip, client.local_port, client.tls)
-        self.deadline = self._loop.time() + self._l.headers_read_timeout
+        self._tries.client = client
+        self._set_deadline(self._clock() + self._l.headers_read_timeout, DeadlineKind.HEAD)
         self._l.tracker.add(self)
         self._opened = self._router.opened(client)
 
@@ -115,33 +118,34 @@ class ClientSide(asyncio.Protocol):
             if self._burst > BURST:
                 self._yield_turn()
         phase = self._in
-        if phase == READ_HEAD:
+        if phase is READ_HEAD:
             self._read_head(data)
-        elif phase == BODY:
+        elif phase is BODY:
             self._forward_body(data)
-        elif phase == HOLD:
+        elif phase is HOLD:
             self._hold(data)
-        elif phase == TUNNEL and self._conn is not None:
-            self._sent += len(data)
+        elif phase is TUNNEL and self._conn is not None:
+            self._ex.sent += len(data)
             self._conn.write(data)
 
     def eof_received(self) -> bool:
-        if self._in == TUNNEL:
+        if self._in is TUNNEL:
             if self._conn is not None:
                 self._conn.write_eof()
             return True
-        if self._in == HOLD and (self._req_done or self._body_mode == NO_BODY):
+        if self._in is HOLD and (self._ex.req_done or self._ex.body_mode == NO_BODY):
             self._client_eof = True  # the request is whole: answer it, then close
             return True
         return False  # idle, or a request that can never be completed: close
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._in = CLOSED
-        self.deadline = INF
+        self._ex.end()
+        self._set_deadline(INF, DeadlineKind.NONE)
         self._l.tracker.discard(self)
         if self.transport is not None:
             self._router.closed(self._opened)
-        self._stop_waiting()
+        self._tries.leave_queue()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -154,14 +158,14 @@ class ClientSide(asyncio.Protocol):
         self._client_full = True
         if self._conn is not None:
             self._conn.pause_reading()
-        elif self._in == READ_HEAD:
+        elif self._in is READ_HEAD:
             self._update_reading()  # answers of the edge's own pile up: read no more requests
 
     def resume_writing(self) -> None:
         self._client_full = False
         if self._conn is not None:
             self._conn.resume_reading()
-        elif self._in == READ_HEAD:
+        elif self._in is READ_HEAD:
             self._take_held()
             self._update_reading()
 
@@ -171,31 +175,42 @@ class ClientSide(asyncio.Protocol):
     def idle(self) -> bool:
         """Between requests: closing now loses nothing."""
         reading = self._partial or self._blank
-        return self._in == READ_HEAD and not reading and self._upstream is None
+        return self._in is READ_HEAD and not reading and self._tries.lease is None
 
     def close(self) -> None:
         self._in = CLOSED
+        self._ex.end()
         if self.transport is not None:
             self.transport.close()
 
     def abort(self) -> None:
         self._in = CLOSED
+        self._ex.end()
         if self.transport is not None:
             self.transport.abort()
 
+    def _set_deadline(self, at: float, kind: DeadlineKind) -> None:
+        self.deadline = at
+        self.deadline_kind = kind
+
     def deadline_passed(self, now: float) -> None:
+        kind, self.deadline_kind = self.deadline_kind, DeadlineKind.NONE
         self.deadline = INF
-        if self._in == READ_HEAD:
-            if self._partial or self._blank:
-                self._reject(408, "edge: the request head did not arrive in time\n")
-            else:
-                self.close()  # idle keep-alive (or a client that never sent anything)
-        elif self._conn is not None and not self._resp_started:
+        action = on_deadline(kind, head_begun=bool(self._partial or self._blank))
+        if action is DeadlineAction.CLOSE:
+            self.close()  # idle keep-alive (or a client that never sent anything)
+        elif action is DeadlineAction.ANSWER_408_HEAD:
+            self._reject(408, "edge: the request head did not arrive in time\n")
+        elif action is DeadlineAction.ANSWER_504 and self._conn is not None:
             conn, self._conn = self._conn, None
             conn.detach()
             self._fail(504, "edge: the machine did not answer in time\n", now)
-        else:
-            self._waited_too_long()
+        elif action is DeadlineAction.ANSWER_408_BODY:
+            self._reject(408, "edge: the request body did not arrive in time\n")
+        elif action is DeadlineAction.REPLAY_TIMEOUT:
+            self._replay_timed_out(now)
+        elif action is DeadlineAction.REFUSE_QUEUED:
+            self._queue_timed_out(now)
 
     # -- reading requests ------------------------------------------------------------------
 
@@ -233,8 +248,9 @@ class ClientSide(asyncio.Protocol):
         """Empty lines before a request head are allowed (RFC 9112 section 2.2), but they
         count against the same head size and deadline as the head itself."""
         head = data.lstrip(b"\r\n")
-        if not self._blank and self.deadline > self._loop.time() + self._l.headers_read_timeout:
-            self.deadline = self._loop.time() + self._l.headers_read_timeout  # an idle wait
+        head_by = self._clock() + self._l.headers_read_timeout
+        if not self._blank and self.deadline > head_by:
+            self._set_deadline(head_by, DeadlineKind.HEAD)  # an idle wait
         self._blank += len(data) - len(head)
         if self._blank > self._l.max_head:
             self._reject(400, "edge: too many empty lines before the request\n")
@@ -246,7 +262,7 @@ class ClientSide(asyncio.Protocol):
             self._reject(431, "edge: request head too large\n")
             return
         if not self._partial and not self._blank:
-            self.deadline = self._loop.time() + self._l.headers_read_timeout
+            self._set_deadline(self._clock() + self._l.headers_read_timeout, DeadlineKind.HEAD)
         # Feeding what we have finds garbage now rather than at the timeout.
         if self._feed_head(data[self._fed :]) is not None:
             self._fed = len(data)
@@ -279,7 +295,7 @@ class ClientSide(asyncio.Protocol):
         self._yielding = False
         self._burst = 0
         deferred, self._deferred = self._deferred, b""
-        if deferred and self._in != CLOSED:
+        if deferred and self._in is not CLOSED:
             self.data_received(deferred)  # its next BURST; the rest waits for another turn
         self._update_reading()
 
@@ -291,9 +307,9 @@ class ClientSide(asyncio.Protocol):
             bool(self._held)
             or self._up_full
             or self._yielding
-            or (self._client_full and self._in == READ_HEAD and self._conn is None)
+            or (self._client_full and self._in is READ_HEAD and self._conn is None)
         )
-        if paused != self._reading_paused and self._in != CLOSED and self.transport is not None:
+        if paused != self._reading_paused and self._in is not CLOSED and self.transport is not None:
             self._reading_paused = paused
             if paused:
                 self.transport.pause_reading()
@@ -304,14 +320,14 @@ class ClientSide(asyncio.Protocol):
 
     def _next_request(self, close: bool) -> None:
         self._requests += 1
-        if close or self._client_eof or self._in == CLOSED:
+        if close or self._client_eof or self._in is CLOSED:
             self.close()
             return
+        self._ex.end()
+        self._ex = Exchange()
         self._in = READ_HEAD
-        self._app = None
         self._head.reset()
-        self._head_request = False
-        self.deadline = self._loop.time() + self._l.idle_timeout
+        self._set_deadline(self._clock() + self._l.idle_timeout, DeadlineKind.IDLE)
         self._take_held()
         if self._reading_paused or self._client_full:
             self._update_reading()
@@ -327,26 +343,28 @@ class ClientSide(asyncio.Protocol):
             return  # an outer call is in the loop below and takes it from here
         self._holding = True
         try:
-            while self._held and self._in == READ_HEAD and not self._client_full:
+            while self._held and self._in is READ_HEAD and not self._client_full:
                 held, self._held = self._held, b""
                 self._read_head(held)
         finally:
             self._holding = False
 
     def _release(self, report: bool = True) -> None:
-        up = self._upstream
-        if up is not None:
-            self._upstream = None
-            if report:
-                self._router.transferred(up, self._sent, self._back)
-            self._router.release(up)
+        """The request is done with its machine: free the load slot (once)."""
+        if report:
+            self._tries.release(self._ex.sent, self._ex.back)
+        else:
+            self._tries.release()
 
     def _answer(
         self, status: int, text: str, extra: bytes = b"", code: ErrorCode | None = None
     ) -> None:
         """Answer the current request from the edge itself (``code``: the platform's)."""
-        body_unread = self._body_mode != NO_BODY and not self._req_done
-        close = not self._keep_alive or self._upgrade or body_unread
+        ex = self._ex
+        body_unread = ex.body_mode != NO_BODY and not ex.req_done
+        close = answer_closes(
+            keep_alive=ex.keep_alive, upgrade_asked=ex.upgrade, body_unread=body_unread
+        )
         self._write_answer(status, text, extra, close, code)
         self._next_request(close)
 
@@ -359,7 +377,7 @@ class ClientSide(asyncio.Protocol):
         self, status: int, text: str, extra: bytes, close: bool, code: ErrorCode | None
     ) -> None:
         """The one place every answer of the edge is written, named and reported."""
-        if self.transport is None or self._in == CLOSED:
+        if self.transport is None or self._in is CLOSED:
             return
         listener = self._l
         tails = self._tails
@@ -370,13 +388,13 @@ class ClientSide(asyncio.Protocol):
             extra += b"Edge-Error-Code: %s\r\n" % code.encode()
         # edge_response says Connection: close itself, once: the keep tail has none.
         added = b"Fly-Request-Id: " + ulid + tails.keep[:-2]
-        response = edge_response(status, body, added, close, extra, self._head_request)
-        self._back += len(response)
+        response = edge_response(status, body, added, close, extra, self._ex.head_request)
+        self._ex.back += len(response)
         self.transport.write(response)
         if status >= 400 and self._client is not None:
             request_id = f"{ulid.decode()}-{tails.pop}"
             reason = text.strip().removeprefix("edge: ")
-            answer = EdgeAnswer(status, code, reason, self._app, tails.pop, request_id)
+            answer = EdgeAnswer(status, code, reason, self._ex.app, tails.pop, request_id)
             self._router.answered(self._client, answer)
 
     # -- what the relay proper does with a request ---------------------------------------
@@ -395,10 +413,10 @@ class ClientSide(asyncio.Protocol):
         """The machine failed the request in flight before answering."""
         raise NotImplementedError
 
-    def _waited_too_long(self) -> None:
+    def _queue_timed_out(self, now: float) -> None:
         """The deadline of a wait for a free machine (capacity queue) passed."""
         raise NotImplementedError
 
-    def _stop_waiting(self) -> None:
-        """The client is gone: leave any capacity queue."""
+    def _replay_timed_out(self, now: float) -> bool:
+        """A fly-replay target was not reached in time (``http_replay``)."""
         raise NotImplementedError

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
+from edge.core.clock import Clock
 from edge.core.replay_cache import EMPTY as EMPTY_REPLAY_CACHE
 from edge.dataplane.contract import ListenerRouter
 from edge.dataplane.http_tracker import HttpConnectionTracker
@@ -39,10 +40,12 @@ class HttpListener:
         pool: UpstreamPool,
         loop: asyncio.AbstractEventLoop,
         tracker: HttpConnectionTracker,
+        clock: Clock | None = None,
     ) -> None:
         self.router = router
         self.pool = pool
         self.loop = loop
+        self.clock: Clock = clock if clock is not None else loop.time  # every relay's time
         self.tracker = tracker
         self.headers_read_timeout = settings.headers_read_timeout
         self.max_head = settings.max_header_bytes

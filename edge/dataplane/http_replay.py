@@ -21,6 +21,7 @@ import time
 from typing import Final
 
 from edge.core.error_codes import ErrorCode
+from edge.core.relay_decisions import DeadlineKind
 from edge.core.replay import (
     MAX_JSON_BODY,
     FailReason,
@@ -46,7 +47,9 @@ from edge.core.replay_cache import (
     store,
 )
 from edge.dataplane.contract import NoUpstream, ReplayReport, RouteHints, Upstream
-from edge.dataplane.http_client_side import INF, NO_BODY, ClientSide
+from edge.dataplane.deadlines import INF
+from edge.dataplane.exchange import NO_BODY
+from edge.dataplane.http_client_side import ClientSide
 from edge.dataplane.http_heads_extra import (
     ReplaySignal,
     dechunk,
@@ -93,48 +96,24 @@ class ReplayFlow:
 class ReplaySide(ClientSide):
     """The replay half of the HTTP relay (see the module docstring)."""
 
-    # The request in flight, as HttpProxyProtocol keeps it.
-    _raw_head: bytes
-    _hints: RouteHints | None
-    _fwd_pop: str
-    _attempts: int
-    _exclude: frozenset[str]
-    _queue_deadline: float
-
-    def _init_replay(self) -> None:
-        self._body_buf: list[bytes] | None = None  # the request body kept for a replay
-        self._body_size = 0
-        self._orig_head = b""  # the request head as the client sent it
-        self._orig_hints: RouteHints | None = None
-        self._signal: ReplaySignal | None = None  # a replay answer being read
-        self._signal_body = bytearray()
-        self._flow: ReplayFlow | None = None
-        self._resend: bytes | None = None  # the kept body, sent after a replayed head
-        self._cache_bypass = False
-        self._replay_waiting = False  # replay once the rest of the body has arrived
-        self._pending: tuple[Upstream, ReplayInstruction] | None = None
-        self._retry_base = 0  # _attempts when the current target was first chosen
-
     # -- hooks of HttpProxyProtocol ------------------------------------------------------------
 
     def _keep_request(self, head: bytes, hints: RouteHints | None, has_body: bool) -> None:
         """A new request: keep what a replay needs; the replay cache may route it."""
-        self._orig_head = head
-        self._orig_hints = hints
-        self._body_buf = [] if has_body and self._router.policy.replay_buffer > 0 else None
-        self._body_size = 0
-        self._flow = self._signal = self._resend = None
-        self._cache_bypass = self._replay_waiting = False
-        self._retry_base = 0
+        ex = self._ex
+        ex.orig_head = head
+        ex.orig_hints = hints
+        if has_body and self._router.policy.replay_buffer > 0:
+            ex.body_buf = []
         if self._l.replay_cache.entries:
             self._route_from_cache(head, hints)
 
     def _keep_body(self, chunk: bytes) -> None:
-        buf = self._body_buf
+        buf = self._ex.body_buf
         assert buf is not None
-        self._body_size += len(chunk)
-        if self._body_size > self._router.policy.replay_buffer:
-            self._body_buf = None  # streamed from now on: this request cannot be replayed
+        self._ex.body_size += len(chunk)
+        if self._ex.body_size > self._router.policy.replay_buffer:
+            self._ex.body_buf = None  # streamed from now on: this request cannot be replayed
         else:
             buf.append(chunk)
 
@@ -145,17 +124,17 @@ class ReplaySide(ClientSide):
         signal = replay_signal(head)
         if signal is None:
             return False
-        self._signal = signal
-        self._signal_body = bytearray(body if signal.json else b"")
+        self._ex.signal = signal
+        self._ex.signal_body = bytearray(body if signal.json else b"")
         return True
 
     def _signal_data(self, data: bytes) -> None:
         if (
-            self._signal is not None
-            and self._signal.json
-            and len(self._signal_body) <= MAX_JSON_BODY
+            self._ex.signal is not None
+            and self._ex.signal.json
+            and len(self._ex.signal_body) <= MAX_JSON_BODY
         ):
-            self._signal_body += data
+            self._ex.signal_body += data
 
     def _signal_end(self, conn: UpstreamConnection, reusable: bool) -> None:
         """The replay answer was read whole: give the connection back, then replay."""
@@ -163,13 +142,14 @@ class ReplaySide(ClientSide):
         if self._up_full:  # that connection's back-pressure is not ours any more
             self._up_full = False
             self._update_reading()
-        if reusable and self._req_done:
+        if reusable and self._ex.req_done:
             self._l.pool.put(conn)
         else:
             conn.close()
-        up = self._upstream
-        signal, self._signal = self._signal, None
-        assert up is not None and signal is not None
+        lease = self._tries.lease
+        signal, self._ex.signal = self._ex.signal, None
+        assert lease is not None and signal is not None
+        up = lease.upstream
         self._release()
         try:
             instruction = self._parse_signal(signal)
@@ -182,7 +162,7 @@ class ReplaySide(ClientSide):
         if signal.header is not None:
             instruction = parse_header(signal.header)
         else:
-            body = bytes(self._signal_body)
+            body = bytes(self._ex.signal_body)
             if signal.chunked:
                 try:
                     body = dechunk(body)
@@ -194,9 +174,9 @@ class ReplaySide(ClientSide):
     # -- replaying --------------------------------------------------------------------------
 
     def _replay(self, source: Upstream, instruction: ReplayInstruction) -> None:
-        flow = self._flow
-        now = self._loop.time()
-        body_kept = self._body_buf is not None or self._body_mode == NO_BODY
+        flow = self._ex.flow
+        now = self._clock()
+        body_kept = self._ex.body_buf is not None or self._ex.body_mode == NO_BODY
         refusal = check_replay(
             0 if flow is None else flow.count,
             body_kept,
@@ -206,18 +186,18 @@ class ReplaySide(ClientSide):
         if refusal is not None:
             self._refuse_replay(source.app, source, refusal.code, refusal.status, refusal.text)
             return
-        if not self._req_done:  # the machine answered before the whole body arrived
-            self._replay_waiting = True
-            self._pending = (source, instruction)
-            self.deadline = now + source.timeout
+        if not self._ex.req_done:  # the machine answered before the whole body arrived
+            self._ex.replay_waiting = True
+            self._ex.pending = (source, instruction)
+            self._set_deadline(now + source.timeout, DeadlineKind.BODY)
             return
         if flow is None:
-            flow = self._flow = ReplayFlow(source, instruction, now)
+            flow = self._ex.flow = ReplayFlow(source, instruction, now)
         flow.count += 1
         flow.instruction = instruction
         flow.source_app, flow.source_machine = source.app, source.machine_id
         flow.source_region = source.region
-        flow.cache_status = "bypass" if self._cache_bypass else "miss"
+        flow.cache_status = "bypass" if self._ex.cache_bypass else "miss"
         self._remember(source, instruction, now)
         if instruction.timeout is not None and instruction.fallback is not None:
             flow.deadline_at = now + instruction.timeout
@@ -233,42 +213,41 @@ class ReplaySide(ClientSide):
 
     def _body_arrived(self) -> None:
         """The rest of the body came after the replay answer: replay now."""
-        self._replay_waiting = False
-        pending, self._pending = self._pending, None
+        self._ex.replay_waiting = False
+        pending, self._ex.pending = self._ex.pending, None
         if pending is not None:
             self._replay(*pending)
 
     def _dispatch(
         self, route: ReplayRoute, instruction: ReplayInstruction, added: bytes, result: str
     ) -> None:
-        orig = self._orig_hints
-        self._raw_head = edit_request(self._orig_head, instruction.transform, added)
-        self._hints = RouteHints(
+        orig = self._ex.orig_hints
+        self._ex.raw_head = edit_request(self._ex.orig_head, instruction.transform, added)
+        self._ex.hints = RouteHints(
             host=None if orig is None else orig.host,
             client_region=None if orig is None else orig.client_region,
             replay=route,
         )
-        self._fwd_pop = ""
-        # Retries count from here; _attempts itself only grows, so a connect still under
-        # way for an earlier target (a replay timeout) is recognised as stale.
-        self._retry_base = self._attempts
-        self._exclude = frozenset()
-        self._queue_deadline = 0.0
-        self._resp_started = False
-        buf = self._body_buf
-        self._resend = b"".join(buf) if buf else None
-        flow = self._flow
-        self.deadline = flow.deadline_at if flow is not None and flow.deadline_at else INF
+        self._ex.fwd_pop = ""
+        self._tries.retarget()  # a new target: its own retry budget
+        self._ex.resp_started = False
+        buf = self._ex.body_buf
+        self._ex.resend = b"".join(buf) if buf else None
+        flow = self._ex.flow
+        if flow is not None and flow.deadline_at:
+            self._set_deadline(flow.deadline_at, DeadlineKind.REPLAY)
+        else:
+            self._set_deadline(INF, DeadlineKind.NONE)
         fallback = None if flow is None else flow.fallback
         self._choose()
-        if flow is not None and self._flow is flow and flow.fallback == fallback:
+        if flow is not None and self._ex.flow is flow and flow.fallback == fallback:
             self._report(result, route)  # else a fallback (or a new request) took over
 
     def _report(self, result: str, route: ReplayRoute) -> None:
-        flow = self._flow
+        flow = self._ex.flow
         if flow is None:
             return
-        up = self._upstream
+        up = None if self._tries.lease is None else self._tries.lease.upstream
         report = ReplayReport(
             at=time.time(),
             app=flow.source_app,
@@ -287,7 +266,7 @@ class ReplaySide(ClientSide):
     def _refuse_replay(
         self, app: str, source: Upstream, code: ErrorCode, status: int, text: str
     ) -> None:
-        flow = self._flow
+        flow = self._ex.flow
         instruction = "" if flow is None else flow.instruction.describe()
         self._report_refusal(app, source.machine_id, source.region, instruction, code, text)
         self._answer(status, f"edge: {text}\n", b"", code)
@@ -303,7 +282,7 @@ class ReplaySide(ClientSide):
 
     def _replay_unreachable(self, reason: FailReason, refusal: NoUpstream | None) -> bool:
         """Fall back to the replaying machine if the instruction says so; True if it did."""
-        flow = self._flow
+        flow = self._ex.flow
         if flow is None or flow.fallback or flow.count == 0:
             return False
         if refusal is not None and refusal.code in _REFUSALS:  # not a reachability problem
@@ -312,13 +291,13 @@ class ReplaySide(ClientSide):
                 flow.instruction.describe(), refusal.code, refusal.reason,
             )  # fmt: skip
             return False
-        if reason == "no_candidate" and self._exclude:
+        if reason == "no_candidate" and self._tries.exclude:
             reason = "retries_exhausted"  # it had candidates, and connecting failed
         route = fallback_route(flow.instruction, flow.source_machine, flow.source_app)
         if route is None:
             self._router.replayed(flow.source_app, "failed", None)
             return False
-        elapsed_ms = int((self._loop.time() - flow.started) * 1000)
+        elapsed_ms = int((self._clock() - flow.started) * 1000)
         target_app = flow.instruction.app or flow.source_app
         failed = replay_failed(
             flow.instruction, target_app, flow.source_machine, reason, elapsed_ms
@@ -332,18 +311,18 @@ class ReplaySide(ClientSide):
 
     def _replay_timed_out(self, now: float) -> bool:
         """The deadline passed: a replay's connect timeout, or a body that never came."""
-        if self._replay_waiting:
-            self._replay_waiting = False
+        if self._ex.replay_waiting:
+            self._ex.replay_waiting = False
             self._reject(408, "edge: the request body did not arrive in time\n")
             return True
-        flow = self._flow
+        flow = self._ex.flow
         if flow is None or not flow.deadline_at or flow.deadline_at > now or self._conn is not None:
             return False
-        self._attempts += 1  # a connect still under way is not waited for any more
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._stop_waiting()
+        self._tries.leave_queue()
+        # A connect still under way is not waited for: releasing its lease makes it stale.
         self._release(report=False)
         return self._replay_unreachable("timeout", None)
 
@@ -352,18 +331,18 @@ class ReplaySide(ClientSide):
     def _route_from_cache(self, head: bytes, hints: RouteHints | None) -> None:
         skip = header_value(head, _CACHE_CONTROL)
         if skip is not None and skip.lower() == b"skip":
-            self._cache_bypass = True
+            self._ex.cache_bypass = True
             return
         host = self._host_name()
         specs = self._session_specs()
         entry = lookup(
             self._l.replay_cache, host, request_path(head), self._session(head), specs,
-            self._loop.time(),
+            self._clock(),
         )  # fmt: skip
         if entry is None:
             return
-        self._raw_head = head[:-2] + b"fly-replay-cache-status: hit\r\n\r\n"
-        self._hints = RouteHints(
+        self._ex.raw_head = head[:-2] + b"fly-replay-cache-status: hit\r\n\r\n"
+        self._ex.hints = RouteHints(
             host=None if hints is None else hints.host,
             client_region=None if hints is None else hints.client_region,
             replay=entry.route,
@@ -371,17 +350,17 @@ class ReplaySide(ClientSide):
         self._router.replayed(entry.route.source_app, "cache_hit", None)
 
     def _remember(self, source: Upstream, instruction: ReplayInstruction, now: float) -> None:
-        path = request_path(self._orig_head)
+        path = request_path(self._ex.orig_head)
         specs = self._session_specs()
         if instruction.cache_invalidate:
             self._l.replay_cache = invalidate(
-                self._l.replay_cache, self._host_name(), path, self._session(self._orig_head),
+                self._l.replay_cache, self._host_name(), path, self._session(self._ex.orig_head),
                 specs, now,
             )  # fmt: skip
         elif cacheable(instruction, path, specs):
             self._l.replay_cache = store(
                 self._l.replay_cache, instruction, (self._host_name(), path),
-                (source.machine_id, source.app), self._session(self._orig_head), specs, now,
+                (source.machine_id, source.app), self._session(self._ex.orig_head), specs, now,
             )  # fmt: skip
 
     def _session_specs(self) -> tuple[SessionCacheSpec, ...]:

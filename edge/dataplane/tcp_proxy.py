@@ -22,8 +22,10 @@ from collections.abc import Callable
 from typing import Final, cast
 
 from edge.core.error_codes import ErrorCode, connect_failure_code
+from edge.core.phases import Phase, check_transition
+from edge.core.relay_decisions import ConnectVerdict
+from edge.dataplane.attempts import Attempts
 from edge.dataplane.contract import (
-    CapacityQueue,
     ClientInfo,
     EdgeAnswer,
     ListenerRouter,
@@ -44,7 +46,6 @@ _SWEEP_EVERY: Final = 0.05  # connect timeouts are checked this often (their res
 _PEER_FULL: Final = 1  # the other side's transport is above its write high-water mark
 _EARLY_FULL: Final = 2  # no machine yet and BUFFER_LIMIT bytes are already buffered
 _DELAY_FULL: Final = 4  # the simulated-latency line holds BUFFER_LIMIT bytes not yet due
-_NO_EXCLUDE: Final[frozenset[str]] = frozenset()
 
 
 class ConnectDeadlines:
@@ -229,6 +230,7 @@ class _MachineSide(_Side):
 
 
 _Connecting = asyncio.Future[None]
+_FINISHED: Final = object()  # TcpRelay._opened once the router heard ``closed``
 
 
 class TcpRelay(_Side):
@@ -236,26 +238,20 @@ class TcpRelay(_Side):
 
     __slots__ = (
         "_attempt_started",
-        "_attempts",
         "_client",
         "_connecting",
         "_deadlines",
         "_early",
         "_early_size",
-        "_exclude",
-        "_finished",
         "_loop",
         "_opened",
         "_pending",
-        "_queue",
-        "_queue_deadline",
-        "_queue_token",
-        "_refusal",
         "_router",
         "_timed_out",
         "_timer",
         "_tracker",
-        "_upstream",
+        "_tries",
+        "phase",
     )
 
     def __init__(
@@ -272,21 +268,16 @@ class TcpRelay(_Side):
         self._tracker = tracker
         self._deadlines = deadlines or ConnectDeadlines(loop)
         self._client = client  # given when a PROXY header told us who the client is
-        self._upstream: Upstream | None = None  # chosen and not yet released
+        self.phase = Phase.ROUTING
+        # Choosing, queueing, retrying and the lease of the machine's load slot.
+        self._tries = Attempts(router, client)
         self._pending: _MachineSide | None = None  # the machine side being connected
         self._connecting: _Connecting | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._early: list[bytes] = []
         self._early_size = 0
-        self._exclude = _NO_EXCLUDE
-        self._attempts = 0
         self._attempt_started = 0.0
         self._timed_out = False
-        self._finished = False
-        self._queue: CapacityQueue | None = None  # waiting for a slot (every machine full)
-        self._queue_token: object = None
-        self._queue_deadline = 0.0
-        self._refusal: NoUpstream | None = None  # the router's last "no", while queued
         self._opened: object = None  # the router's token for this client connection
         self.forward = self._buffer_early
 
@@ -296,6 +287,7 @@ class TcpRelay(_Side):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's aren't subclasses
         if self._client is None:
             self._client = client_info_from_transport(transport)
+        self._tries.client = self._client
         self._opened = self._router.opened(self._client)
         if self._tracker is not None:
             self._tracker.add(self)
@@ -306,7 +298,7 @@ class TcpRelay(_Side):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
-        self._leave_queue()
+        self._tries.leave_queue()
         if self._connecting is not None and self._pending is not None:
             self._pending = None
             self._deadlines.unwatch(self)
@@ -321,22 +313,22 @@ class TcpRelay(_Side):
 
     # -- choosing and connecting ----------------------------------------------------
 
+    def _advance(self, to: Phase) -> None:
+        """The one place the connection's phase changes (``edge.core.phases``)."""
+        check_transition(self.phase, to)
+        self.phase = to
+
     def _choose(self) -> None:
-        assert self._client is not None
-        choice = self._router.choose(self._client, None, self._exclude)
+        if self.phase is not Phase.ROUTING:
+            self._advance(Phase.ROUTING)
+        choice = self._tries.choose(None)
         if isinstance(choice, NoUpstream):
-            self._refusal = choice
-            if choice.queue is not None:
-                self._wait_in(choice.queue)
-            else:
-                self._refused(choice.code, choice.reason, choice.app, choice.pop)
-                self._hold(choice.wait)
+            self._no_upstream(choice)
             return
-        self._upstream = choice
+        self._advance(Phase.CONNECTING)
         delay = choice.upstream_delay
-        if self._attempts == 0:
+        if self._tries.count == 1:
             delay += choice.client_delay  # the client's handshake happens once
-        self._attempts += 1
         now = self._loop.time()
         # The connect time reported includes the simulated machine round trip.
         self._attempt_started = now + delay - choice.upstream_delay
@@ -345,6 +337,21 @@ class TcpRelay(_Side):
         else:
             self._connect()
 
+    def _no_upstream(self, choice: NoUpstream) -> None:
+        """Nobody can take the connection now: wait for a free machine, or refuse.
+
+        The queue's deadline counts from the first wait, so being woken and finding the
+        slot taken again does not extend it. Past it the client is closed.
+        """
+        if self._tries.wait_or_refuse(choice, self._loop.time(), self._woken):
+            self._advance(Phase.QUEUED)
+            self._timer = self._loop.call_at(self._tries.queue_deadline, self._queue_timed_out)
+        elif choice.queue is not None:
+            self._queue_full()
+        else:
+            self._refused(choice.code, choice.reason, choice.app, choice.pop)
+            self._hold(choice.wait)
+
     def _hold(self, wait: float) -> None:
         """Nobody can take the connection: keep it open ``wait`` seconds, then close.
 
@@ -352,46 +359,32 @@ class TcpRelay(_Side):
         reading (pausing here would be undone: uvloop starts reading after connection_made).
         """
         assert self.transport is not None
+        self._advance(Phase.DONE)
         if wait > 0:
             self._timer = self._loop.call_later(wait, self.transport.close)
         else:
             self.transport.close()
 
-    def _wait_in(self, queue: CapacityQueue) -> None:
-        """Every machine is at its hard limit: wait for a released slot, then choose again.
-
-        The deadline counts from the first time in the queue, so being woken and finding
-        the slot taken again does not extend it. Past it the client is closed.
-        """
-        now = self._loop.time()
-        if self._queue_deadline == 0.0:
-            self._queue_deadline = now + queue.timeout
-        if now >= self._queue_deadline:
-            self._queue_full()
-            return
-        self._queue = queue
-        self._queue_token = queue.wait(self._woken)
-        self._timer = self._loop.call_at(self._queue_deadline, self._queue_timed_out)
-
     def _woken(self) -> None:
         # Called by the queue as a slot is released: choose at once, so a newcomer
         # cannot take the slot first.
-        self._queue = self._queue_token = None
+        self._tries.woken()
         self._cancel_timer()
         if not self.lost:
             self._choose()
 
     def _queue_timed_out(self) -> None:
         self._timer = None
-        self._leave_queue()
+        self._tries.leave_queue()
         self._queue_full()
 
     def _queue_full(self) -> None:
-        choice = self._refusal
+        choice = self._tries.refusal
         if choice is None:
             self._refused(ErrorCode.PL01, "every machine stayed at its hard limit")
         else:
             self._refused(ErrorCode.PL01, choice.reason, choice.app, choice.pop)
+        self._advance(Phase.DONE)
         self._close_client()
 
     def _refused(
@@ -401,18 +394,14 @@ class TcpRelay(_Side):
         if self._client is not None and not self.lost:
             self._router.answered(self._client, EdgeAnswer(0, code, reason, app, pop))
 
-    def _leave_queue(self) -> None:
-        if self._queue is not None:
-            self._queue.cancel(self._queue_token)
-            self._queue = self._queue_token = None
-
     def _close_client(self) -> None:
         if self.transport is not None:
             self.transport.close()
 
     def _connect(self) -> None:
-        upstream = self._upstream
-        assert upstream is not None
+        lease = self._tries.lease
+        assert lease is not None
+        upstream = lease.upstream
         self._timed_out = False
         machine = self._pending = _MachineSide(self)
         self._deadlines.watch(self, upstream.connect_timeout)
@@ -440,28 +429,25 @@ class TcpRelay(_Side):
             return
         self._pending = None
         self._deadlines.unwatch(self)
-        upstream = self._upstream
-        assert upstream is not None
-        self._upstream = None
-        if connecting.cancelled():
-            reason = "timeout" if self._timed_out else None
+        lease = self._tries.lease
+        assert lease is not None
+        upstream = lease.upstream
+        exc = None if connecting.cancelled() else connecting.exception()
+        if exc is not None:
+            reason = connect_failure(exc)
         else:
-            exc = connecting.exception()
-            # No exception: it connected after we gave up on it (machine_made closed it).
-            reason = connect_failure(exc) if exc is not None else None
-        if reason is not None:
-            self._router.connect_failed(upstream, reason)
-        self._router.release(upstream)
+            # Cancelled, or it connected after we gave up on it (machine_made closed it).
+            reason = "timeout" if self._timed_out else "cancelled"
+        verdict = self._tries.failed(reason)
         if self.lost:
             self._maybe_finish()
-        elif self._attempts <= upstream.retries:
-            self._exclude = self._exclude | {upstream.machine_id}
+        elif verdict is ConnectVerdict.RETRY:
             self._choose()
         elif self.transport is not None:
-            cause = reason or "cancelled"
-            code = connect_failure_code(cause, self._attempts)
-            text = f"could not reach a machine of app {upstream.app!r} ({cause})"
+            code = connect_failure_code(reason, self._tries.count)
+            text = f"could not reach a machine of app {upstream.app!r} ({reason})"
             self._refused(code, text, upstream.app, upstream.pop)
+            self._advance(Phase.DONE)
             self.transport.close()
 
     def machine_made(self, machine: _MachineSide, transport: asyncio.Transport) -> None:
@@ -470,10 +456,12 @@ class TcpRelay(_Side):
             return
         self._pending = None
         self._deadlines.unwatch(self)
-        upstream = self._upstream
-        assert upstream is not None and self.transport is not None and self._client is not None
+        lease = self._tries.lease
+        assert lease is not None and self.transport is not None and self._client is not None
+        upstream = lease.upstream
         machine.transport = transport
-        self._router.connected(upstream, self._loop.time() - self._attempt_started)
+        self._tries.connected(self._loop.time() - self._attempt_started)
+        self._advance(Phase.TUNNEL)
         self.peer, machine.peer = machine, self
         self._wire(machine, transport, upstream)
         first = self._early
@@ -534,19 +522,19 @@ class TcpRelay(_Side):
 
     def _maybe_finish(self) -> None:
         machine = self.peer
-        if self._finished or not self.lost or self._connecting is not None:
+        if self._opened is _FINISHED or not self.lost or self._connecting is not None:
             return
         if machine is not None and not machine.lost:
             return
-        self._finished = True
+        if self.phase is not Phase.DONE:
+            self._advance(Phase.DONE)  # every phase may end here: the client is gone
         self._cancel_timer()
-        upstream = self._upstream
-        self._upstream = None
-        if upstream is not None:
-            if machine is not None:
-                self._router.transferred(upstream, self.received, machine.received)
-            self._router.release(upstream)
-        self._router.closed(self._opened)
+        if machine is not None:
+            self._tries.release(self.received, machine.received)
+        else:
+            self._tries.release()
+        opened, self._opened = self._opened, _FINISHED
+        self._router.closed(opened)
         if self._tracker is not None:
             self._tracker.discard(self)
 
