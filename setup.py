@@ -98,7 +98,7 @@ def extensions() -> list[object]:
             ["--config-file", config.name, *paths], opt_level="3", group_name=SHARED_LIB
         )
     except (Exception, SystemExit) as error:  # mypyc exits on a type error
-        note(f"mypyc failed ({error}); installing pure Python")
+        note(f"mypyc failed (exit {error}, its errors are above); installing pure Python")
         remove_stale_extensions()
         return []
     finally:

@@ -69,6 +69,9 @@ ensure_venv() {
     local running
     running="$("$VENV/bin/python" -c 'import edge.build as b; print(b.describe())')"
     echo "edge: $running" >&2
+    case "$running" in
+      *"not built"*) echo "edge: to see why, run $VENV/bin/pip install -v -e $ROOT" >&2 ;;
+    esac
     local mode=pure
     case "$running" in compiled*) mode=compiled ;; esac
     no_extensions_requested && mode=pure-requested
