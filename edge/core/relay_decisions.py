@@ -20,6 +20,7 @@ class DeadlineKind(enum.Enum):
     RESPONSE = "response"  # the machine's response head
     BODY = "body"  # the rest of a request body the replay needs
     REPLAY = "replay"  # a fly-replay target to be reached (then its fallback)
+    HOLD = "hold"  # a refused raw TCP connection held open a while before it is closed
 
 
 IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
@@ -196,6 +197,7 @@ _ON_DEADLINE: dict[DeadlineKind, DeadlineAction] = {
     DeadlineKind.RESPONSE: DeadlineAction.ANSWER_504,
     DeadlineKind.BODY: DeadlineAction.ANSWER_408_BODY,
     DeadlineKind.REPLAY: DeadlineAction.REPLAY_TIMEOUT,
+    DeadlineKind.HOLD: DeadlineAction.CLOSE,
 }
 
 

@@ -6,6 +6,17 @@ TCP relay's connect, a pooled connect) keeps one ``deadline`` (``INF`` when noth
 timed) and its ``deadline_kind``, and the loop's one ``DeadlineSweep`` looks at all of
 them every ``tick`` seconds: a timeout fires at most one tick late. The sweep reads the
 injected clock, so a test with a ``FakeClock`` advances it and calls ``sweep()``.
+
+Users: the HTTP client connections (``HttpConnectionTracker`` watches them while they
+live, and itself while it drains), the TCP relay while it connects (``TcpRelay``), the
+connects of the HTTP upstream pool and its idle connections (``UpstreamPool``), a
+connection that owes its PROXY header (``ProxyHeaderGate``).
+
+Before ``deadline_passed`` is called the deadline is reset to ``INF`` (the kind is left
+as it was, so the callback knows what passed); the callback may set a new one. A thing
+unwatched during a sweep (closed by an earlier callback) is not called. A callback that
+raises is reported to the loop's exception handler and the sweep goes on: one broken
+connection must not stop every other timeout on the loop.
 """
 
 from __future__ import annotations
@@ -60,12 +71,21 @@ class DeadlineSweep:
     def sweep(self) -> int:
         """Act on every deadline that has passed by the clock; returns how many."""
         now = self.clock()
-        expired = [item for item in self._watched if item.deadline <= now]
+        watched = self._watched
+        expired = [item for item in watched if item.deadline <= now]
+        fired = 0
         for item in expired:
-            if item.deadline <= now:  # an earlier one in this sweep may have moved it
+            # An earlier callback in this sweep may have moved its deadline or unwatched it.
+            if item.deadline <= now and item in watched:
                 item.deadline = INF
-                item.deadline_passed(now)
-        return len(expired)
+                fired += 1
+                try:
+                    item.deadline_passed(now)
+                except Exception as exc:  # reported below; the sweep goes on
+                    self._loop.call_exception_handler(
+                        {"message": f"deadline_passed of {item!r} failed", "exception": exc}
+                    )
+        return fired
 
     def close(self) -> None:
         if self._timer is not None:

@@ -3,7 +3,7 @@
 ``ClientSide`` owns everything about the client's connection: its input phases (reading
 a request head, streaming a body, holding early bytes such as pipelined requests with
 reading paused, a raw tunnel after a 101), its deadlines (idle, head, answer: one float
-checked by the ``HttpConnectionTracker``), and the answers the edge makes itself (400,
+checked by the loop's ``DeadlineSweep``), and the answers the edge makes itself (400,
 408, 431, 503, ...). What to do with a request once its head is read is the business of
 its subclass, ``edge.dataplane.http_proxy.HttpProxyProtocol``.
 """

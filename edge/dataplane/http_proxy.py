@@ -1,16 +1,20 @@
 """The HTTP/1.1 relay: one ``HttpProxyProtocol`` per accepted client connection.
 
-A connection handles one request at a time (``ClientSide`` reads it). Each request is
-routed on its own (``ListenerRouter.choose``), sent on a pooled keep-alive connection to
-the machine, and its response comes back through the ``ResponseSink`` calls of
-``UpstreamConnection``. Heads are edited in place and bodies forwarded untouched
-(``http_head``, ``http_framing``). A connect that fails is retried on other machines; a
-request whose bytes reached a machine is replayed only if it is idempotent, has no body
-and no byte of an answer came back.
+A connection handles one request at a time (``ClientSide`` reads it); each request is an
+``Exchange`` (``edge.dataplane.exchange``) whose phase moves along the table of
+``edge.core.phases``. A request is routed on its own through the connection's
+``Attempts`` (``edge.dataplane.attempts``: choose, the capacity queue, retries, the
+lease of the load slot: the raw TCP relay's too), sent on a pooled keep-alive
+connection to the machine, and its response comes back through the ``ResponseSink``
+calls of ``UpstreamConnection``. Heads are edited in place and bodies forwarded
+untouched (``http_head``, ``http_framing``). What to do after a failed connect or a
+lost machine connection, and whether the client's connection stays open, are the pure
+functions of ``edge.core.relay_decisions``.
 
-Nothing here runs a coroutine or a timer per request: timeouts are deadlines checked by
-the ``HttpConnectionTracker``; only simulated latency (``Upstream.upstream_delay`` /
-``client_delay`` > 0) uses ``call_later``.
+Nothing here runs a coroutine or a timer per request: timeouts are the connection's one
+deadline with its kind, checked by the loop's ``DeadlineSweep``; only a simulated
+machine round trip (``Upstream.upstream_delay`` > 0) delays the connect with one
+``call_later`` per attempt, and the response's delay is a ``DelayLine``.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from edge.core.relay_decisions import (
 from edge.core.request_rules import Refusal, judge_request
 from edge.dataplane.attempts import Lease
 from edge.dataplane.contract import ClientInfo, ListenerRouter, NoUpstream, RouteHints
-from edge.dataplane.deadlines import INF
+from edge.dataplane.deadlines import INF, DeadlineSweep
 from edge.dataplane.exchange import CHUNKED_BODY, LENGTH_BODY, NO_BODY
 from edge.dataplane.http_client_side import BODY, CLOSED, HOLD, TUNNEL
 from edge.dataplane.http_framing import ChunkedFramer, https_location, no_upstream_answer
@@ -409,8 +413,8 @@ def make_http_protocol_factory(
     connection must start with a PROXY header naming the client. ``clock`` is the
     relay's time (the loop's by default; tests give a ``FakeClock``).
     """
-    if tracker is None:
-        tracker = HttpConnectionTracker(loop)
+    if tracker is None:  # its deadline sweep must read the relay's clock
+        tracker = HttpConnectionTracker(loop, None if clock is None else DeadlineSweep(loop, clock))
     listener = HttpListener(router, settings, pool, loop, tracker, clock)
     if accept_proxy_proto:
         return accept_proxy_header(lambda client: HttpProxyProtocol(listener, client))

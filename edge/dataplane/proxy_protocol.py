@@ -21,7 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, cast
 
+from edge.core.relay_decisions import DeadlineKind
 from edge.dataplane.contract import ClientInfo, ProxyProtoVersion
+from edge.dataplane.deadlines import INF, DeadlineSweep, sweep_for
 from edge.dataplane.tls import client_info_from_transport
 
 V2_SIGNATURE: Final = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -231,21 +233,45 @@ class ProxyHeaderGate(asyncio.Protocol):
     after the header; it must use the ClientInfo it was built with instead of asking the
     transport. A connection that sends garbage or no complete header within ``timeout``
     seconds is closed: a port that expects PROXY must not treat raw bytes as a client.
+    That timeout is a deadline (kind ``HEAD``) on the loop's one ``DeadlineSweep``, not
+    a timer per connection.
     """
 
-    __slots__ = ("_buf", "_make_inner", "_timeout", "_timer", "_transport")
+    __slots__ = (
+        "_buf",
+        "_make_inner",
+        "_sweep",
+        "_timeout",
+        "_transport",
+        "deadline",
+        "deadline_kind",
+    )
 
-    def __init__(self, make_inner: InnerFactory, timeout: float = 5.0) -> None:
+    def __init__(
+        self, make_inner: InnerFactory, timeout: float = 5.0, sweep: DeadlineSweep | None = None
+    ) -> None:
         self._make_inner = make_inner
         self._timeout = timeout
+        self._sweep = sweep
         self._buf = b""
         self._transport: asyncio.Transport | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self.deadline = INF
+        self.deadline_kind = DeadlineKind.NONE
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's aren't subclasses
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self._timeout, self._transport.abort)
+        sweep = self._sweep
+        if sweep is None:
+            sweep = self._sweep = sweep_for(asyncio.get_running_loop())
+        self.deadline = sweep.clock() + self._timeout
+        self.deadline_kind = DeadlineKind.HEAD
+        sweep.watch(self)
+
+    def deadline_passed(self, now: float) -> None:
+        """No complete header in time."""
+        self._stop_deadline()
+        if self._transport is not None:
+            self._transport.abort()
 
     def data_received(self, data: bytes) -> None:
         self._buf += data  # bounded: parsing fails past the largest header we accept
@@ -254,7 +280,7 @@ class ProxyHeaderGate(asyncio.Protocol):
             return
         transport = self._transport
         assert transport is not None
-        self._cancel_timer()
+        self._stop_deadline()
         if isinstance(parsed, ProxyError):
             transport.abort()
             return
@@ -271,17 +297,18 @@ class ProxyHeaderGate(asyncio.Protocol):
         return False  # EOF before a complete header: nothing to hand over
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_timer()
+        self._stop_deadline()
         self._transport = None
 
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    def _stop_deadline(self) -> None:
+        self.deadline = INF
+        self.deadline_kind = DeadlineKind.NONE
+        if self._sweep is not None:
+            self._sweep.unwatch(self)
 
 
 def accept_proxy_header(
-    make_inner: InnerFactory, timeout: float = 5.0
+    make_inner: InnerFactory, timeout: float = 5.0, sweep: DeadlineSweep | None = None
 ) -> Callable[[], ProxyHeaderGate]:
     """A protocol factory for ``loop.create_server`` on ports with ``accept_proxy_proto``."""
-    return lambda: ProxyHeaderGate(make_inner, timeout)
+    return lambda: ProxyHeaderGate(make_inner, timeout, sweep)

@@ -3,27 +3,37 @@
 One ``TcpRelay`` per accepted connection is both the client side's protocol and the
 controller: it asks the listener's router for a machine once, connects (trying other
 machines after a failed connect, which is safe because nothing has reached a machine
-yet), then relays bytes both ways. The relay path is plain ``asyncio.Protocol`` callbacks:
+yet), then relays bytes both ways. Choosing, the capacity queue, retries and the load
+slot's lease are the ``Attempts`` the HTTP relay uses too (``edge.dataplane.attempts``);
+the connection walks the phases ROUTING -> QUEUED -> CONNECTING -> TUNNEL -> DONE of
+``edge.core.phases``. The relay path is plain ``asyncio.Protocol`` callbacks:
 each side's ``data_received`` writes straight into the other side's transport, and a
-transport that fills up pauses reading on the side that feeds it.
+transport that fills up pauses reading on the side that feeds it (the two ends and
+their reasons to pause are ``edge.dataplane.tcp_sides``).
 
 Simulated latency (``Upstream.client_delay``/``upstream_delay``, round trips): connection
 setup costs one client RTT plus one machine RTT, and every chunk afterwards is delayed by
-the one-way time of the whole path, (client RTT + machine RTT) / 2, in both directions.
-With both at zero no timer is ever created.
+the one-way time of the whole path, (client RTT + machine RTT) / 2, in both directions,
+by a ``DelayLine`` per direction (``edge.dataplane.delay_line``), which also carries the
+half-close and the close. With both at zero no line and no timer is ever created.
+
+Waits are no timer either: the relay sets its one ``deadline`` with its kind (``CONNECT``
+while connecting, ``QUEUE`` while waiting for a free machine, ``HOLD`` while a refused
+connection is kept open before closing) and the loop's one ``DeadlineSweep``
+(``edge.dataplane.deadlines``) calls ``deadline_passed`` once it is over; what passing it
+means is ``relay_decisions.on_deadline``. Only a simulated setup delay (latency > 0) is
+a timer, one per attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import enum
 from collections.abc import Callable
 from typing import Final, cast
 
 from edge.core.error_codes import ErrorCode, connect_failure_code
 from edge.core.phases import Phase, check_transition
-from edge.core.relay_decisions import ConnectVerdict
+from edge.core.relay_decisions import ConnectVerdict, DeadlineAction, DeadlineKind, on_deadline
 from edge.dataplane.attempts import Attempts
 from edge.dataplane.contract import (
     ClientInfo,
@@ -33,201 +43,17 @@ from edge.dataplane.contract import (
     Upstream,
     connect_failure,
 )
+from edge.dataplane.deadlines import INF, DeadlineSweep, sweep_for
+from edge.dataplane.delay_line import BUFFER_LIMIT
 from edge.dataplane.proxy_protocol import accept_proxy_header, build_header
+from edge.dataplane.tcp_sides import EARLY_FULL as _EARLY_FULL
+from edge.dataplane.tcp_sides import MachineSide as _MachineSide
+from edge.dataplane.tcp_sides import Side as _Side
+from edge.dataplane.tcp_sides import delay_line_between as _line
+from edge.dataplane.tcp_sides import discard as _discard
 from edge.dataplane.tls import client_info_from_transport
 from edge.dataplane.toxics import open_machine_connection
 from edge.dataplane.tracker import ConnectionTracker
-
-BUFFER_LIMIT: Final = 64 * 1024  # bytes held before the machine connects, or in a delay line
-_TIMER_SLACK: Final = 0.001  # libuv timers have millisecond resolution
-_SWEEP_EVERY: Final = 0.05  # connect timeouts are checked this often (their resolution)
-
-# Why a side's reading is paused: bits, because several reasons can hold at once.
-_PEER_FULL: Final = 1  # the other side's transport is above its write high-water mark
-_EARLY_FULL: Final = 2  # no machine yet and BUFFER_LIMIT bytes are already buffered
-_DELAY_FULL: Final = 4  # the simulated-latency line holds BUFFER_LIMIT bytes not yet due
-
-
-class ConnectDeadlines:
-    """Connect timeouts of all relays on a loop, checked by one periodic sweep.
-
-    A timer per connection costs a handle, a heap push and a cancel on the hot
-    connection-setup path; a dict entry costs a fraction of that.
-    """
-
-    __slots__ = ("_loop", "_pending", "_timer")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._pending: dict[TcpRelay, float] = {}
-        self._timer: asyncio.TimerHandle | None = None
-
-    def watch(self, relay: TcpRelay, seconds: float) -> None:
-        self._pending[relay] = self._loop.time() + seconds
-        if self._timer is None:
-            self._timer = self._loop.call_later(_SWEEP_EVERY, self._sweep)
-
-    def unwatch(self, relay: TcpRelay) -> None:
-        self._pending.pop(relay, None)
-
-    def _sweep(self) -> None:
-        now = self._loop.time()
-        expired = [relay for relay, deadline in self._pending.items() if deadline <= now]
-        for relay in expired:
-            del self._pending[relay]
-            relay.connect_timed_out()
-        has_more = bool(self._pending)
-        self._timer = self._loop.call_later(_SWEEP_EVERY, self._sweep) if has_more else None
-
-
-class _Side(asyncio.Protocol):
-    """One end of a relay: counts what it receives and hands it to ``forward``."""
-
-    __slots__ = ("_paused", "eof", "forward", "line", "lost", "peer", "received", "transport")
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.peer: _Side | None = None
-        self.forward: Callable[[bytes], object] = _discard
-        self.line: _DelayLine | None = None  # carries what this side receives, when delayed
-        self.received = 0
-        self._paused = 0
-        self.eof = False
-        self.lost = False
-
-    def data_received(self, data: bytes) -> None:
-        self.received += len(data)
-        self.forward(data)
-
-    # My transport is full: stop reading from the side that feeds it.
-    def pause_writing(self) -> None:
-        if self.peer is not None:
-            self.peer.pause(_PEER_FULL)
-
-    def resume_writing(self) -> None:
-        if self.peer is not None:
-            self.peer.resume(_PEER_FULL)
-
-    def pause(self, reason: int) -> None:
-        if not self._paused and self.transport is not None and not self.lost:
-            self.transport.pause_reading()
-        self._paused |= reason
-
-    def resume(self, reason: int) -> None:
-        if not self._paused & reason:
-            return
-        self._paused &= ~reason
-        if not self._paused and self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
-
-    def send_eof(self) -> None:
-        """The other side finished sending: pass the half-close on (TLS can't: close)."""
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            return
-        if transport.can_write_eof():
-            transport.write_eof()
-        else:
-            transport.close()
-
-    def close(self) -> None:
-        """Close after what is queued for this side (delayed chunks too) has been sent."""
-        feeder = self.peer.line if self.peer is not None else None
-        if feeder is not None and feeder.busy:
-            feeder.close_when_done()
-        elif self.transport is not None:
-            self.transport.close()
-
-
-def _discard(data: bytes) -> None:
-    """Where bytes go once the other side is gone."""
-
-
-class _Mark(enum.Enum):
-    EOF = enum.auto()
-    CLOSE = enum.auto()
-
-
-class _DelayLine:
-    """Chunks from ``src`` to ``dst``, each sent ``delay`` seconds after it arrived, in order."""
-
-    __slots__ = ("_delay", "_dst", "_loop", "_queue", "_queued_bytes", "_src", "_timer")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, delay: float, src: _Side, dst: _Side):
-        self._loop = loop
-        self._delay = delay
-        self._src = src
-        self._dst = dst
-        self._queue: collections.deque[tuple[float, bytes | _Mark]] = collections.deque()
-        self._queued_bytes = 0
-        self._timer: asyncio.TimerHandle | None = None
-
-    @property
-    def busy(self) -> bool:
-        return bool(self._queue)
-
-    def push(self, item: bytes | _Mark) -> None:
-        due = self._loop.time() + self._delay
-        self._queue.append((due, item))
-        if isinstance(item, bytes):
-            self._queued_bytes += len(item)
-            if self._queued_bytes > BUFFER_LIMIT:
-                self._src.pause(_DELAY_FULL)
-        if self._timer is None:
-            self._timer = self._loop.call_at(due, self._release)
-
-    def push_eof(self) -> None:
-        self.push(_Mark.EOF)
-
-    def close_when_done(self) -> None:
-        self.push(_Mark.CLOSE)
-
-    def stop(self) -> None:
-        """The destination is gone: drop everything."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._queue.clear()
-
-    def _release(self) -> None:
-        # One timer at a time, always for the oldest chunk: order cannot depend on how
-        # the loop breaks ties between timers due at the same moment.
-        self._timer = None
-        limit = self._loop.time() + _TIMER_SLACK
-        queue, dst = self._queue, self._dst
-        while queue and queue[0][0] <= limit:
-            item = queue.popleft()[1]
-            if item is _Mark.EOF:
-                dst.send_eof()
-            elif item is _Mark.CLOSE:
-                if dst.transport is not None:
-                    dst.transport.close()
-            elif dst.transport is not None and not dst.lost:
-                self._queued_bytes -= len(item)
-                dst.transport.write(item)
-        if self._queued_bytes <= BUFFER_LIMIT // 2:
-            self._src.resume(_DELAY_FULL)
-        if queue:
-            self._timer = self._loop.call_at(queue[0][0], self._release)
-
-
-class _MachineSide(_Side):
-    __slots__ = ("_relay",)
-
-    def __init__(self, relay: TcpRelay) -> None:
-        super().__init__()
-        self._relay = relay
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport = cast(asyncio.Transport, transport)  # uvloop's aren't subclasses
-        self._relay.machine_made(self, transport)
-
-    def eof_received(self) -> bool:
-        return self._relay.side_eof(self)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._relay.side_lost(self)
-
 
 _Connecting = asyncio.Future[None]
 _FINISHED: Final = object()  # TcpRelay._opened once the router heard ``closed``
@@ -251,6 +77,8 @@ class TcpRelay(_Side):
         "_timer",
         "_tracker",
         "_tries",
+        "deadline",
+        "deadline_kind",
         "phase",
     )
 
@@ -260,13 +88,15 @@ class TcpRelay(_Side):
         loop: asyncio.AbstractEventLoop,
         tracker: ConnectionTracker[TcpRelay] | None = None,
         client: ClientInfo | None = None,
-        deadlines: ConnectDeadlines | None = None,
+        deadlines: DeadlineSweep | None = None,
     ) -> None:
         super().__init__()
         self._router = router
         self._loop = loop
         self._tracker = tracker
-        self._deadlines = deadlines or ConnectDeadlines(loop)
+        self._deadlines = deadlines if deadlines is not None else sweep_for(loop)
+        self.deadline = INF  # when the current wait (connect, queue, hold) is over
+        self.deadline_kind = DeadlineKind.NONE
         self._client = client  # given when a PROXY header told us who the client is
         self.phase = Phase.ROUTING
         # Choosing, queueing, retrying and the lease of the machine's load slot.
@@ -298,10 +128,11 @@ class TcpRelay(_Side):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
+        self._clear_deadline()
         self._tries.leave_queue()
         if self._connecting is not None and self._pending is not None:
             self._pending = None
-            self._deadlines.unwatch(self)
+            self._clear_deadline()
             self._connecting.cancel()
         self.side_lost(self)
 
@@ -343,9 +174,9 @@ class TcpRelay(_Side):
         The queue's deadline counts from the first wait, so being woken and finding the
         slot taken again does not extend it. Past it the client is closed.
         """
-        if self._tries.wait_or_refuse(choice, self._loop.time(), self._woken):
+        if self._tries.wait_or_refuse(choice, self._deadlines.clock(), self._woken):
             self._advance(Phase.QUEUED)
-            self._timer = self._loop.call_at(self._tries.queue_deadline, self._queue_timed_out)
+            self._set_deadline(self._tries.queue_deadline, DeadlineKind.QUEUE)
         elif choice.queue is not None:
             self._queue_full()
         else:
@@ -361,7 +192,7 @@ class TcpRelay(_Side):
         assert self.transport is not None
         self._advance(Phase.DONE)
         if wait > 0:
-            self._timer = self._loop.call_later(wait, self.transport.close)
+            self._set_deadline(self._deadlines.clock() + wait, DeadlineKind.HOLD)
         else:
             self.transport.close()
 
@@ -369,12 +200,11 @@ class TcpRelay(_Side):
         # Called by the queue as a slot is released: choose at once, so a newcomer
         # cannot take the slot first.
         self._tries.woken()
-        self._cancel_timer()
+        self._clear_deadline()
         if not self.lost:
             self._choose()
 
     def _queue_timed_out(self) -> None:
-        self._timer = None
         self._tries.leave_queue()
         self._queue_full()
 
@@ -404,7 +234,7 @@ class TcpRelay(_Side):
         upstream = lease.upstream
         self._timed_out = False
         machine = self._pending = _MachineSide(self)
-        self._deadlines.watch(self, upstream.connect_timeout)
+        self._set_deadline(self._deadlines.clock() + upstream.connect_timeout, DeadlineKind.CONNECT)
         # create_connection is a coroutine on both loops: this one task per connection
         # setup is the relay's only task. It is referenced here until done (an unreferenced
         # pending task can be collected mid-connect, which crashes uvloop).
@@ -416,11 +246,31 @@ class TcpRelay(_Side):
         self._connecting = connecting
         connecting.add_done_callback(self._connect_done)
 
-    def connect_timed_out(self) -> None:
-        if self._connecting is not None and self._pending is not None:
-            self._timed_out = True
-            self._pending = None
-            self._connecting.cancel()
+    def _set_deadline(self, at: float, kind: DeadlineKind) -> None:
+        """Time the current wait on the loop's sweep (connect, queue, hold): one at a time."""
+        self.deadline = at
+        self.deadline_kind = kind
+        self._deadlines.watch(self)
+
+    def _clear_deadline(self) -> None:
+        self.deadline = INF
+        self.deadline_kind = DeadlineKind.NONE
+        self._deadlines.unwatch(self)
+
+    def deadline_passed(self, now: float) -> None:
+        """The sweep found the current wait over: act on its kind."""
+        kind = self.deadline_kind
+        self._clear_deadline()
+        action = on_deadline(kind, head_begun=False)
+        if action is DeadlineAction.CONNECT_TIMEOUT:
+            if self._connecting is not None and self._pending is not None:
+                self._timed_out = True  # give up on this machine (_connect_done decides)
+                self._pending = None
+                self._connecting.cancel()
+        elif action is DeadlineAction.REFUSE_QUEUED:
+            self._queue_timed_out()
+        elif action is DeadlineAction.CLOSE:
+            self._close_client()  # the end of a refused connection's hold
 
     def _connect_done(self, connecting: _Connecting) -> None:
         self._connecting = None
@@ -428,7 +278,7 @@ class TcpRelay(_Side):
             self._maybe_finish()  # connected (machine_made did the work); maybe over already
             return
         self._pending = None
-        self._deadlines.unwatch(self)
+        self._clear_deadline()
         lease = self._tries.lease
         assert lease is not None
         upstream = lease.upstream
@@ -455,7 +305,7 @@ class TcpRelay(_Side):
             transport.close()  # a connect we gave up on (timeout, client gone) completed
             return
         self._pending = None
-        self._deadlines.unwatch(self)
+        self._clear_deadline()
         lease = self._tries.lease
         assert lease is not None and self.transport is not None and self._client is not None
         upstream = lease.upstream
@@ -478,8 +328,8 @@ class TcpRelay(_Side):
         assert self.transport is not None
         one_way = (up.client_delay + up.upstream_delay) / 2
         if one_way > 0:
-            self.line = _DelayLine(self._loop, one_way, self, machine)
-            machine.line = _DelayLine(self._loop, one_way, machine, self)
+            self.line = _line(self._loop, one_way, self, machine)
+            machine.line = _line(self._loop, one_way, machine, self)
             self.forward = self.line.push
             machine.forward = machine.line.push
         else:
@@ -504,7 +354,7 @@ class TcpRelay(_Side):
             side.close()
             peer.close()
         elif side.line is not None:
-            side.line.push_eof()
+            side.line.mark(peer.send_eof)
         else:
             peer.send_eof()
         return True  # keep the transport open: the other direction may still be sending
@@ -555,9 +405,9 @@ def make_tcp_protocol_factory(
     With ``accept_proxy_proto`` each connection must start with a PROXY header, and the
     address in it is the client the router sees (``ClientInfo.proxied``).
     """
-    deadlines = ConnectDeadlines(loop)
+    deadlines = sweep_for(loop)
     if accept_proxy_proto:
         return accept_proxy_header(
-            lambda client: TcpRelay(router, loop, tracker, client, deadlines)
+            lambda client: TcpRelay(router, loop, tracker, client, deadlines), sweep=deadlines
         )
     return lambda: TcpRelay(router, loop, tracker, None, deadlines)

@@ -6,7 +6,15 @@ socket and the relay's protocol: data to the machine (``upstream``) goes through
 ``ToxicTransport``, data from it (``downstream``) through the protocol; each direction
 has a pipeline that delays (latency +- jitter), paces (bandwidth), swallows (timeout),
 resets (reset_peer), holds the close (slow_close) or cuts (limit_data). ``down`` fails
-the connect as refused. Order is kept: a chunk never overtakes an earlier one.
+the connect as refused.
+
+The toxics only decide when each chunk may go; a ``DelayLine`` per direction
+(``edge.dataplane.delay_line``, the one simulated latency uses too) holds it until then,
+with one timer for the oldest chunk. Order is kept: a chunk never overtakes an earlier
+one, and the half-close and close of a direction go after its chunks (plus slow_close).
+A line holding more than ``BUFFER_LIMIT`` bytes holds its source back until it is down
+to half: reading from the machine pauses (downstream), or the relay is told to stop
+writing (upstream), as a full socket buffer would.
 """
 
 from __future__ import annotations
@@ -14,11 +22,17 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from edge.core.faults import Fault
+from edge.dataplane.delay_line import BUFFER_LIMIT, DelayLine
 
 Deliver = Callable[[bytes], None]
+
+# Why the machine's socket is not read, or the relay is told not to write: bits.
+_BY_RELAY: Final = 1  # the relay paused reading (its client is slow)
+_BY_SOCKET: Final = 1  # the machine socket's write buffer is full
+_BY_LINE: Final = 2  # the direction's delay line holds BUFFER_LIMIT bytes
 
 
 async def open_machine_connection(
@@ -48,13 +62,19 @@ class Pipeline:
         loop: asyncio.AbstractEventLoop,
         deliver: Deliver,
         cut: Callable[[bool], None],
+        hold: Callable[[], object],
+        release: Callable[[], object],
     ) -> None:
         self.loop = loop
         self.deliver = deliver
         self.cut = cut  # cut(reset): close the connection (abort when reset)
         self.toxics = list(toxics)
         self.rng = random.Random()
-        self.ready_at = 0.0  # when the last scheduled chunk goes: keeps order
+        # hold()/release(): stop and restart the source of this direction.
+        self.line = DelayLine(
+            loop, self._deliver_if_open, limit=BUFFER_LIMIT, pause=hold, resume=release
+        )
+        self.ready_at = 0.0  # when the last chunk goes (the actions after it don't move it)
         self.sent = 0
         self.closed = False
         self._cut_timers: list[asyncio.Handle] = []
@@ -77,12 +97,12 @@ class Pipeline:
             at = self._apply(toxic, data, now, at)
             if at < 0:
                 return  # swallowed
-        data = self._limit(data)
         self.ready_at = at
-        if at <= now:
-            self.deliver(data)
-        else:
-            self.loop.call_at(at, self._deliver_if_open, data)
+        self.line.push_at(self._limit(data), at)
+
+    def after_chunks(self, action: Callable[[], None]) -> None:
+        """Run ``action`` after the chunks already queued, and slow_close's delay after them."""
+        self.line.mark_at(action, max(self.loop.time(), self.ready_at) + self.close_delay())
 
     def _apply(self, toxic: Fault, data: bytes, now: float, at: float) -> float:
         kind = toxic.kind
@@ -113,6 +133,8 @@ class Pipeline:
         return max((t.delay for t in self.toxics if t.kind == "slow_close"), default=0.0)
 
     def stop(self) -> None:
+        # Chunks still queued are dropped as they come due; the actions queued after
+        # them (a close, the report of a lost connection) still run.
         self.closed = True
         for timer in self._cut_timers:
             timer.cancel()
@@ -134,13 +156,13 @@ class ToxicTransport(asyncio.Transport):
             self.write(data)
 
     def write_eof(self) -> None:
-        self._owner.later(self._owner.upstream, self._transport.write_eof)
+        self._owner.upstream.after_chunks(self._transport.write_eof)
 
     def can_write_eof(self) -> bool:
         return self._transport.can_write_eof()
 
     def close(self) -> None:
-        self._owner.later(self._owner.upstream, self._transport.close)
+        self._owner.upstream.after_chunks(self._transport.close)
 
     def abort(self) -> None:
         self._owner.stop()
@@ -150,10 +172,10 @@ class ToxicTransport(asyncio.Transport):
         return self._transport.is_closing()
 
     def pause_reading(self) -> None:
-        self._transport.pause_reading()
+        self._owner.hold_reading(_BY_RELAY)
 
     def resume_reading(self) -> None:
-        self._transport.resume_reading()
+        self._owner.release_reading(_BY_RELAY)
 
     def is_reading(self) -> bool:
         return self._transport.is_reading()
@@ -179,8 +201,19 @@ class ToxicProtocol(asyncio.Protocol):
         ups = [t for t in toxics if t.stream == "upstream"]
         downs = [t for t in toxics if t.stream == "downstream"]
         self.real: asyncio.Transport | None = None
-        self.upstream = Pipeline(ups, loop, self._to_machine, self._cut)
-        self.downstream = Pipeline(downs, loop, inner.data_received, self._cut)
+        self._read_holds = 0  # _BY_RELAY | _BY_LINE: the machine's socket is not read
+        self._write_holds = 0  # _BY_SOCKET | _BY_LINE: the relay was told to stop writing
+        self.upstream = Pipeline(
+            ups, loop, self._to_machine, self._cut, self._upstream_full, self._upstream_drained
+        )
+        self.downstream = Pipeline(
+            downs,
+            loop,
+            inner.data_received,
+            self._cut,
+            self._downstream_full,
+            self._downstream_drained,
+        )
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.real = cast(asyncio.Transport, transport)  # uvloop's aren't subclasses
@@ -196,7 +229,7 @@ class ToxicProtocol(asyncio.Protocol):
         self.downstream.push(data)
 
     def eof_received(self) -> bool | None:
-        self.later(self.downstream, self._inner_eof)
+        self.downstream.after_chunks(self._inner_eof)
         return True
 
     def _inner_eof(self) -> None:
@@ -204,31 +237,55 @@ class ToxicProtocol(asyncio.Protocol):
             self.real.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        delay = self.downstream.close_delay() + max(
-            0.0, self.downstream.ready_at - self.loop.time()
-        )
-        if delay > 0:
-            self.loop.call_later(delay, self._lost, exc)
-        else:
-            self._lost(exc)
+        self.downstream.after_chunks(lambda: self._lost(exc))
 
     def _lost(self, exc: Exception | None) -> None:
         self.stop()
         self.inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
-        self.inner.pause_writing()
+        self._hold_writes(_BY_SOCKET)
 
     def resume_writing(self) -> None:
-        self.inner.resume_writing()
+        self._release_writes(_BY_SOCKET)
 
-    def later(self, pipeline: Pipeline, action: Callable[[], None]) -> None:
-        """Run ``action`` after the chunks already queued in ``pipeline`` (and slow_close)."""
-        wait = max(0.0, pipeline.ready_at - self.loop.time()) + pipeline.close_delay()
-        if wait > 0:
-            self.loop.call_later(wait, action)
-        else:
-            action()
+    # -- back-pressure, from the socket, the relay and the delay lines --------------------
+
+    def hold_reading(self, reason: int) -> None:
+        if not self._read_holds and self.real is not None:
+            self.real.pause_reading()
+        self._read_holds |= reason
+
+    def release_reading(self, reason: int) -> None:
+        if not self._read_holds & reason:
+            return
+        self._read_holds &= ~reason
+        if not self._read_holds and self.real is not None and not self.real.is_closing():
+            self.real.resume_reading()
+
+    def _hold_writes(self, reason: int) -> None:
+        if not self._write_holds:
+            self.inner.pause_writing()
+        self._write_holds |= reason
+
+    def _release_writes(self, reason: int) -> None:
+        if not self._write_holds & reason:
+            return
+        self._write_holds &= ~reason
+        if not self._write_holds:
+            self.inner.resume_writing()
+
+    def _downstream_full(self) -> None:
+        self.hold_reading(_BY_LINE)
+
+    def _downstream_drained(self) -> None:
+        self.release_reading(_BY_LINE)
+
+    def _upstream_full(self) -> None:
+        self._hold_writes(_BY_LINE)
+
+    def _upstream_drained(self) -> None:
+        self._release_writes(_BY_LINE)
 
     def _cut(self, reset: bool) -> None:
         if self.real is None or self.real.is_closing():

@@ -8,6 +8,11 @@ where a response ends from the head (RFC 9112 §6.3) and forwards body bytes unt
 Between requests it sits idle in the ``UpstreamPool`` (``upstream_pool``), still
 reading, so a connection the machine closes leaves the pool at once instead of failing
 the next request.
+
+Simulated latency (``begin``'s ``delay``) holds the first bytes of a response that long
+in a ``DelayLine`` (``edge.dataplane.delay_line``, the one the TCP relay and the toxics
+use); reading from the machine is paused while the line holds anything, what follows
+goes after it, and a connection lost meanwhile is reported after the bytes before it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import TYPE_CHECKING, Final, Protocol, cast
 
 import httptools
 
+from edge.dataplane.delay_line import DelayLine
 from edge.dataplane.http_framing import ChunkedFramer
 from edge.dataplane.http_head import ResponseHeadScan
 
@@ -89,9 +95,9 @@ class UpstreamConnection(asyncio.Protocol):
         self._keep_alive = False
         self._head_request = False
         self._started = False
-        self._delay = 0.0
-        self._stash: bytearray | None = None  # bytes held back by a simulated delay
-        self._lost_while_stashed = False
+        self._delay = 0.0  # of the response's first bytes (then 0: the rest follows them)
+        self._line: DelayLine | None = None  # made for the first delayed response
+        self._line_full = False  # the line holds bytes: reading is paused until they go
         self._paused_by_client = False
 
     # -- use by the client side ----------------------------------------------------
@@ -124,12 +130,12 @@ class UpstreamConnection(asyncio.Protocol):
     def pause_reading(self) -> None:
         """The client can't take more now (its transport is full)."""
         self._paused_by_client = True
-        if self.transport is not None and self._stash is None:
+        if self.transport is not None and not self._line_full:
             self.transport.pause_reading()
 
     def resume_reading(self) -> None:
         self._paused_by_client = False
-        if self.transport is not None and self._stash is None and not self.closed:
+        if self.transport is not None and not self._line_full and not self.closed:
             self.transport.resume_reading()
 
     # -- asyncio.Protocol --------------------------------------------------------------
@@ -144,7 +150,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()  # bytes nobody asked for: the connection can't be trusted
             return
         self._started = True
-        if self._delay > 0 or self._stash is not None:
+        if self._delay > 0 or (self._line is not None and self._line.busy):
             self._hold(data)
         elif self._mode == _HEAD and not self._partial:
             pos = self._response(self._sink, data, 0)  # the usual start: a response head
@@ -159,8 +165,8 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.write = _discard
-        if self._stash is not None:
-            self._lost_while_stashed = True
+        if self._line is not None and self._line.busy:
+            self._line.mark(self._ended, 0.0)  # after the bytes that came before
             return
         self._ended()
 
@@ -175,22 +181,31 @@ class UpstreamConnection(asyncio.Protocol):
     # -- simulated latency -------------------------------------------------------------
 
     def _hold(self, data: bytes) -> None:
-        if self._stash is None:
-            self._stash = bytearray(data)
-            assert self.transport is not None
-            self.transport.pause_reading()
-            asyncio.get_running_loop().call_later(self._delay, self._release_stash)
-            self._delay = 0.0
-        else:
-            self._stash += data
+        line = self._line
+        if line is None:
+            # limit=0: reading stays paused while the line holds anything.
+            line = self._line = DelayLine(
+                asyncio.get_running_loop(),
+                self._delayed,
+                limit=0,
+                pause=self._line_holds,
+                resume=self._line_drained,
+            )
+        line.push(data, self._delay)
+        self._delay = 0.0
 
-    def _release_stash(self) -> None:
-        stash, self._stash = self._stash, None
-        if stash is not None and self._sink is not None:
-            self._consume(bytes(stash))
-        if self._lost_while_stashed:
-            self._ended()
-        elif self.transport is not None and not self.closed and not self._paused_by_client:
+    def _delayed(self, data: bytes) -> None:
+        if self._sink is not None:
+            self._consume(data)
+
+    def _line_holds(self) -> None:
+        self._line_full = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def _line_drained(self) -> None:
+        self._line_full = False
+        if self.transport is not None and not self.closed and not self._paused_by_client:
             self.transport.resume_reading()
 
     # -- response framing -----------------------------------------------------------

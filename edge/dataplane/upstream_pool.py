@@ -4,6 +4,10 @@ Idle ``UpstreamConnection``s (``upstream_conn``) wait here between requests, mos
 recently used first, until ``idle_timeout``; new ones are opened on demand (through the
 toxics of ``edge.dataplane.toxics`` when faults act on the machine; such connections are
 never pooled).
+
+Neither takes a timer of its own: a connect in progress is a ``PendingConnect`` whose
+deadline (kind ``CONNECT``) the loop's one ``DeadlineSweep`` watches, and the pool itself
+is watched while it holds idle connections, its deadline being when the oldest expires.
 """
 
 from __future__ import annotations
@@ -13,26 +17,65 @@ from collections import deque
 from collections.abc import Sequence
 
 from edge.core.faults import Fault
+from edge.core.relay_decisions import DeadlineKind
 from edge.dataplane.contract import connect_failure
+from edge.dataplane.deadlines import INF, DeadlineSweep, sweep_for
 from edge.dataplane.toxics import open_machine_connection
 from edge.dataplane.upstream_conn import ConnectDone, UpstreamConnection
 
-__all__ = ["UpstreamConnection", "UpstreamPool"]
+__all__ = ["PendingConnect", "UpstreamConnection", "UpstreamPool"]
+
+
+class PendingConnect:
+    """One connect in progress, given up (its task cancelled) when its deadline passes."""
+
+    __slots__ = ("conn", "deadline", "deadline_kind", "done", "opening", "pool", "timed_out")
+
+    def __init__(
+        self,
+        pool: UpstreamPool,
+        conn: UpstreamConnection,
+        opening: asyncio.Future[None],
+        deadline: float,
+        done: ConnectDone,
+    ) -> None:
+        self.pool = pool
+        self.conn = conn
+        self.opening = opening
+        self.deadline = deadline
+        self.deadline_kind = DeadlineKind.CONNECT
+        self.done = done
+        self.timed_out = False
+
+    def deadline_passed(self, now: float) -> None:
+        if not self.opening.done():
+            self.timed_out = True
+            self.opening.cancel()
+
+    def finished(self, opening: asyncio.Future[None]) -> None:
+        self.pool.opening_finished(self)
 
 
 class UpstreamPool:
     """Idle keep-alive connections per (host, port), most recently used first."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, idle_timeout: float, max_idle_per_host: int = 256
+        self,
+        loop: asyncio.AbstractEventLoop,
+        idle_timeout: float,
+        max_idle_per_host: int = 256,
+        sweep: DeadlineSweep | None = None,
     ) -> None:
         self._loop = loop
+        self._sweep = sweep if sweep is not None else sweep_for(loop)
         self.idle_timeout = idle_timeout
         self._max_idle = max_idle_per_host
         self._idle: dict[tuple[str, int], deque[UpstreamConnection]] = {}
-        self._connecting: set[asyncio.Future[None]] = set()
-        self._sweeper: asyncio.TimerHandle | None = None
+        self._connecting: set[PendingConnect] = set()
         self.opened = 0  # connections ever opened (tests and metrics)
+        # The pool's own deadline (the sweep's): when the oldest idle connection expires.
+        self.deadline = INF
+        self.deadline_kind = DeadlineKind.IDLE
 
     def idle_count(self) -> int:
         return sum(len(idle) for idle in self._idle.values())
@@ -53,10 +96,11 @@ class UpstreamPool:
         if conn.closed or not conn.shareable or len(idle) >= self._max_idle:
             conn.close()
             return
-        conn.idle_since = self._loop.time()
+        conn.idle_since = self._sweep.clock()
         idle.append(conn)
-        if self._sweeper is None:
-            self._arm_sweeper()
+        if self.deadline == INF:
+            self.deadline = conn.idle_since + self.idle_timeout
+            self._sweep.watch(self)
 
     def forget(self, conn: UpstreamConnection) -> None:
         """The machine closed an idle connection."""
@@ -81,50 +125,47 @@ class UpstreamPool:
         conn.shareable = not faults
         # create_connection is a coroutine: this future per new connection is the pool's
         # only task, referenced in _connecting until it is done.
-        opening = asyncio.ensure_future(self._open(conn, timeout, faults), loop=self._loop)
-        self._connecting.add(opening)
-        opening.add_done_callback(lambda fut: self._opened(fut, conn, done))
+        opening = asyncio.ensure_future(
+            open_machine_connection(self._loop, conn, host, port, faults), loop=self._loop
+        )
+        pending = PendingConnect(self, conn, opening, self._sweep.clock() + timeout, done)
+        self._connecting.add(pending)
+        self._sweep.watch(pending)
+        opening.add_done_callback(pending.finished)
 
-    async def _open(
-        self, conn: UpstreamConnection, timeout: float, faults: Sequence[Fault]
-    ) -> None:
-        async with asyncio.timeout(timeout):
-            await open_machine_connection(self._loop, conn, *conn.key, faults)
-
-    def _opened(
-        self, opening: asyncio.Future[None], conn: UpstreamConnection, done: ConnectDone
-    ) -> None:
-        self._connecting.discard(opening)
+    def opening_finished(self, pending: PendingConnect) -> None:
+        self._connecting.discard(pending)
+        self._sweep.unwatch(pending)
+        opening = pending.opening
         if opening.cancelled():
-            done(None, "cancelled")
+            pending.done(None, "timeout" if pending.timed_out else "cancelled")
             return
         exc = opening.exception()
         if exc is not None:
-            done(None, connect_failure(exc))
+            pending.done(None, connect_failure(exc))
             return
         self.opened += 1
-        done(conn, "")
+        pending.done(pending.conn, "")
 
     def close(self) -> None:
         """Close every idle connection and abandon the connects in progress."""
-        for opening in list(self._connecting):
-            opening.cancel()
+        for pending in list(self._connecting):
+            pending.opening.cancel()
         for idle in self._idle.values():
             while idle:
                 idle.pop().close()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
+        self.deadline = INF
+        self._sweep.unwatch(self)
 
-    def _arm_sweeper(self) -> None:
-        tick = min(max(self.idle_timeout / 4, 0.05), 1.0)
-        self._sweeper = self._loop.call_later(tick, self._sweep)
-
-    def _sweep(self) -> None:
-        self._sweeper = None
-        oldest_allowed = self._loop.time() - self.idle_timeout
+    def deadline_passed(self, now: float) -> None:
+        """The oldest idle connection expired: close every expired one, look again later."""
+        oldest_allowed = now - self.idle_timeout
+        next_expiry = INF
         for idle in self._idle.values():
             while idle and (idle[0].idle_since <= oldest_allowed or idle[0].closed):
                 idle.popleft().close()
-        if any(self._idle.values()):
-            self._arm_sweeper()
+            if idle:
+                next_expiry = min(next_expiry, idle[0].idle_since + self.idle_timeout)
+        self.deadline = next_expiry
+        if next_expiry == INF:
+            self._sweep.unwatch(self)

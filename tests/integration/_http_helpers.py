@@ -252,13 +252,13 @@ class Relay:
 
 @contextlib.asynccontextmanager
 async def running_relay(
-    router: StaticRouter, settings: Settings | None = None, tick: float = 0.05
+    router: StaticRouter, settings: Settings | None = None
 ) -> AsyncIterator[Relay]:
     """The HTTP relay on 127.0.0.1:0; everything it opened is closed on exit."""
     loop = asyncio.get_running_loop()
     settings = settings or Settings()
     pool = UpstreamPool(loop, settings.upstream_idle_timeout)
-    tracker = HttpConnectionTracker(loop, tick=tick)
+    tracker = HttpConnectionTracker(loop)
     factory = make_http_protocol_factory(router, settings, pool, loop, tracker=tracker)
     server = await loop.create_server(factory, LOCALHOST, 0)
     port = server.sockets[0].getsockname()[1]

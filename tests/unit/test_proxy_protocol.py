@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from edge.core.clock import FakeClock
 from edge.dataplane.contract import ClientInfo
+from edge.dataplane.deadlines import DeadlineSweep
 from edge.dataplane.proxy_protocol import (
     NEED_MORE,
     V2_SIGNATURE,
@@ -220,10 +222,30 @@ async def test_gate_aborts_on_garbage_and_on_timeout() -> None:
     assert transport.aborted and made == []
     gate.connection_lost(None)
 
-    slow = ProxyHeaderGate(Inner, timeout=0.05)
+    clock = FakeClock()
+    sweep = DeadlineSweep(asyncio.get_running_loop(), clock)
+    slow = ProxyHeaderGate(Inner, timeout=0.05, sweep=sweep)
     transport = FakeTransport()
     slow.connection_made(transport)  # type: ignore[arg-type]
     slow.data_received(b"PROXY TCP4 ")
-    await asyncio.sleep(0.15)
-    assert transport.aborted
+    clock.advance(0.04)
+    sweep.sweep()
+    assert not transport.aborted
+    clock.advance(0.01)  # the header's deadline, on the loop's sweep
+    sweep.sweep()
+    assert transport.aborted and len(sweep) == 0
     slow.connection_lost(None)
+
+
+async def test_gate_leaves_the_sweep_once_the_header_is_read() -> None:
+    clock = FakeClock()
+    sweep = DeadlineSweep(asyncio.get_running_loop(), clock)
+    gate = ProxyHeaderGate(collecting([]), timeout=0.05, sweep=sweep)
+    transport = FakeTransport()
+    gate.connection_made(transport)  # type: ignore[arg-type]
+    assert len(sweep) == 1
+    gate.data_received(build_v2(V6))
+    assert len(sweep) == 0
+    clock.advance(1)
+    sweep.sweep()
+    assert not transport.aborted
