@@ -16,4 +16,11 @@ Architecture (see docs/ARCHITECTURE.md for the path of a connection):
 - ``edge.cli``: ``edge`` (daemon and local commands) and ``edgectl`` (API client).
 """
 
+from edge.build import extensions_disabled, install_source_only_finder
+
 __version__ = "0.1.0"
+
+# EDGE_NO_EXTENSIONS=1: every edge module loads from its .py, even where a compiled
+# extension sits beside it (see edge/build.py and docs/PERFORMANCE.md).
+if extensions_disabled():
+    install_source_only_finder()

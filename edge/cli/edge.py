@@ -32,9 +32,34 @@ def default_config(catalogue: RegionCatalogue) -> EdgeConfig:
     return parse_config({"edge": {"pops": pops, "local_region": local}}, catalogue, "defaults")
 
 
+class ShowVersion(argparse.Action):
+    """``--version``: the version, then what runs: the compiled hot path or pure Python."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(
+            option_strings,
+            dest=argparse.SUPPRESS,
+            default=argparse.SUPPRESS,
+            nargs=0,
+            help="show the version and whether the hot path is compiled (mypyc), then exit",
+        )
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        from edge.build import describe
+
+        print(f"edge {__version__}\nhot path: {describe()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"edge {__version__}")
+    parser.add_argument("--version", action=ShowVersion)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the edge daemon")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeAlias
 
 from edge.core.error_codes import ErrorCode
 from edge.core.faults import Fault
@@ -19,6 +19,9 @@ from edge.core.replay import ReplayRoute
 from edge.core.replay_cache import SessionCacheSpec
 
 ProxyProtoVersion = Literal["v1", "v2"]
+# A named alias, not a bare ``object`` annotation: mypyc resolves a compiled dataclass's
+# field types through the module globals, where the builtin ``object`` is not found.
+Ticket: TypeAlias = object
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +99,7 @@ class Upstream:
     region: str
     app: str
     reason: str  # the routing rule that chose it: nearest, prefer_region, retry, ...
-    ticket: object  # opaque to the data plane: handed back in every report
+    ticket: Ticket  # opaque to the data plane: handed back in every report
     send_proxy_proto: ProxyProtoVersion | None = None
     client_delay: float = 0.0  # simulated client <-> PoP round trip, seconds
     upstream_delay: float = 0.0  # simulated PoP <-> machine round trip, seconds

@@ -136,8 +136,12 @@ class DelayLine:
         if isinstance(item, bytes):
             self.queued_bytes += len(item)
         queue.append((due, item))
-        if self._timer is None:  # (pushed from a delivery, the oldest may be another)
-            self._timer = self._loop.call_at(queue[0][0], self._release)
+        self._arm()  # (pushed from a delivery, the oldest may be another)
+
+    def _arm(self) -> None:
+        """One timer, for the oldest item, unless one is set already."""
+        if self._queue and self._timer is None:
+            self._timer = self._loop.call_at(self._queue[0][0], self._release)
 
     def _limit_reached(self) -> bool:
         return self._limit is not None and self.queued_bytes > self._limit
@@ -160,5 +164,6 @@ class DelayLine:
         if self._paused and (self._limit is None or self.queued_bytes <= self._limit // 2):
             self._paused = False
             self._resume()
-        if queue and self._timer is None:
-            self._timer = self._loop.call_at(queue[0][0], self._release)
+        # A call, not ``self._timer is None`` here: a delivery may have armed the timer,
+        # and compiled (mypyc) code would trust the narrowing to None above instead.
+        self._arm()

@@ -145,7 +145,7 @@ class ToxicTransport(asyncio.Transport):
 
     def __init__(self, real: asyncio.Transport, owner: ToxicProtocol) -> None:
         super().__init__()
-        self._real = real
+        self._transport = real
         self._owner = owner
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -156,20 +156,20 @@ class ToxicTransport(asyncio.Transport):
             self.write(data)
 
     def write_eof(self) -> None:
-        self._owner.upstream.after_chunks(self._real.write_eof)
+        self._owner.upstream.after_chunks(self._transport.write_eof)
 
     def can_write_eof(self) -> bool:
-        return self._real.can_write_eof()
+        return self._transport.can_write_eof()
 
     def close(self) -> None:
-        self._owner.upstream.after_chunks(self._real.close)
+        self._owner.upstream.after_chunks(self._transport.close)
 
     def abort(self) -> None:
         self._owner.stop()
-        self._real.abort()
+        self._transport.abort()
 
     def is_closing(self) -> bool:
-        return self._real.is_closing()
+        return self._transport.is_closing()
 
     def pause_reading(self) -> None:
         self._owner.hold_reading(_BY_RELAY)
@@ -178,16 +178,16 @@ class ToxicTransport(asyncio.Transport):
         self._owner.release_reading(_BY_RELAY)
 
     def is_reading(self) -> bool:
-        return self._real.is_reading()
+        return self._transport.is_reading()
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._real.get_extra_info(name, default)
+        return self._transport.get_extra_info(name, default)
 
     def get_write_buffer_size(self) -> int:
-        return self._real.get_write_buffer_size()
+        return self._transport.get_write_buffer_size()
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        self._real.set_write_buffer_limits(high, low)
+        self._transport.set_write_buffer_limits(high, low)
 
 
 class ToxicProtocol(asyncio.Protocol):

@@ -16,6 +16,8 @@ import asyncio
 from collections import deque
 from collections.abc import Sequence
 
+from mypy_extensions import mypyc_attr
+
 from edge.core.faults import Fault
 from edge.core.relay_decisions import DeadlineKind
 from edge.dataplane.contract import connect_failure
@@ -56,6 +58,8 @@ class PendingConnect:
         self.pool.opening_finished(self)
 
 
+# Compiled (mypyc): the playbook tests subclass the pool (tests/playbook.py ScriptedPool).
+@mypyc_attr(allow_interpreted_subclasses=True)
 class UpstreamPool:
     """Idle keep-alive connections per (host, port), most recently used first."""
 

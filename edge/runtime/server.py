@@ -23,6 +23,7 @@ from aiohttp import web
 from edge.api.app import build_api
 from edge.api.app_context import ApiContext, ListenerReport
 from edge.api.auth import TokenCheck
+from edge.build import describe as describe_build
 from edge.cluster.metrics_merge import merged_scrape
 from edge.cluster.node import ClusterLink, NodeIdentity
 from edge.cluster.tables import PgSharedTables, SharedTables, SqliteSharedTables
@@ -144,6 +145,7 @@ class EdgeDaemon:
             "edge started",
             extra={"api": self.options.api_listen, "state_dir": str(self.options.state_dir)},
         )
+        LOG.info("hot path: %s", describe_build())  # compiled (mypyc) or pure Python
         LOG.info(
             "dashboard at %s (sign in with `edgectl ui`, or the token in %s)",
             dashboard_url(self.options.api_listen),

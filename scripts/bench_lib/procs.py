@@ -32,7 +32,10 @@ class Processes:
         self.workdir = workdir
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
-    def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start ``argv`` as ``name``; ``env``: its whole environment (default: ours)."""
         log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - owned by the child
         proc = subprocess.Popen(
             argv,
@@ -42,6 +45,7 @@ class Processes:
             start_new_session=True,
             preexec_fn=raise_nofile,  # noqa: PLW1509 - no threads here
             cwd=self.workdir,
+            env=env,
         )
         log.close()
         self.procs[name] = proc

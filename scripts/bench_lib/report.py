@@ -70,6 +70,51 @@ def _ratios(runs: list[Any]) -> list[Ratio]:
     return out
 
 
+def _compiled_vs_pure(runs: list[Any]) -> list[dict[str, Any]]:
+    """The edge compiled (mypyc) against itself as pure Python, for each mode and load."""
+    rows = []
+    for what, mode, load in (
+        ("raw TCP keep-alive", "tcp", "keep-alive"),
+        ("raw TCP new connections", "tcp", "close"),
+        ("http keep-alive", "http", "keep-alive"),
+        ("http new connection per request", "http", "close"),
+    ):
+        compiled, pure = _find(runs, f"edge-{mode}", load), _find(runs, f"edge-{mode}-pure", load)
+        if compiled is None or pure is None:
+            continue
+        cpu_c, cpu_p = compiled.proxy_cpu_us_per_req, pure.proxy_cpu_us_per_req
+        rows.append(
+            {
+                "what": what,
+                "compiled_cpu_us_per_req": cpu_c,
+                "pure_cpu_us_per_req": cpu_p,
+                "cpu_ratio": cpu_c / cpu_p if cpu_c and cpu_p else None,
+                "rps_ratio": compiled.rps / pure.rps if pure.rps else None,
+            }
+        )
+    return rows
+
+
+def _compiled_vs_pure_lines(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    lines = [
+        "",
+        f"{'edge compiled vs pure Python':36} {'CPU/req compiled':>16} {'pure':>8}"
+        f" {'CPU ratio':>9} {'req/s ratio':>11}",
+    ]
+    for row in rows:
+        cpu_c, cpu_p = row["compiled_cpu_us_per_req"], row["pure_cpu_us_per_req"]
+        cpu_ratio, rps_ratio = row["cpu_ratio"], row["rps_ratio"]
+        lines.append(
+            f"{row['what']:36} {'n/a' if cpu_c is None else f'{cpu_c:.1f}us':>16}"
+            f" {'n/a' if cpu_p is None else f'{cpu_p:.1f}us':>8}"
+            f" {'n/a' if cpu_ratio is None else f'{cpu_ratio:.3f}x':>9}"
+            f" {'n/a' if rps_ratio is None else f'{rps_ratio:.3f}x':>11}"
+        )
+    return lines
+
+
 def render(environment: dict[str, Any], runs: list[Any], memory: dict[str, Any]) -> dict[str, Any]:
     lines = ["", "== edge vs HAProxy, same backend, wrk -t1 (all on 127.0.0.1)"]
     lines += [f"   {key}: {value}" for key, value in environment.items()]
@@ -101,7 +146,10 @@ def render(environment: dict[str, Any], runs: list[Any], memory: dict[str, Any])
         f" {memory['fds_after_close']} (back to baseline: {fds},"
         f" {memory['seconds_to_release']} s)"
     )
+    versus_pure = _compiled_vs_pure(runs)
+    lines += _compiled_vs_pure_lines(versus_pure)
     data = {
+        "compiled_vs_pure": versus_pure,
         "ratios": [
             {"what": what, "ratio": ratio, "goal": goal, "met": met, "cpu_ratio": cpu}
             for what, ratio, goal, met, cpu in ratios

@@ -49,6 +49,19 @@ def test_bench_quick_prints_the_table(tmp_path: Path) -> None:
     targets = {(run["target"], run["load"]) for run in data["runs"] if run["rps"] > 0}
     for target in ("direct", "haproxy-tcp", "edge-tcp", "haproxy-http", "edge-http"):
         assert {(target, "keep-alive"), (target, "close")} <= targets
+    # The edge compiled and as pure Python (EDGE_NO_EXTENSIONS=1), side by side.
+    for target in ("edge-tcp-pure", "edge-http-pure"):
+        assert {(target, "keep-alive"), (target, "close")} <= targets
+    assert "edge compiled vs pure Python" in done.stdout
+    assert "edge hot path: " in done.stdout
+    versus = {row["what"]: row for row in data["compiled_vs_pure"]}
+    assert set(versus) == {
+        "raw TCP keep-alive",
+        "raw TCP new connections",
+        "http keep-alive",
+        "http new connection per request",
+    }
+    assert all(row["pure_cpu_us_per_req"] for row in versus.values())
     memory = data["memory"]
     assert memory["proxied"] == memory["connections"] == 200
     assert memory["fds_back_to_baseline"]

@@ -44,7 +44,9 @@ def command(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 def test_both_commands_print_their_version() -> None:
     from edge import __version__
 
-    assert command("edge", "--version").stdout.strip() == f"edge {__version__}"
+    version, hot_path = command("edge", "--version").stdout.strip().splitlines()
+    assert version == f"edge {__version__}"
+    assert hot_path.startswith(("hot path: compiled: ", "hot path: pure Python ("))
     assert command("edge.cli.edgectl", "--version").stdout.strip() == f"edgectl {__version__}"
 
 
