@@ -54,13 +54,16 @@ def why_not_compiled() -> str | None:
     return None
 
 
-def remove_stale_extensions() -> None:
-    """In an in-place (editable) build that compiles nothing, delete the extensions an
-    earlier one left beside the sources: they would run instead of the new .py files."""
+def remove_stale_extensions(keep: frozenset[str] = frozenset()) -> None:
+    """In an in-place (editable) build, delete the extensions an earlier build left beside
+    the sources for modules not compiled now (``keep``: those that are, and their shared
+    library): they would run instead of the .py files."""
     if not any(arg in sys.argv for arg in ("editable_wheel", "develop", "--inplace")):
         return
     for so in (ROOT / "edge").rglob("*.so"):
-        so.unlink()
+        parts = so.relative_to(ROOT).with_suffix("").with_suffix("").parts
+        if ".".join(parts) not in keep:
+            so.unlink()
 
 
 class OptionalBuildExt(build_ext):
@@ -103,6 +106,7 @@ def extensions() -> list[object]:
         return []
     finally:
         os.unlink(config.name)
+    remove_stale_extensions(frozenset([*listed_modules(), f"{SHARED_LIB}__mypyc"]))
     note(f"compiling {len(paths)} hot-path modules with mypyc")
     return list(modules)
 

@@ -62,7 +62,7 @@ for _phase, _next in TRANSITIONS.items():
     _phase.next_bits = sum(following.bit for following in _next)
 
 
-class IllegalTransition(RuntimeError):
+class IllegalTransition(Exception):
     """A relay tried a move the table does not allow (a bug, never the client's doing)."""
 
 
